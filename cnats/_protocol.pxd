@@ -1,0 +1,57 @@
+# Declarations of the compiled protocol core (cnats/_protocol.pyx). The Python-level interface is described in
+# _protocol.pyi and mirrored by the pure-Python twin cnats/_protocol_py.py.
+from cpython.object cimport newfunc
+
+
+cdef class MsgBase:
+    cdef readonly object subject
+    cdef readonly object data
+    cdef readonly object reply
+    cdef readonly object headers
+    cdef readonly long long sid
+    cdef public object _client
+
+
+cdef class WriteBuffer:
+    cdef bytearray _buf
+    cdef Py_ssize_t _len
+    cdef public Py_ssize_t max_payload
+    cdef public Py_ssize_t limit
+    cdef readonly long long out_msgs
+    cdef readonly long long out_bytes
+
+    cdef int _reserve(self, Py_ssize_t extra) except -1
+    cdef void _put(self, const char* data, Py_ssize_t n) noexcept
+    cdef void _put_int(self, long long value) noexcept
+    cdef Py_ssize_t _headers_size(self, object headers) except -1
+    cdef void _put_headers(self, object headers) noexcept
+
+
+cdef class Parser:
+    cdef object _handler
+    cdef object _msg_class
+    cdef newfunc _msg_new
+    cdef object _client
+    cdef public dict subs
+    cdef public Py_ssize_t max_payload
+    cdef readonly Py_ssize_t max_control_line
+    cdef readonly long long in_msgs
+    cdef readonly long long in_bytes
+    cdef bytearray _buf
+    cdef Py_ssize_t _start
+    cdef Py_ssize_t _end
+    cdef long long _offset
+    cdef object _failed
+    cdef Py_ssize_t _need
+    cdef object _p_subject
+    cdef object _p_reply
+    cdef long long _p_sid
+    cdef Py_ssize_t _p_hdr
+
+    cdef int _parse(self) except -1
+    cdef int _control_line(self, char* buf, Py_ssize_t start, Py_ssize_t stop) except -1
+    cdef int _msg_line(self, char* buf, Py_ssize_t start, Py_ssize_t args_at, Py_ssize_t stop,
+                       bint with_headers) except -1
+    cdef long long _number(self, char* p, Py_ssize_t n, Py_ssize_t at, str what) except -1
+    cdef int _deliver(self, char* buf, Py_ssize_t start) except -1
+    cdef object _fail(self, Py_ssize_t at, str what)

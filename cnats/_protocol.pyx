@@ -1,0 +1,713 @@
+# cython: language_level=3
+"""The compiled protocol core: a zero-copy parser of the server's byte stream and an in-place frame encoder.
+
+Its twin, cnats/_protocol_py.py, has the same interface and behaviour in pure Python; tests/protocol runs every
+case against both, so a change here needs its counterpart there. Control lines are scanned in place (memchr for the
+line end, digits parsed in C, tokens as pointer ranges); the only per-message allocations are the strings for subject
+and reply, the payload ``bytes`` (the single copy of the data) and the message object.
+"""
+
+import json
+
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE
+from cpython.bytearray cimport PyByteArray_Resize
+from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.dict cimport PyDict_GetItem
+from cpython.list cimport PyList_Append
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+from libc.string cimport memchr, memcmp, memcpy, memmove
+
+from .errors import BadPayloadError, BadSubjectError, MaxPayloadExceededError, OutboundBufferLimitError
+from .errors import BadHeaderError, ProtocolError
+from .headers import Headers, parse_header_block
+
+cdef extern from "Python.h":
+    const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+DEFAULT_MAX_CONTROL_LINE = 64 * 1024
+FRAME_SLACK = 64 * 1024
+READ_SIZE = 64 * 1024
+INITIAL_READ_BUFFER = 256 * 1024
+SMALL_TAKE = 4096
+cdef enum:
+    C_FRAME_SLACK = 65536
+    C_READ_SIZE = 65536
+    C_INITIAL_READ_BUFFER = 262144
+    C_SMALL_TAKE = 4096
+    C_INITIAL_WRITE_BUFFER = 65536
+    MAX_TOKENS = 5
+
+cdef tuple EMPTY_TUPLE = ()
+cdef object json_loads = json.loads
+cdef object json_dumps = json.dumps
+cdef object HeadersType = Headers
+
+
+cdef inline bint is_ws(char c) noexcept:
+    return c == 32 or c == 9 or c == 13 or c == 10 or c == 11 or c == 12
+
+
+cdef class MsgBase:
+    """The fields of a message; ``cnats.msg.Msg`` subclasses it with the user-facing methods."""
+
+    def _init(self, subject, data, reply, headers, long long sid, client):
+        self.subject = subject
+        self.data = data
+        self.reply = reply
+        self.headers = headers
+        self.sid = sid
+        self._client = client
+
+
+# -- outbound ----------------------------------------------------------------------------------------------------
+
+cdef const char* subject_utf8(object subject, str what, Py_ssize_t* size) except NULL:
+    cdef const char* p
+    cdef Py_ssize_t i
+    if type(subject) is not str:
+        if not isinstance(subject, str):
+            raise BadSubjectError(f"{what} must be a str, not {type(subject).__name__}")
+    try:
+        p = PyUnicode_AsUTF8AndSize(subject, size)
+    except UnicodeEncodeError:
+        raise BadSubjectError(f"{what} is not valid UTF-8: {subject!r}") from None
+    if size[0] == 0:
+        raise BadSubjectError(f"{what} cannot be empty")
+    for i in range(size[0]):
+        if is_ws(p[i]):
+            raise BadSubjectError(f"{what} cannot contain whitespace: {subject!r}")
+    return p
+
+
+cdef class WriteBuffer:
+    """Encodes outbound protocol frames into one growing buffer that the connection hands to its transport."""
+
+    def __init__(self, *, Py_ssize_t max_payload=0, Py_ssize_t limit=0):
+        self._buf = PyByteArray_FromStringAndSize(NULL, C_INITIAL_WRITE_BUFFER)
+        self._len = 0
+        self.max_payload = max_payload
+        self.limit = limit
+
+    @property
+    def pending(self):
+        return self._len
+
+    def __len__(self):
+        return self._len
+
+    cdef int _reserve(self, Py_ssize_t extra) except -1:
+        cdef Py_ssize_t need = self._len + extra
+        cdef Py_ssize_t cap = PyByteArray_GET_SIZE(self._buf)
+        if need > cap:
+            cap = cap * 2
+            if cap < need:
+                cap = need
+            PyByteArray_Resize(self._buf, cap)
+        return 0
+
+    cdef void _put(self, const char* data, Py_ssize_t n) noexcept:
+        memcpy(PyByteArray_AS_STRING(self._buf) + self._len, data, n)
+        self._len += n
+
+    cdef void _put_int(self, long long value) noexcept:
+        cdef char digits[24]
+        cdef int i = 24
+        if value == 0:
+            self._put(b"0", 1)
+            return
+        if value < 0:
+            self._put(b"-", 1)
+            value = -value
+        while value > 0:
+            i -= 1
+            digits[i] = <char>(48 + value % 10)
+            value //= 10
+        self._put(&digits[i], 24 - i)
+
+    cdef Py_ssize_t _headers_size(self, object headers) except -1:
+        """Size of the encoded header block (0 when it would be empty), computed without encoding it."""
+        cdef dict hmap = headers._map
+        cdef long long code = headers._code
+        cdef str description = headers._description
+        cdef Py_ssize_t size, n, kn
+        cdef long long c
+        if code == 0 and not hmap:
+            return 0
+        size = 8 + 2 + 2  # "NATS/1.0" CRLF ... CRLF
+        if code:
+            size += 1
+            c = code
+            while c > 0:
+                size += 1
+                c //= 10
+        if description:
+            PyUnicode_AsUTF8AndSize(description, &n)
+            size += 1 + n
+        for key, values in hmap.items():
+            PyUnicode_AsUTF8AndSize(key, &kn)
+            for value in values:
+                PyUnicode_AsUTF8AndSize(value, &n)
+                size += kn + 2 + n + 2
+        return size
+
+    cdef void _put_headers(self, object headers) noexcept:
+        # Only called after _headers_size() succeeded on the same object, so the UTF-8 forms exist (cached).
+        cdef dict hmap = headers._map
+        cdef long long code = headers._code
+        cdef str description = headers._description
+        cdef const char* p
+        cdef Py_ssize_t n
+        self._put(b"NATS/1.0", 8)
+        if code:
+            self._put(b" ", 1)
+            self._put_int(code)
+        if description:
+            p = PyUnicode_AsUTF8AndSize(description, &n)
+            self._put(b" ", 1)
+            self._put(p, n)
+        self._put(b"\r\n", 2)
+        for key, values in hmap.items():
+            for value in values:
+                p = PyUnicode_AsUTF8AndSize(key, &n)
+                self._put(p, n)
+                self._put(b": ", 2)
+                p = PyUnicode_AsUTF8AndSize(value, &n)
+                self._put(p, n)
+                self._put(b"\r\n", 2)
+        self._put(b"\r\n", 2)
+
+    def publish(self, subject, payload=b"", reply=None, headers=None):
+        cdef Py_ssize_t subj_n, rep_n = 0, size, hlen = 0, total, frame
+        cdef const char* subj = subject_utf8(subject, "subject", &subj_n)
+        cdef const char* rep = NULL
+        cdef const char* data
+        cdef Py_buffer view
+        cdef bint have_view = False
+        if reply:
+            rep = subject_utf8(reply, "reply subject", &rep_n)
+        if type(payload) is bytes:
+            data = PyBytes_AS_STRING(payload)
+            size = PyBytes_GET_SIZE(payload)
+        elif isinstance(payload, str):
+            try:
+                data = PyUnicode_AsUTF8AndSize(payload, &size)
+            except UnicodeEncodeError:
+                raise BadPayloadError("payload str is not valid UTF-8") from None
+        elif isinstance(payload, (bytes, bytearray, memoryview)):
+            try:
+                PyObject_GetBuffer(payload, &view, PyBUF_C_CONTIGUOUS)
+            except BufferError:
+                raise BadPayloadError("payload memoryview must be C-contiguous") from None
+            have_view = True
+            data = <const char*>view.buf
+            size = view.len
+        else:
+            raise BadPayloadError(
+                f"payload must be bytes, bytearray, memoryview or str, not {type(payload).__name__}")
+        try:
+            if headers is not None:
+                hlen = self._headers_size(headers)
+            total = hlen + size
+            if self.max_payload and total > self.max_payload:
+                raise MaxPayloadExceededError(f"message size {total} exceeds max_payload {self.max_payload}")
+            # control line: verb, subject, reply, two numbers of at most 20 digits, spaces and CRLF
+            frame = 5 + subj_n + 1 + rep_n + 1 + 42 + total + 2
+            if self.limit and self._len + frame > self.limit:
+                frame = _frame_size(subj_n, rep_n, hlen, total)
+                if self._len + frame > self.limit:
+                    raise OutboundBufferLimitError(
+                        f"outbound buffer would exceed pending_bytes_limit ({self.limit} bytes); flush and retry")
+            self._reserve(frame)
+            if hlen:
+                self._put(b"HPUB ", 5)
+            else:
+                self._put(b"PUB ", 4)
+            self._put(subj, subj_n)
+            self._put(b" ", 1)
+            if rep_n:
+                self._put(rep, rep_n)
+                self._put(b" ", 1)
+            if hlen:
+                self._put_int(hlen)
+                self._put(b" ", 1)
+            self._put_int(total)
+            self._put(b"\r\n", 2)
+            if hlen:
+                self._put_headers(headers)
+            self._put(data, size)
+            self._put(b"\r\n", 2)
+        finally:
+            if have_view:
+                PyBuffer_Release(&view)
+        self.out_msgs += 1
+        self.out_bytes += total
+        return self._len
+
+    def subscribe(self, subject, long long sid, queue=None):
+        cdef Py_ssize_t subj_n, q_n = 0
+        cdef const char* subj = subject_utf8(subject, "subject", &subj_n)
+        cdef const char* q = NULL
+        if queue:
+            q = subject_utf8(queue, "queue group", &q_n)
+        self._reserve(4 + subj_n + 1 + q_n + 1 + 22)
+        self._put(b"SUB ", 4)
+        self._put(subj, subj_n)
+        self._put(b" ", 1)
+        if q_n:
+            self._put(q, q_n)
+            self._put(b" ", 1)
+        self._put_int(sid)
+        self._put(b"\r\n", 2)
+
+    def unsubscribe(self, long long sid, max=None):
+        self._reserve(6 + 44)
+        self._put(b"UNSUB ", 6)
+        self._put_int(sid)
+        if max:
+            self._put(b" ", 1)
+            self._put_int(max)
+        self._put(b"\r\n", 2)
+
+    def connect(self, dict options):
+        cdef bytes body = json_dumps(options, separators=(",", ":")).encode()
+        self._reserve(8 + PyBytes_GET_SIZE(body) + 2)
+        self._put(b"CONNECT ", 8)
+        self._put(PyBytes_AS_STRING(body), PyBytes_GET_SIZE(body))
+        self._put(b"\r\n", 2)
+
+    def ping(self):
+        self._reserve(6)
+        self._put(b"PING\r\n", 6)
+
+    def pong(self):
+        self._reserve(6)
+        self._put(b"PONG\r\n", 6)
+
+    def write_raw(self, data):
+        """Append already-encoded bytes (e.g. a buffer taken from another WriteBuffer)."""
+        cdef Py_buffer view
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            self._reserve(view.len)
+            self._put(<const char*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    def take(self):
+        """Everything buffered, emptying the buffer. Large buffers are handed over whole, not copied."""
+        cdef object out
+        if self._len <= C_SMALL_TAKE:
+            out = PyBytes_FromStringAndSize(PyByteArray_AS_STRING(self._buf), self._len)
+            self._len = 0
+            return out
+        out = self._buf
+        PyByteArray_Resize(out, self._len)
+        self._buf = PyByteArray_FromStringAndSize(NULL, C_INITIAL_WRITE_BUFFER)
+        self._len = 0
+        return out
+
+    def clear(self):
+        self._buf = PyByteArray_FromStringAndSize(NULL, C_INITIAL_WRITE_BUFFER)
+        self._len = 0
+
+
+cdef Py_ssize_t _digits(long long v) noexcept:
+    cdef Py_ssize_t n = 1
+    while v >= 10:
+        v //= 10
+        n += 1
+    return n
+
+
+cdef Py_ssize_t _frame_size(Py_ssize_t subj_n, Py_ssize_t rep_n, Py_ssize_t hlen, Py_ssize_t total) noexcept:
+    """Exact encoded size of a PUB/HPUB frame (the same figure the pure-Python core computes)."""
+    cdef Py_ssize_t n = subj_n + 1 + _digits(total) + 2 + total + 2
+    if rep_n:
+        n += rep_n + 1
+    if hlen:
+        n += 5 + _digits(hlen) + 1
+    else:
+        n += 4
+    return n
+
+
+# -- inbound -----------------------------------------------------------------------------------------------------
+
+cdef inline bint verb_is(const char* p, Py_ssize_t n, const char* verb, Py_ssize_t vn) noexcept:
+    cdef Py_ssize_t i
+    cdef char c
+    if n != vn:
+        return False
+    for i in range(n):
+        c = p[i]
+        if 97 <= c <= 122:
+            c -= 32
+        if c != verb[i]:
+            return False
+    return True
+
+
+cdef inline Py_ssize_t find_crlf(const char* p, Py_ssize_t start, Py_ssize_t end) noexcept:
+    """Index of the first CR LF pair in p[start:end], or -1."""
+    cdef const char* hit
+    while start < end - 1:
+        hit = <const char*>memchr(p + start, 13, end - 1 - start)
+        if hit == NULL:
+            return -1
+        start = hit - p
+        if p[start + 1] == 10:
+            return start
+        start += 1
+    return -1
+
+
+cdef inline void strip_sp_tab(const char* p, Py_ssize_t* a, Py_ssize_t* b) noexcept:
+    while a[0] < b[0] and (p[a[0]] == 32 or p[a[0]] == 9):
+        a[0] += 1
+    while b[0] > a[0] and (p[b[0] - 1] == 32 or p[b[0] - 1] == 9):
+        b[0] -= 1
+
+
+cdef object parse_headers_fast(const char* p, Py_ssize_t n):
+    """The header block as Headers, or None when it is not well formed (the pure-Python parser then names the
+    fault). Same grammar as cnats.headers.parse_header_block."""
+    cdef Py_ssize_t eol, a, b, colon, ka, kb, va, vb, pos, i
+    cdef long long code = 0
+    cdef dict hmap = {}
+    cdef str description = ""
+    cdef PyObject* existing
+    if n < 12 or memcmp(p, b"NATS/1.0", 8) != 0 or memcmp(p + n - 4, b"\r\n\r\n", 4) != 0:
+        return None
+    eol = find_crlf(p, 8, n)
+    a = 8
+    b = eol
+    if a < b and p[a] != 32 and p[a] != 9:
+        return None
+    strip_sp_tab(p, &a, &b)
+    if a < b:
+        i = a
+        while i < b and p[i] != 32 and p[i] != 9:
+            if not (48 <= p[i] <= 57):
+                return None
+            code = code * 10 + (p[i] - 48)
+            i += 1
+        if i - a > 3:
+            return None
+        a = i
+        strip_sp_tab(p, &a, &b)
+        if a < b:
+            try:
+                description = PyUnicode_DecodeUTF8(p + a, b - a, NULL)
+            except UnicodeDecodeError:
+                return None
+    pos = eol + 2
+    while pos < n - 2:
+        eol = find_crlf(p, pos, n)
+        if eol == pos:  # an empty line before the end of the block
+            return None
+        colon = pos
+        while colon < eol and p[colon] != 58:
+            colon += 1
+        if colon == eol:
+            return None
+        ka = pos
+        kb = colon
+        strip_sp_tab(p, &ka, &kb)
+        if ka == kb:
+            return None
+        va = colon + 1
+        vb = eol
+        strip_sp_tab(p, &va, &vb)
+        try:
+            key = PyUnicode_DecodeUTF8(p + ka, kb - ka, NULL)
+            value = PyUnicode_DecodeUTF8(p + va, vb - va, NULL)
+        except UnicodeDecodeError:
+            return None
+        existing = PyDict_GetItem(hmap, key)
+        if existing == NULL:
+            hmap[key] = [value]
+        else:
+            PyList_Append(<object>existing, value)
+        pos = eol + 2
+    h = HeadersType.__new__(HeadersType)
+    h._code = code
+    h._description = description
+    h._map = hmap
+    return h
+
+
+cdef class Parser:
+    """Parses the server's byte stream, fed through ``asyncio.BufferedProtocol``, into handler calls and messages.
+
+    Messages go to ``subs[sid](msg)``; a sid not in ``subs`` is dropped. Control lines go to the handler's
+    ``on_info(dict)``, ``on_ping()``, ``on_pong()``, ``on_ok()`` and ``on_err(str)``. Malformed input raises
+    ``ProtocolError``; the parser then stays failed until ``reset()``.
+    """
+
+    def __init__(self, handler, *, msg_class=MsgBase, client=None, Py_ssize_t max_payload=DEFAULT_MAX_PAYLOAD,
+                 Py_ssize_t max_control_line=DEFAULT_MAX_CONTROL_LINE):
+        if not (isinstance(msg_class, type) and issubclass(msg_class, MsgBase)):
+            raise TypeError("msg_class must be a subclass of MsgBase")
+        self._handler = handler
+        self._msg_class = msg_class
+        self._msg_new = (<PyTypeObject*>msg_class).tp_new
+        self._client = client
+        self.subs = {}
+        self.max_payload = max_payload
+        self.max_control_line = max_control_line
+        self.in_msgs = 0
+        self.in_bytes = 0
+        self.reset()
+
+    def reset(self):
+        """Forget buffered bytes and any failure: the next byte is the start of a new connection's stream."""
+        self._buf = PyByteArray_FromStringAndSize(NULL, C_INITIAL_READ_BUFFER)
+        self._start = 0
+        self._end = 0
+        self._offset = 0
+        self._failed = None
+        self._need = 0
+        self._p_subject = ""
+        self._p_reply = None
+        self._p_sid = 0
+        self._p_hdr = -1
+
+    @property
+    def position(self):
+        """Stream offset of the next unparsed byte."""
+        return self._offset + self._start
+
+    def get_buffer(self, Py_ssize_t sizehint=-1):
+        cdef Py_ssize_t pending = self._end - self._start
+        cdef Py_ssize_t want, cap, newcap
+        cdef bytearray new
+        if pending == 0:
+            self._start = 0
+            self._end = 0
+            if PyByteArray_GET_SIZE(self._buf) > 4 * C_INITIAL_READ_BUFFER:
+                self._buf = PyByteArray_FromStringAndSize(NULL, C_INITIAL_READ_BUFFER)
+        want = self._need - pending
+        if want < C_READ_SIZE:
+            want = C_READ_SIZE
+        cap = PyByteArray_GET_SIZE(self._buf)
+        if cap - self._end < want:
+            if cap - pending >= want and self._start > 0:
+                # Move the unparsed tail to the front; the buffer object keeps its size (no resize).
+                memmove(PyByteArray_AS_STRING(self._buf), PyByteArray_AS_STRING(self._buf) + self._start, pending)
+            else:
+                newcap = cap * 2
+                if newcap < pending + want:
+                    newcap = pending + want
+                new = PyByteArray_FromStringAndSize(NULL, newcap)
+                memcpy(PyByteArray_AS_STRING(new), PyByteArray_AS_STRING(self._buf) + self._start, pending)
+                self._buf = new
+            self._offset += self._start
+            self._start = 0
+            self._end = pending
+        return memoryview(self._buf)[self._end:]
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        self._end += nbytes
+        self._parse()
+
+    def feed(self, data):
+        """Copy ``data`` in and parse it: for data_received-style transports and tests."""
+        cdef Py_buffer view
+        cdef Py_ssize_t done = 0, n, room
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            while done < view.len:
+                self.get_buffer(view.len - done)
+                room = PyByteArray_GET_SIZE(self._buf) - self._end
+                n = view.len - done
+                if n > room:
+                    n = room
+                memcpy(PyByteArray_AS_STRING(self._buf) + self._end, <const char*>view.buf + done, n)
+                done += n
+                self.buffer_updated(n)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef object _fail(self, Py_ssize_t at, str what):
+        err = ProtocolError(f"protocol error at stream position {self._offset + at}: {what}")
+        self._failed = err
+        return err
+
+    cdef int _parse(self) except -1:
+        cdef char* buf
+        cdef char* lf
+        cdef Py_ssize_t start, end, stop, at
+        if self._failed is not None:
+            raise ProtocolError(f"parser failed earlier: {self._failed}")
+        while True:
+            # Reload on every frame: a callback may have reset the parser.
+            buf = PyByteArray_AS_STRING(self._buf)
+            start = self._start
+            end = self._end
+            if self._need:
+                if end - start < self._need:
+                    return 0
+                self._deliver(buf, start)
+                continue
+            lf = <char*>memchr(buf + start, 10, end - start)
+            if lf == NULL:
+                if end - start > self.max_control_line:
+                    raise self._fail(start, f"control line longer than {self.max_control_line} bytes")
+                return 0
+            at = lf - buf
+            stop = at - 1 if at > start and buf[at - 1] == 13 else at
+            if stop - start > self.max_control_line:
+                raise self._fail(start, f"control line longer than {self.max_control_line} bytes")
+            self._start = at + 1
+            self._control_line(buf, start, stop)
+
+    cdef int _control_line(self, char* buf, Py_ssize_t start, Py_ssize_t stop) except -1:
+        cdef Py_ssize_t verb_end, shown_end, a, b
+        cdef const char* p
+        if stop - start >= 4 and memcmp(buf + start, b"MSG ", 4) == 0:
+            return self._msg_line(buf, start, start + 3, stop, False)
+        if stop == start:
+            raise self._fail(start, "empty control line")
+        verb_end = start
+        while verb_end < stop and not is_ws(buf[verb_end]):
+            verb_end += 1
+        p = buf + start
+        if verb_is(p, verb_end - start, b"MSG", 3):
+            return self._msg_line(buf, start, verb_end, stop, False)
+        if verb_is(p, verb_end - start, b"HMSG", 4):
+            return self._msg_line(buf, start, verb_end, stop, True)
+        if verb_is(p, verb_end - start, b"PING", 4):
+            self._handler.on_ping()
+        elif verb_is(p, verb_end - start, b"PONG", 4):
+            self._handler.on_pong()
+        elif verb_is(p, verb_end - start, b"+OK", 3):
+            self._handler.on_ok()
+        elif verb_is(p, verb_end - start, b"-ERR", 4):
+            a = verb_end
+            b = stop
+            while a < b and is_ws(buf[a]):
+                a += 1
+            while b > a and is_ws(buf[b - 1]):
+                b -= 1
+            if b - a >= 2 and buf[a] == 39 and buf[b - 1] == 39:
+                a += 1
+                b -= 1
+            self._handler.on_err(PyUnicode_DecodeUTF8(buf + a, b - a, "replace"))
+        elif verb_is(p, verb_end - start, b"INFO", 4):
+            try:
+                info = json_loads(PyBytes_FromStringAndSize(buf + verb_end, stop - verb_end))
+            except ValueError as exc:
+                raise self._fail(start, f"INFO is not valid JSON ({exc})") from None
+            if not isinstance(info, dict):
+                raise self._fail(start, "INFO is not a JSON object")
+            self._handler.on_info(info)
+        else:
+            shown_end = verb_end if verb_end < start + 16 else start + 16
+            shown = PyBytes_FromStringAndSize(buf + start, shown_end - start)
+            raise self._fail(start, f"unknown protocol verb {shown!r}")
+        return 0
+
+    cdef int _msg_line(self, char* buf, Py_ssize_t start, Py_ssize_t args_at, Py_ssize_t stop,
+                       bint with_headers) except -1:
+        cdef Py_ssize_t tok_a[MAX_TOKENS]
+        cdef Py_ssize_t tok_b[MAX_TOKENS]
+        cdef Py_ssize_t n = 0, i = args_at, s, limit, subject_i, sid_i, reply_i = -1, hdr_i = -1, total_i
+        cdef long long sid, size, hdr = -1
+        cdef str what = "HMSG" if with_headers else "MSG"
+        while True:
+            while i < stop and is_ws(buf[i]):
+                i += 1
+            if i >= stop:
+                break
+            s = i
+            while i < stop and not is_ws(buf[i]):
+                i += 1
+            if n < MAX_TOKENS:
+                tok_a[n] = s
+                tok_b[n] = i
+            n += 1
+        if with_headers:
+            if n == 4:
+                subject_i, sid_i, hdr_i, total_i = 0, 1, 2, 3
+            elif n == 5:
+                subject_i, sid_i, reply_i, hdr_i, total_i = 0, 1, 2, 3, 4
+            else:
+                raise self._fail(start, f"{what} needs 4 or 5 arguments, got {n}")
+        elif n == 3:
+            subject_i, sid_i, total_i = 0, 1, 2
+        elif n == 4:
+            subject_i, sid_i, reply_i, total_i = 0, 1, 2, 3
+        else:
+            raise self._fail(start, f"{what} needs 3 or 4 arguments, got {n}")
+        sid = self._number(buf + tok_a[sid_i], tok_b[sid_i] - tok_a[sid_i], start, "sid")
+        size = self._number(buf + tok_a[total_i], tok_b[total_i] - tok_a[total_i], start, "size")
+        limit = self.max_payload + C_FRAME_SLACK
+        if size > limit:
+            raise self._fail(start, f"{what} size {size} exceeds the limit {limit}")
+        if hdr_i >= 0:
+            hdr = self._number(buf + tok_a[hdr_i], tok_b[hdr_i] - tok_a[hdr_i], start, "header size")
+            if hdr > size:
+                raise self._fail(start, f"HMSG header size {hdr} exceeds total size {size}")
+        try:
+            self._p_subject = PyUnicode_DecodeUTF8(buf + tok_a[subject_i], tok_b[subject_i] - tok_a[subject_i], NULL)
+            if reply_i >= 0:
+                self._p_reply = PyUnicode_DecodeUTF8(buf + tok_a[reply_i], tok_b[reply_i] - tok_a[reply_i], NULL)
+            else:
+                self._p_reply = None
+        except UnicodeDecodeError:
+            raise self._fail(start, f"{what} subject is not valid UTF-8") from None
+        self._p_sid = sid
+        self._p_hdr = hdr
+        self._need = size + 2
+        return 0
+
+    cdef long long _number(self, char* p, Py_ssize_t n, Py_ssize_t at, str what) except -1:
+        cdef long long v = 0
+        cdef Py_ssize_t i
+        cdef bint ok = 0 < n <= 18
+        if ok:
+            for i in range(n):
+                if not (48 <= p[i] <= 57):
+                    ok = False
+                    break
+                v = v * 10 + (p[i] - 48)
+        if not ok:
+            token = PyBytes_FromStringAndSize(p, n if n < 24 else 24)
+            raise self._fail(at, f"invalid {what} {token!r}")
+        return v
+
+    cdef int _deliver(self, char* buf, Py_ssize_t start) except -1:
+        cdef Py_ssize_t end = start + self._need - 2
+        cdef Py_ssize_t hdr = self._p_hdr
+        cdef PyObject* sink
+        cdef MsgBase msg
+        if buf[end] != 13 or buf[end + 1] != 10:
+            raise self._fail(end, "missing CRLF after message payload")
+        self._start = end + 2
+        self._need = 0
+        self.in_msgs += 1
+        self.in_bytes += end - start
+        sink = PyDict_GetItem(self.subs, self._p_sid)
+        if sink == NULL:
+            return 0
+        headers = None
+        if hdr >= 0:
+            headers = parse_headers_fast(buf + start, hdr)
+            if headers is None:
+                try:
+                    headers = parse_header_block(PyBytes_FromStringAndSize(buf + start, hdr))
+                except BadHeaderError as exc:
+                    raise self._fail(start, f"bad header block: {exc}") from None
+            start += hdr
+        msg = <MsgBase>self._msg_new(self._msg_class, <PyObject*>EMPTY_TUPLE, NULL)
+        msg.subject = self._p_subject
+        msg.data = PyBytes_FromStringAndSize(buf + start, end - start)
+        msg.reply = self._p_reply
+        msg.headers = headers
+        msg.sid = self._p_sid
+        msg._client = self._client
+        (<object>sink)(msg)
+        return 0

@@ -1,0 +1,423 @@
+"""The pure-Python protocol core: the twin of ``_protocol.pyx``, with the same interface and behaviour.
+
+It is used where the compiled core cannot be built or when ``CNATS_NO_EXTENSIONS`` is set. Every behaviour here has a
+counterpart in the Cython file; the conformance suite in ``tests/protocol`` feeds both the same bytes and demands the
+same events, so change them together. The compiled core is the fast one; this one favours the C-implemented builtins
+(``bytearray.find``, ``bytes.split``) over Python-level loops, which is what is fast in pure Python.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from operator import attrgetter
+from typing import Any
+
+from .errors import BadHeaderError, BadPayloadError, BadSubjectError, MaxPayloadExceededError
+from .errors import OutboundBufferLimitError, ProtocolError
+from .headers import Headers, parse_header_block
+
+__all__ = [
+    "DEFAULT_MAX_CONTROL_LINE",
+    "DEFAULT_MAX_PAYLOAD",
+    "FRAME_SLACK",
+    "MsgBase",
+    "Parser",
+    "WriteBuffer",
+]
+
+DEFAULT_MAX_PAYLOAD = 1024 * 1024  # until the server's INFO says otherwise
+DEFAULT_MAX_CONTROL_LINE = 64 * 1024  # INFO lines of big clusters run to several KiB
+FRAME_SLACK = 64 * 1024  # a received frame may exceed max_payload by this much (headers added by the server)
+READ_SIZE = 64 * 1024  # the least free space get_buffer() offers
+INITIAL_READ_BUFFER = 256 * 1024
+SMALL_TAKE = 4096  # take(): at or below this many bytes copy out and keep the buffer; above, hand the buffer over
+_WHITESPACE = b" \t\r\x0b\x0c\n"
+_VERB_END = frozenset(_WHITESPACE)
+
+
+class MsgBase:
+    """The fields of a message; ``cnats.msg.Msg`` subclasses it with the user-facing methods."""
+
+    __slots__ = ("_client", "_data", "_headers", "_reply", "_sid", "_subject")
+
+    subject = property(attrgetter("_subject"))
+    data = property(attrgetter("_data"))
+    reply = property(attrgetter("_reply"))
+    headers = property(attrgetter("_headers"))
+    sid = property(attrgetter("_sid"))
+
+    def _init(
+        self, subject: str, data: bytes, reply: str | None, headers: Headers | None, sid: int, client: Any
+    ) -> None:
+        self._subject = subject
+        self._data = data
+        self._reply = reply
+        self._headers = headers
+        self._sid = sid
+        self._client = client
+
+
+def _as_bytes_view(payload: object) -> bytes | bytearray | memoryview:
+    """The payload as something ``bytearray +=`` accepts, or BadPayloadError."""
+    if isinstance(payload, (bytes, bytearray)):
+        return payload
+    if isinstance(payload, str):
+        return payload.encode()
+    if isinstance(payload, memoryview):
+        if not payload.c_contiguous:
+            raise BadPayloadError("payload memoryview must be C-contiguous")
+        return payload.cast("B") if payload.format != "B" or payload.ndim != 1 else payload
+    raise BadPayloadError(f"payload must be bytes, bytearray, memoryview or str, not {type(payload).__name__}")
+
+
+def _encode_subject(subject: object, what: str) -> bytes:
+    if not isinstance(subject, str):
+        raise BadSubjectError(f"{what} must be a str, not {type(subject).__name__}")
+    if not subject:
+        raise BadSubjectError(f"{what} cannot be empty")
+    raw = subject.encode()
+    for ch in _WHITESPACE:
+        if ch in raw:
+            raise BadSubjectError(f"{what} cannot contain whitespace: {subject!r}")
+    return raw
+
+
+class WriteBuffer:
+    """Encodes outbound protocol frames into one growing buffer that the connection hands to its transport."""
+
+    def __init__(self, *, max_payload: int = 0, limit: int = 0) -> None:
+        self._buf = bytearray()
+        self.max_payload = max_payload
+        self.limit = limit
+        self._out_msgs = 0
+        self._out_bytes = 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._buf)
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    @property
+    def out_msgs(self) -> int:
+        return self._out_msgs
+
+    @property
+    def out_bytes(self) -> int:
+        return self._out_bytes
+
+    def publish(
+        self, subject: str, payload: object = b"", reply: str | None = None, headers: Headers | None = None
+    ) -> int:
+        subj = _encode_subject(subject, "subject")
+        rep = _encode_subject(reply, "reply subject") if reply else None
+        data = _as_bytes_view(payload)
+        size = len(data) if not isinstance(data, memoryview) else data.nbytes
+        hdr = headers.encode() if headers is not None else b""
+        hlen = len(hdr)
+        total = hlen + size
+        if self.max_payload and total > self.max_payload:
+            raise MaxPayloadExceededError(f"message size {total} exceeds max_payload {self.max_payload}")
+        if hlen:
+            if rep is None:
+                line = b"HPUB %b %d %d\r\n" % (subj, hlen, total)
+            else:
+                line = b"HPUB %b %b %d %d\r\n" % (subj, rep, hlen, total)
+        elif rep is None:
+            line = b"PUB %b %d\r\n" % (subj, size)
+        else:
+            line = b"PUB %b %b %d\r\n" % (subj, rep, size)
+        buf = self._buf
+        if self.limit and len(buf) + len(line) + total + 2 > self.limit:
+            raise OutboundBufferLimitError(
+                f"outbound buffer would exceed pending_bytes_limit ({self.limit} bytes); flush and retry"
+            )
+        buf += line
+        if hlen:
+            buf += hdr
+        buf += data
+        buf += b"\r\n"
+        self._out_msgs += 1
+        self._out_bytes += total
+        return len(buf)
+
+    def subscribe(self, subject: str, sid: int, queue: str | None = None) -> None:
+        subj = _encode_subject(subject, "subject")
+        if queue:
+            self._buf += b"SUB %b %b %d\r\n" % (subj, _encode_subject(queue, "queue group"), sid)
+        else:
+            self._buf += b"SUB %b %d\r\n" % (subj, sid)
+
+    def unsubscribe(self, sid: int, max: int | None = None) -> None:
+        if max:
+            self._buf += b"UNSUB %d %d\r\n" % (sid, max)
+        else:
+            self._buf += b"UNSUB %d\r\n" % sid
+
+    def connect(self, options: dict[str, Any]) -> None:
+        self._buf += b"CONNECT %b\r\n" % json.dumps(options, separators=(",", ":")).encode()
+
+    def ping(self) -> None:
+        self._buf += b"PING\r\n"
+
+    def pong(self) -> None:
+        self._buf += b"PONG\r\n"
+
+    def write_raw(self, data: bytes | bytearray | memoryview) -> None:
+        """Append already-encoded bytes (e.g. a buffer taken from another WriteBuffer)."""
+        self._buf += data
+
+    def take(self) -> bytes | bytearray:
+        """Everything buffered, emptying the buffer. Large buffers are handed over whole, not copied."""
+        buf = self._buf
+        if len(buf) <= SMALL_TAKE:
+            out = bytes(buf)
+            buf.clear()
+            return out
+        self._buf = bytearray()
+        return buf
+
+    def clear(self) -> None:
+        self._buf = bytearray()
+
+
+class Parser:
+    """Parses the server's byte stream, fed through ``asyncio.BufferedProtocol``, into handler calls and messages.
+
+    Messages go to ``subs[sid](msg)``; a sid not in ``subs`` is dropped. Control lines go to the handler's
+    ``on_info(dict)``, ``on_ping()``, ``on_pong()``, ``on_ok()`` and ``on_err(str)``. Malformed input raises
+    ``ProtocolError``; the parser then stays failed until ``reset()``.
+    """
+
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        msg_class: type[MsgBase] = MsgBase,
+        client: Any = None,
+        max_payload: int = DEFAULT_MAX_PAYLOAD,
+        max_control_line: int = DEFAULT_MAX_CONTROL_LINE,
+    ) -> None:
+        if not (isinstance(msg_class, type) and issubclass(msg_class, MsgBase)):
+            raise TypeError("msg_class must be a subclass of MsgBase")
+        self._handler = handler
+        self._msg_class = msg_class
+        self._client = client
+        self.subs: dict[int, Callable[[Any], object]] = {}
+        self.max_payload = max_payload
+        self._max_control_line = max_control_line
+        self._in_msgs = 0
+        self._in_bytes = 0
+        self.reset()
+
+    # -- state --------------------------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget buffered bytes and any failure: the next byte is the start of a new connection's stream."""
+        self._buf = bytearray(INITIAL_READ_BUFFER)
+        self._start = 0
+        self._end = 0
+        self._offset = 0  # stream position of _buf[0]
+        self._failed: ProtocolError | None = None
+        # a MSG/HMSG whose control line is parsed and whose payload is still arriving
+        self._need = 0  # bytes needed from _start: payload + CRLF (0 = parsing control lines)
+        self._p_subject = ""
+        self._p_reply: str | None = None
+        self._p_sid = 0
+        self._p_hdr = -1  # header length, -1 for MSG
+
+    @property
+    def max_control_line(self) -> int:
+        return self._max_control_line
+
+    @property
+    def in_msgs(self) -> int:
+        return self._in_msgs
+
+    @property
+    def in_bytes(self) -> int:
+        return self._in_bytes
+
+    @property
+    def position(self) -> int:
+        """Stream offset of the next unparsed byte."""
+        return self._offset + self._start
+
+    # -- buffer protocol ------------------------------------------------------------------------------------------
+    def get_buffer(self, sizehint: int = -1) -> memoryview:
+        pending = self._end - self._start
+        if pending == 0:
+            self._start = self._end = 0
+            if len(self._buf) > 4 * INITIAL_READ_BUFFER:  # give back what a big frame made us allocate
+                self._buf = bytearray(INITIAL_READ_BUFFER)
+        want = max(READ_SIZE, self._need - pending)
+        cap = len(self._buf)
+        if cap - self._end < want:
+            if cap - pending >= want and self._start > 0:
+                # Move the unparsed tail to the front (same-size slice assignment: no resize).
+                self._buf[0:pending] = self._buf[self._start : self._end]
+            else:
+                new = bytearray(max(cap * 2, pending + want))
+                new[0:pending] = self._buf[self._start : self._end]
+                self._buf = new
+            self._offset += self._start
+            self._start = 0
+            self._end = pending
+        return memoryview(self._buf)[self._end :]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._end += nbytes
+        self._parse()
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Copy ``data`` in and parse it: for data_received-style transports and tests."""
+        view = memoryview(data).cast("B")
+        done = 0
+        total = len(view)
+        while done < total:
+            room = self.get_buffer(total - done)
+            n = min(len(room), total - done)
+            room[:n] = view[done : done + n]
+            room.release()
+            done += n
+            self.buffer_updated(n)
+
+    # -- parsing --------------------------------------------------------------------------------------------------
+    def _fail(self, at: int, what: str) -> ProtocolError:
+        err = ProtocolError(f"protocol error at stream position {self._offset + at}: {what}")
+        self._failed = err
+        return err
+
+    def _parse(self) -> None:
+        if self._failed is not None:
+            raise ProtocolError(f"parser failed earlier: {self._failed}")
+        buf = self._buf
+        while True:
+            start = self._start
+            end = self._end
+            if self._need:
+                if end - start < self._need:
+                    return
+                self._deliver(buf, start)
+                continue
+            lf = buf.find(b"\n", start, end)
+            if lf < 0:
+                if end - start > self._max_control_line:
+                    raise self._fail(start, f"control line longer than {self._max_control_line} bytes")
+                return
+            stop = lf - 1 if lf > start and buf[lf - 1] == 13 else lf
+            if stop - start > self._max_control_line:
+                raise self._fail(start, f"control line longer than {self._max_control_line} bytes")
+            self._start = lf + 1
+            self._control_line(buf, start, stop)
+
+    def _control_line(self, buf: bytearray, start: int, stop: int) -> None:
+        if buf.startswith(b"MSG ", start):  # the common case, without the verb scan below
+            self._msg_line(buf, start, start + 3, stop, False)
+            return
+        if stop == start:
+            raise self._fail(start, "empty control line")
+        verb_end = start
+        while verb_end < stop and buf[verb_end] not in _VERB_END:
+            verb_end += 1
+        verb = bytes(buf[start:verb_end]).upper()
+        if verb == b"MSG" or verb == b"HMSG":
+            self._msg_line(buf, start, verb_end, stop, verb == b"HMSG")
+        elif verb == b"PING":
+            self._handler.on_ping()
+        elif verb == b"PONG":
+            self._handler.on_pong()
+        elif verb == b"+OK":
+            self._handler.on_ok()
+        elif verb == b"-ERR":
+            text = bytes(buf[verb_end:stop]).strip(_WHITESPACE)
+            if len(text) >= 2 and text[0] == 0x27 and text[-1] == 0x27:  # '...'
+                text = text[1:-1]
+            self._handler.on_err(text.decode("utf-8", "replace"))
+        elif verb == b"INFO":
+            try:
+                info = json.loads(bytes(buf[verb_end:stop]))
+            except ValueError as exc:
+                raise self._fail(start, f"INFO is not valid JSON ({exc})") from None
+            if not isinstance(info, dict):
+                raise self._fail(start, "INFO is not a JSON object")
+            self._handler.on_info(info)
+        else:
+            shown = bytes(buf[start : min(verb_end, start + 16)])
+            raise self._fail(start, f"unknown protocol verb {shown!r}")
+
+    def _msg_line(self, buf: bytearray, start: int, args_at: int, stop: int, with_headers: bool) -> None:
+        # bytes.split() is the fastest tokenizer available to pure Python; the compiled core scans in place.
+        args = bytes(buf[args_at:stop]).split()
+        n = len(args)
+        what = "HMSG" if with_headers else "MSG"
+        if with_headers:
+            if n == 4:
+                subject, sid, hdr, total = args
+                reply = None
+            elif n == 5:
+                subject, sid, reply, hdr, total = args
+            else:
+                raise self._fail(start, f"{what} needs 4 or 5 arguments, got {n}")
+        elif n == 3:
+            subject, sid, total = args
+            reply = None
+            hdr = None
+        elif n == 4:
+            subject, sid, reply, total = args
+            hdr = None
+        else:
+            raise self._fail(start, f"{what} needs 3 or 4 arguments, got {n}")
+        sid_n = self._number(sid, start, "sid")
+        size = self._number(total, start, "size")
+        limit = self.max_payload + FRAME_SLACK
+        if size > limit:
+            raise self._fail(start, f"{what} size {size} exceeds the limit {limit}")
+        if hdr is not None:
+            hdr_n = self._number(hdr, start, "header size")
+            if hdr_n > size:
+                raise self._fail(start, f"HMSG header size {hdr_n} exceeds total size {size}")
+        else:
+            hdr_n = -1
+        try:
+            self._p_subject = subject.decode()
+            self._p_reply = reply.decode() if reply is not None else None
+        except UnicodeDecodeError:
+            raise self._fail(start, f"{what} subject is not valid UTF-8") from None
+        self._p_sid = sid_n
+        self._p_hdr = hdr_n
+        self._need = size + 2
+
+    def _number(self, token: bytes, at: int, what: str) -> int:
+        if not token.isdigit() or len(token) > 18:
+            raise self._fail(at, f"invalid {what} {token[:24]!r}")
+        return int(token)
+
+    def _deliver(self, buf: bytearray, start: int) -> None:
+        end = start + self._need - 2
+        if buf[end] != 13 or buf[end + 1] != 10:
+            raise self._fail(end, "missing CRLF after message payload")
+        self._start = end + 2
+        self._need = 0
+        hdr_n = self._p_hdr
+        self._in_msgs += 1
+        self._in_bytes += end - start
+        sink = self.subs.get(self._p_sid)
+        if sink is None:
+            return
+        headers = None
+        if hdr_n >= 0:
+            try:
+                headers = parse_header_block(bytes(buf[start : start + hdr_n]))
+            except BadHeaderError as exc:
+                raise self._fail(start, f"bad header block: {exc}") from None
+            start += hdr_n
+        msg = self._msg_class.__new__(self._msg_class)
+        msg._subject = self._p_subject
+        msg._data = bytes(buf[start:end])
+        msg._reply = self._p_reply
+        msg._headers = headers
+        msg._sid = self._p_sid
+        msg._client = self._client
+        sink(msg)

@@ -1,0 +1,46 @@
+"""Chooses the protocol core once, at import: the compiled one when it is built and allowed, else the twin.
+
+``CNATS_NO_EXTENSIONS`` set to anything but "" or "0" forces the pure-Python twin; so does a missing extension
+(no compiler at install time) or an interpreter other than CPython. ``USES_CYTHON`` says which one is in use.
+"""
+
+from __future__ import annotations
+
+import os
+from types import ModuleType
+
+from . import _protocol_py
+
+
+def _extensions_disabled() -> bool:
+    return os.environ.get("CNATS_NO_EXTENSIONS", "") not in ("", "0")
+
+
+def _load() -> tuple[ModuleType, bool]:
+    if not _extensions_disabled():
+        try:
+            from . import _protocol  # type: ignore[attr-defined]
+        except ImportError:
+            pass
+        else:
+            return _protocol, True
+    return _protocol_py, False
+
+
+core, USES_CYTHON = _load()
+
+MsgBase: type[_protocol_py.MsgBase] = core.MsgBase
+Parser: type[_protocol_py.Parser] = core.Parser
+WriteBuffer: type[_protocol_py.WriteBuffer] = core.WriteBuffer
+DEFAULT_MAX_PAYLOAD: int = core.DEFAULT_MAX_PAYLOAD
+DEFAULT_MAX_CONTROL_LINE: int = core.DEFAULT_MAX_CONTROL_LINE
+
+__all__ = [
+    "DEFAULT_MAX_CONTROL_LINE",
+    "DEFAULT_MAX_PAYLOAD",
+    "USES_CYTHON",
+    "MsgBase",
+    "Parser",
+    "WriteBuffer",
+    "core",
+]
