@@ -485,6 +485,7 @@ cdef class Parser:
         cdef Py_ssize_t want, cap, newcap
         cdef bytearray new
         if pending == 0:
+            self._offset += self._start
             self._start = 0
             self._end = 0
             if PyByteArray_GET_SIZE(self._buf) > 4 * C_INITIAL_READ_BUFFER:

@@ -13,8 +13,14 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
-from .errors import BadHeaderError, BadPayloadError, BadSubjectError, MaxPayloadExceededError
-from .errors import OutboundBufferLimitError, ProtocolError
+from .errors import (
+    BadHeaderError,
+    BadPayloadError,
+    BadSubjectError,
+    MaxPayloadExceededError,
+    OutboundBufferLimitError,
+    ProtocolError,
+)
 from .headers import Headers, parse_header_block
 
 __all__ = [
@@ -63,7 +69,10 @@ def _as_bytes_view(payload: object) -> bytes | bytearray | memoryview:
     if isinstance(payload, (bytes, bytearray)):
         return payload
     if isinstance(payload, str):
-        return payload.encode()
+        try:
+            return payload.encode()
+        except UnicodeEncodeError:
+            raise BadPayloadError("payload str is not valid UTF-8") from None
     if isinstance(payload, memoryview):
         if not payload.c_contiguous:
             raise BadPayloadError("payload memoryview must be C-contiguous")
@@ -76,7 +85,10 @@ def _encode_subject(subject: object, what: str) -> bytes:
         raise BadSubjectError(f"{what} must be a str, not {type(subject).__name__}")
     if not subject:
         raise BadSubjectError(f"{what} cannot be empty")
-    raw = subject.encode()
+    try:
+        raw = subject.encode()
+    except UnicodeEncodeError:
+        raise BadSubjectError(f"{what} is not valid UTF-8: {subject!r}") from None
     for ch in _WHITESPACE:
         if ch in raw:
             raise BadSubjectError(f"{what} cannot contain whitespace: {subject!r}")
@@ -248,6 +260,7 @@ class Parser:
     def get_buffer(self, sizehint: int = -1) -> memoryview:
         pending = self._end - self._start
         if pending == 0:
+            self._offset += self._start
             self._start = self._end = 0
             if len(self._buf) > 4 * INITIAL_READ_BUFFER:  # give back what a big frame made us allocate
                 self._buf = bytearray(INITIAL_READ_BUFFER)

@@ -8,6 +8,7 @@ subclass also derives from it (``NatsTimeoutError`` is a ``TimeoutError``, bad a
 from __future__ import annotations
 
 from enum import Enum
+
 __all__ = [
     "AccountExpiredError",
     "AuthError",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 from . import _protocol_py
 
@@ -19,7 +20,7 @@ def _extensions_disabled() -> bool:
 def _load() -> tuple[ModuleType, bool]:
     if not _extensions_disabled():
         try:
-            from . import _protocol  # type: ignore[attr-defined]
+            from . import _protocol
         except ImportError:
             pass
         else:
@@ -29,9 +30,12 @@ def _load() -> tuple[ModuleType, bool]:
 
 core, USES_CYTHON = _load()
 
-MsgBase: type[_protocol_py.MsgBase] = core.MsgBase
-Parser: type[_protocol_py.Parser] = core.Parser
-WriteBuffer: type[_protocol_py.WriteBuffer] = core.WriteBuffer
+if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check against the twin's
+    from ._protocol import MsgBase, Parser, WriteBuffer
+else:
+    MsgBase = core.MsgBase
+    Parser = core.Parser
+    WriteBuffer = core.WriteBuffer
 DEFAULT_MAX_PAYLOAD: int = core.DEFAULT_MAX_PAYLOAD
 DEFAULT_MAX_CONTROL_LINE: int = core.DEFAULT_MAX_CONTROL_LINE
 

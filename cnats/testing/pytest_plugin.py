@@ -1,0 +1,118 @@
+"""pytest plugin: real ``nats-server`` fixtures (API.md section 9.1).
+
+Registered through the ``pytest11`` entry point ``cnats``, so installing cnats is enough. Without installing,
+load it with ``-p cnats.testing.pytest_plugin``. Do not pass that ``-p`` while cnats is installed: pluggy
+refuses one module registered under two names ("Plugin already registered under a different name"); use
+``-p cnats`` (the entry-point name), or nothing, instead.
+
+Fixtures:
+
+``nats_server``
+    A started ``NatsServer(jetstream=True)``, stopped at teardown. ``@pytest.mark.nats_server(**kwargs)``
+    gives other keyword arguments; they replace the defaults (``@pytest.mark.nats_server(jetstream=False)``).
+    Markers on the module, class and function are merged, the closest one winning per keyword.
+``nats_server_factory``
+    A callable ``(**kwargs) -> NatsServer`` taking ``NatsServer``'s own arguments and defaults; it returns
+    started servers, and every server it made is stopped at teardown.
+
+The fixtures are plain synchronous fixtures, usable from ``async def`` tests too. When a test fails, the end
+of the server log is printed (pytest shows it under "Captured stderr teardown"), because the log file itself
+is removed when the server stops.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Generator, Iterator
+from typing import Any
+
+import pytest
+
+from .server import NatsServer, _tail
+
+__all__ = ["nats_server", "nats_server_factory"]
+
+_MARKER = (
+    "nats_server(**kwargs): keyword arguments for the nats_server fixture's NatsServer "
+    "(they replace the default jetstream=True)"
+)
+_DEFAULTS: dict[str, Any] = {"jetstream": True}
+_REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", _MARKER)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    # Remember each phase's report so fixture teardown can tell whether the test failed.
+    report = yield
+    item.stash.setdefault(_REPORTS, {})[report.when] = report
+    return report
+
+
+def _test_failed(request: pytest.FixtureRequest) -> bool:
+    reports = request.node.stash.get(_REPORTS, {})
+    return any(r.failed for r in reports.values())
+
+
+def _dump_log(request: pytest.FixtureRequest, server: NatsServer) -> None:
+    if _test_failed(request) and server.log_file.exists():
+        sys.stderr.write(f"---- {server!r}: end of {server.log_file} ----\n{_tail(server.log_file, 60)}")
+
+
+def _marker_kwargs(request: pytest.FixtureRequest) -> dict[str, Any]:
+    kwargs = dict(_DEFAULTS)
+    # iter_markers yields the closest marker first; apply the farthest first so the closest wins.
+    for marker in reversed(list(request.node.iter_markers("nats_server"))):
+        if marker.args:
+            raise TypeError("@pytest.mark.nats_server takes keyword arguments only")
+        kwargs.update(marker.kwargs)
+    return kwargs
+
+
+def _started(kwargs: dict[str, Any]) -> NatsServer:
+    server = NatsServer(**kwargs)
+    try:
+        return server.start()
+    except BaseException:
+        server.stop()
+        raise
+
+
+@pytest.fixture
+def nats_server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
+    """A started ``NatsServer(jetstream=True)`` (``@pytest.mark.nats_server`` overrides), then stopped."""
+    server = _started(_marker_kwargs(request))
+    try:
+        yield server
+    finally:
+        _dump_log(request, server)
+        server.stop()
+
+
+@pytest.fixture
+def nats_server_factory(request: pytest.FixtureRequest) -> Iterator[Callable[..., NatsServer]]:
+    """``factory(**kwargs)`` → a started ``NatsServer(**kwargs)``; all of them are stopped at teardown."""
+    servers: list[NatsServer] = []
+
+    def factory(**kwargs: Any) -> NatsServer:
+        server = _started(kwargs)
+        servers.append(server)
+        return server
+
+    try:
+        yield factory
+    finally:
+        errors: list[BaseException] = []
+        for server in reversed(servers):
+            try:
+                _dump_log(request, server)
+                server.stop()
+            except Exception as exc:  # stop the others anyway
+                errors.append(exc)
+        if errors:
+            raise errors[0]

