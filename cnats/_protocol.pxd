@@ -46,12 +46,17 @@ cdef class Parser:
     cdef object _p_subject
     cdef object _p_reply
     cdef long long _p_sid
+    cdef object _p_sid_obj
+    cdef char _subj_raw[256]
+    cdef Py_ssize_t _subj_len
+    cdef object _subj_str
     cdef Py_ssize_t _p_hdr
 
     cdef int _parse(self) except -1
     cdef int _control_line(self, char* buf, Py_ssize_t start, Py_ssize_t stop) except -1
     cdef int _msg_line(self, char* buf, Py_ssize_t start, Py_ssize_t args_at, Py_ssize_t stop,
                        bint with_headers) except -1
+    cdef object _subject(self, const char* p, Py_ssize_t n)
     cdef long long _number(self, char* p, Py_ssize_t n, Py_ssize_t at, str what) except -1
     cdef int _deliver(self, char* buf, Py_ssize_t start) except -1
     cdef object _fail(self, Py_ssize_t at, str what)

@@ -9,11 +9,13 @@ and reply, the payload ``bytes`` (the single copy of the data) and the message o
 
 import json
 
+cimport cython
+
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndSize, PyByteArray_GET_SIZE
 from cpython.bytearray cimport PyByteArray_Resize
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.list cimport PyList_Append
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.unicode cimport PyUnicode_DecodeUTF8
@@ -39,6 +41,7 @@ cdef enum:
     C_SMALL_TAKE = 4096
     C_INITIAL_WRITE_BUFFER = 65536
     MAX_TOKENS = 5
+    SUBJECT_CACHE = 256
 
 cdef tuple EMPTY_TUPLE = ()
 cdef object json_loads = json.loads
@@ -50,6 +53,7 @@ cdef inline bint is_ws(char c) noexcept:
     return c == 32 or c == 9 or c == 13 or c == 10 or c == 11 or c == 12
 
 
+@cython.no_gc
 cdef class MsgBase:
     """The fields of a message; ``cnats.msg.Msg`` subclasses it with the user-facing methods."""
 
@@ -82,6 +86,7 @@ cdef const char* subject_utf8(object subject, str what, Py_ssize_t* size) except
     return p
 
 
+@cython.final
 cdef class WriteBuffer:
     """Encodes outbound protocol frames into one growing buffer that the connection hands to its transport."""
 
@@ -432,13 +437,14 @@ cdef object parse_headers_fast(const char* p, Py_ssize_t n):
         else:
             PyList_Append(<object>existing, value)
         pos = eol + 2
-    h = HeadersType.__new__(HeadersType)
+    h = (<PyTypeObject*>HeadersType).tp_new(HeadersType, <PyObject*>EMPTY_TUPLE, NULL)
     h._code = code
     h._description = description
     h._map = hmap
     return h
 
 
+@cython.final
 cdef class Parser:
     """Parses the server's byte stream, fed through ``asyncio.BufferedProtocol``, into handler calls and messages.
 
@@ -473,7 +479,10 @@ cdef class Parser:
         self._p_subject = ""
         self._p_reply = None
         self._p_sid = 0
+        self._p_sid_obj = None
         self._p_hdr = -1
+        self._subj_len = -1
+        self._subj_str = None
 
     @property
     def position(self):
@@ -653,17 +662,30 @@ cdef class Parser:
             if hdr > size:
                 raise self._fail(start, f"HMSG header size {hdr} exceeds total size {size}")
         try:
-            self._p_subject = PyUnicode_DecodeUTF8(buf + tok_a[subject_i], tok_b[subject_i] - tok_a[subject_i], NULL)
+            self._p_subject = self._subject(buf + tok_a[subject_i], tok_b[subject_i] - tok_a[subject_i])
             if reply_i >= 0:
                 self._p_reply = PyUnicode_DecodeUTF8(buf + tok_a[reply_i], tok_b[reply_i] - tok_a[reply_i], NULL)
             else:
                 self._p_reply = None
         except UnicodeDecodeError:
             raise self._fail(start, f"{what} subject is not valid UTF-8") from None
+        if sid != self._p_sid or self._p_sid_obj is None:
+            self._p_sid_obj = sid  # one int object for a run of messages of the same sid
         self._p_sid = sid
         self._p_hdr = hdr
         self._need = size + 2
         return 0
+
+    cdef object _subject(self, const char* p, Py_ssize_t n):
+        """The subject as str, reusing the previous one when the bytes repeat (they mostly do)."""
+        if n == self._subj_len and memcmp(p, self._subj_raw, n) == 0:
+            return self._subj_str
+        subject = PyUnicode_DecodeUTF8(p, n, NULL)
+        if n <= SUBJECT_CACHE:
+            memcpy(self._subj_raw, p, n)
+            self._subj_len = n
+            self._subj_str = subject
+        return subject
 
     cdef long long _number(self, char* p, Py_ssize_t n, Py_ssize_t at, str what) except -1:
         cdef long long v = 0
@@ -691,7 +713,7 @@ cdef class Parser:
         self._need = 0
         self.in_msgs += 1
         self.in_bytes += end - start
-        sink = PyDict_GetItem(self.subs, self._p_sid)
+        sink = PyDict_GetItemWithError(self.subs, self._p_sid_obj)  # no error-state save/restore
         if sink == NULL:
             return 0
         headers = None

@@ -43,14 +43,7 @@ def canonical_mime_header_key(key: str) -> str:
 
 def _check_key(key: str) -> None:
     # printable ASCII 33..126 without ':' - anything else would corrupt the wire line
-    if not (
-        isinstance(key, str)
-        and key
-        and key.isascii()
-        and key.isprintable()
-        and " " not in key
-        and ":" not in key
-    ):
+    if not (isinstance(key, str) and key and key.isascii() and key.isprintable() and " " not in key and ":" not in key):
         raise BadHeaderError(f"invalid header key: {key!r}")
 
 

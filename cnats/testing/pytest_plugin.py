@@ -112,7 +112,7 @@ def nats_server_factory(request: pytest.FixtureRequest) -> Iterator[Callable[...
             try:
                 _dump_log(request, server)
                 server.stop()
-            except Exception as exc:  # stop the others anyway
+            except Exception as exc:  # noqa: BLE001 - stop the others anyway
                 errors.append(exc)
         if errors:
             raise errors[0]

@@ -111,13 +111,7 @@ class ServerTls:
 def _quote(value: str | os.PathLike[str]) -> str:
     """A nats-server config double-quoted string (quoting also keeps ``$name`` from being a variable)."""
     s = os.fspath(value)
-    s = (
-        s.replace("\\", "\\\\")
-        .replace('"', '\\"')
-        .replace("\n", "\\n")
-        .replace("\r", "\\r")
-        .replace("\t", "\\t")
-    )
+    s = s.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
     return f'"{s}"'
 
 
@@ -232,9 +226,7 @@ class _Resources:
                 n.proc.kill()
                 n.proc.wait()
             if log is not None and log.parent.is_dir():
-                _append_log(
-                    log, f"--- cnats.testing: {n.label} (pid {n.proc.pid}) exited ({n.proc.returncode})\n"
-                )
+                _append_log(log, f"--- cnats.testing: {n.label} (pid {n.proc.pid}) exited ({n.proc.returncode})\n")
             n.proc = None
 
     def remove_tmp(self) -> None:
@@ -254,6 +246,17 @@ class NatsServer:
     Use it as a (sync or async) context manager, or call :meth:`start` / :meth:`stop`. Ports, the temporary
     directory, the config and the log path are fixed at construction, so ``url`` is known before the server
     runs (handy for testing a client that connects first). See API.md section 9.1.
+
+    Notes:
+
+    - ``port`` non-zero with ``cluster=N`` gives the nodes the client ports ``port`` ... ``port+N-1``; cluster
+      and monitoring ports are always picked free.
+    - ``config`` is appended to the generated config, and a later key replaces an earlier one *as a whole*
+      (``tls {...}`` in ``config`` replaces the generated ``tls`` block). Do not move ``listen``/``http`` there:
+      readiness is checked on the ports this object chose.
+    - ``store_dir`` is only used with ``jetstream=True``; each node stores under ``<store_dir>/n<i>``.
+    - A single server is named ``cnats-<random>``, cluster nodes ``n1`` ... ``nN`` (cluster ``cnats-test``).
+    - Processes are stopped at the latest when the object is garbage collected or the interpreter exits.
     """
 
     def __init__(
@@ -315,7 +318,6 @@ class NatsServer:
         self._finalizer = weakref.finalize(self, self._res.finalize)
         self._log_file = self._tmp / "nats-server.log"
 
-        self._user_store = store_dir is not None
         if not jetstream:
             self._store: Path | None = None
         elif store_dir is not None:
@@ -323,7 +325,8 @@ class NatsServer:
         else:
             self._store = self._tmp / "jetstream"
 
-        self._tls_arg = tls
+        # tls=True: certificates are (re)made by _prepare_dir() whenever the temporary directory is (re)created.
+        self._make_certs = bool(tls) and not isinstance(tls, ServerTls)
         self._server_tls: ServerTls | None = None
         self._client_tls: TlsOptions | None = None
         if isinstance(tls, ServerTls):
@@ -406,7 +409,7 @@ class NatsServer:
     def _prepare_dir(self) -> None:
         """Create the temporary directory, test certificates and config files (again after a final stop)."""
         self._tmp.mkdir(mode=0o700, parents=True, exist_ok=True)
-        if self._tls_arg is True and self._client_tls is not None:
+        if self._make_certs and self._client_tls is not None:
             assert self._client_tls.ca_file is not None
             if not os.path.exists(self._client_tls.ca_file):
                 make_test_certs(self._tmp / "certs")

@@ -118,9 +118,7 @@ def test_json_codec_hook_bad_json_error_passes_through() -> None:
     assert info.value is err
 
 
-@pytest.mark.parametrize(
-    "value", [object(), {1, 2}, b"bytes", float("nan"), float("inf"), {(1, 2): "tuple key"}]
-)
+@pytest.mark.parametrize("value", [object(), {1, 2}, b"bytes", float("nan"), float("inf"), {(1, 2): "tuple key"}])
 def test_json_codec_encode_errors(value: object) -> None:
     with pytest.raises(BadJsonError) as info:
         JSONCodec().encode(value)

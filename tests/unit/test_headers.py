@@ -724,9 +724,7 @@ def test_encode_parse_round_trip(status: tuple[int, str], pairs: list[tuple[str,
     pairs=st.lists(st.tuples(keys, values), max_size=12),
     match=st.sampled_from(list(Match)),
 )
-def test_round_trip_any_match_mode(
-    status: tuple[int, str], pairs: list[tuple[str, str]], match: Match
-) -> None:
+def test_round_trip_any_match_mode(status: tuple[int, str], pairs: list[tuple[str, str]], match: Match) -> None:
     h = Headers(*status)
     for k, v in pairs:
         h.append(k, v, match)

@@ -141,9 +141,7 @@ def test_create_inbox_empty_prefix() -> None:
     assert len(create_inbox("")) == len("_INBOX.") + 22
 
 
-@pytest.mark.parametrize(
-    "prefix", ["foo", "a.b.c", "_INBOX.me", "x-y_z", "star*ish", "gt>ish", "a.*b", "a.b>"]
-)
+@pytest.mark.parametrize("prefix", ["foo", "a.b.c", "_INBOX.me", "x-y_z", "star*ish", "gt>ish", "a.*b", "a.b>"])
 def test_create_inbox_custom_prefix(prefix: str) -> None:
     inbox = create_inbox(prefix)
     assert inbox.startswith(prefix + ".")
