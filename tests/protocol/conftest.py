@@ -9,7 +9,7 @@ from __future__ import annotations
 from types import ModuleType
 
 import pytest
-from protocol_helpers import CORES, load_core
+from helpers.protocol import CORES, load_core
 
 
 @pytest.fixture(params=CORES)

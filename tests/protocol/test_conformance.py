@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from helpers.protocol import load_core, run
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from protocol_helpers import load_core, run
 
 from cnats.headers import Headers
 

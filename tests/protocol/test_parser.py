@@ -6,7 +6,7 @@ import json
 from types import ModuleType
 
 import pytest
-from protocol_helpers import make_parser, run
+from helpers.protocol import make_parser, run
 
 from cnats.errors import ProtocolError
 

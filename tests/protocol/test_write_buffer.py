@@ -6,9 +6,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from helpers.protocol import load_core, make_parser
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from protocol_helpers import load_core, make_parser
 
 from cnats.errors import BadPayloadError, BadSubjectError, MaxPayloadExceededError, OutboundBufferLimitError
 from cnats.headers import Headers
