@@ -31,8 +31,13 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:  # noqa: BLE001
             self._notice(exc)
 
-    @staticmethod
-    def _notice(exc: BaseException) -> None:
+    _noticed = False
+
+    @classmethod
+    def _notice(cls, exc: BaseException) -> None:
+        if cls._noticed:  # a failed compile also fails the in-place copy that follows: say it once
+            return
+        cls._noticed = True
         print(
             f"cnats: the compiled protocol core could not be built ({exc.__class__.__name__}: {exc}); "
             "using the pure-Python core",

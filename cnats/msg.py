@@ -57,9 +57,11 @@ class Msg(MsgBase):
         reply: str | None = None,
     ) -> bool:
         """Publish ``data`` to this message's reply subject; ``False`` (nothing sent) when it has none."""
-        if self.reply is None or self._client is None:
+        # _client is a weak reference to the connection (None for messages built by the user).
+        client = self._client() if self._client is not None else None
+        if self.reply is None or client is None:
             return False
-        self._client.publish(self.reply, data, reply=reply, headers=headers)
+        client.publish(self.reply, data, reply=reply, headers=headers)
         return True
 
     def json(self, **loads_kwargs: Any) -> Any:
