@@ -45,7 +45,8 @@ def _build_copy(tmp_path: Path, **env_extra: str) -> subprocess.CompletedProcess
     for name in ("setup.py", "pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, tmp_path / name)
     shutil.copytree(ROOT / "cnats", tmp_path / "cnats", ignore=shutil.ignore_patterns("*.so", "*.c", "*.html"))
-    env = {**os.environ, **env_extra}
+    env = {k: v for k, v in os.environ.items() if k != "CNATS_NO_EXTENSIONS"}  # the run's own setting is not ours
+    env.update(env_extra)
     return subprocess.run(
         [sys.executable, "setup.py", "build_ext", "--inplace"],
         cwd=tmp_path,
