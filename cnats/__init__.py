@@ -2,21 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
+from .codecs import Codec, JSONCodec, StringCodec
+from .connection import NatsConnection, connect
 from .errors import *  # noqa: F403 - the error classes are part of the top-level API
 from .errors import __all__ as _errors_all
+from .events import DebugEvents, Events, PermissionContext, ServersChanged, Stats, Status
 from .headers import Headers, Match, canonical_mime_header_key, headers
+from .info import ServerInfo
 from .msg import Msg
+from .nuid import Nuid, create_inbox, nuid
+from .options import DEFAULT_HOST, DEFAULT_PORT, Authenticator
 from .protocol import USES_CYTHON
+from .request import RequestStrategy
+from .subscription import PendingPolicy, Subscription
+from .tls import TlsOptions
 
-__version__ = "0.1.0.dev0"
+Payload = bytes | bytearray | memoryview | str
+HeadersLike = Headers | Mapping[str, str | Sequence[str]]
+
+from ._version import __version__
 
 __all__ = [
     *_errors_all,
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
     "USES_CYTHON",
+    "Authenticator",
+    "Codec",
+    "DebugEvents",
+    "Events",
     "Headers",
+    "HeadersLike",
+    "JSONCodec",
     "Match",
     "Msg",
+    "NatsConnection",
+    "Nuid",
+    "Payload",
+    "PendingPolicy",
+    "PermissionContext",
+    "RequestStrategy",
+    "ServerInfo",
+    "ServersChanged",
+    "Stats",
+    "Status",
+    "StringCodec",
+    "Subscription",
+    "TlsOptions",
     "__version__",
     "canonical_mime_header_key",
+    "connect",
+    "create_inbox",
     "headers",
+    "nuid",
 ]

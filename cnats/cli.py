@@ -9,7 +9,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from . import __version__
+from ._version import __version__
 from .protocol import USES_CYTHON
 
 __all__ = ["main"]

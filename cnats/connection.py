@@ -1,0 +1,1038 @@
+"""``connect()`` and ``NatsConnection``: the asyncio layer over the protocol core (API.md sections 1 and 2).
+
+Reading: each socket gets an ``asyncio.BufferedProtocol`` whose buffer belongs to a fresh ``Parser``; the parser
+hands messages straight to the subscriptions (``sinks``: sid -> delivery function). Writing: ``publish`` encodes
+into one ``WriteBuffer`` shared by all sockets of the connection's life; one flush per event-loop turn hands it to
+the transport, or at once when it passes ``_CHUNK``. PING/PONG are written directly after what is buffered, so the
+buffer only ever holds PUB/HPUB/SUB/UNSUB frames and can be carried across a reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from enum import IntEnum
+from typing import Any
+
+from ._version import __version__ as _version
+from .errors import (
+    AuthError,
+    ConnectionClosedError,
+    ConnectionDrainingError,
+    ConnectionTimeoutError,
+    DisconnectedError,
+    InvalidOptionError,
+    NatsConnectionRefusedError,
+    NatsError,
+    NatsTimeoutError,
+    PermissionViolationError,
+    ProtocolError,
+    ServerOptionNotAvailableError,
+    SlowConsumerError,
+    TlsError,
+    error_from_server,
+)
+from .events import DebugEvents, Events, PermissionContext, ServersChanged, Stats, Status, StatusHub
+from .headers import Headers
+from .info import ServerInfo
+from .msg import Msg, to_headers
+from .nuid import nuid
+from .options import Authenticator, ConnectOptions
+from .protocol import Parser, WriteBuffer
+from .request import ReplyWaiter, RequestManyIterator, RequestStrategy, check_no_responders
+from .servers import ServerAddress, ServerPool
+from .subjects import check_subject
+from .subscription import MsgCallback, PendingPolicy, Subscription
+from .tls import TlsOptions
+
+__all__ = ["NatsConnection", "connect"]
+
+logger = logging.getLogger("cnats")
+protocol_logger = logging.getLogger("cnats.protocol")
+
+_CHUNK = 64 * 1024  # a publish that leaves this much buffered hands it to the socket at once
+_PING = b"PING\r\n"
+_PONG = b"PONG\r\n"
+_UNLIMITED = None
+
+
+class _State(IntEnum):
+    CONNECTING = 0
+    CONNECTED = 1
+    RECONNECTING = 2
+    DRAINING_SUBS = 3
+    DRAINING_PUBS = 4
+    CLOSED = 5
+
+
+class _NatsProtocol(asyncio.BufferedProtocol):
+    """One socket's protocol object. Until the handshake completes it answers the handshake's futures itself;
+    afterwards it forwards the server's control lines to the connection."""
+
+    def __init__(self, conn: NatsConnection) -> None:
+        self.conn = conn
+        loop = conn._loop
+        self.parser: Any = None  # set right after construction (the parser needs this object as its handler)
+        self.transport: asyncio.Transport | None = None
+        self.established = False
+        self.info_future: asyncio.Future[dict[str, Any]] = loop.create_future()
+        self.pong_future: asyncio.Future[None] = loop.create_future()
+        self.lost: asyncio.Future[None] = loop.create_future()
+
+    # -- asyncio protocol -----------------------------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        buffer: memoryview = self.parser.get_buffer(sizehint)
+        return buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        try:
+            self.parser.buffer_updated(nbytes)
+        except ProtocolError as exc:
+            self._fail(exc)
+
+    def eof_received(self) -> bool:
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(None)
+        err: BaseException = exc if exc is not None else DisconnectedError("connection closed by the server")
+        for fut in (self.info_future, self.pong_future):
+            if not fut.done():
+                fut.set_exception(err)
+        self.conn._on_connection_lost(self, exc)
+
+    def pause_writing(self) -> None:
+        if self.established:
+            self.conn._write_paused = True
+
+    def resume_writing(self) -> None:
+        if self.established:
+            self.conn._write_paused = False
+            self.conn._flush_pending()
+
+    def _fail(self, exc: NatsError) -> None:
+        """A fatal error on this socket: handshake waiters fail; an established connection reconnects."""
+        for fut in (self.info_future, self.pong_future):
+            if not fut.done():
+                fut.set_exception(exc)
+        if self.established:
+            self.conn._on_fatal_error(self, exc)
+        elif self.transport is not None:
+            self.transport.abort()
+
+    # -- parser handler -----------------------------------------------------------------------------------------
+    def on_info(self, info: dict[str, Any]) -> None:
+        if not self.info_future.done():
+            self.info_future.set_result(info)
+        elif self.established:
+            self.conn._on_async_info(info)
+
+    def on_ping(self) -> None:
+        if self.established:
+            self.conn._send_pong()
+        elif self.transport is not None:
+            self.transport.write(_PONG)
+
+    def on_pong(self) -> None:
+        if self.established:
+            self.conn._on_pong()
+        elif not self.pong_future.done():
+            self.pong_future.set_result(None)
+
+    def on_ok(self) -> None:
+        pass
+
+    def on_err(self, text: str) -> None:
+        if self.established:
+            self.conn._on_server_error(self, text)
+        else:
+            self._fail(error_from_server(text))
+
+
+class _DebugProtocol(_NatsProtocol):
+    """``debug=True``: logs every line received (what is sent is logged by the connection)."""
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        self._view = super().get_buffer(sizehint)
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        _log_lines("<<-", bytes(self._view[:nbytes]))
+        super().buffer_updated(nbytes)
+
+
+def _log_lines(direction: str, data: bytes | bytearray) -> None:
+    for line in bytes(data).split(b"\r\n"):
+        if line:
+            protocol_logger.info("%s %s", direction, line[:1024].decode("utf-8", "replace"))
+
+
+class NatsConnection:
+    """A connection to a NATS server (or cluster). Create it with :func:`connect`."""
+
+    def __init__(self, options: ConnectOptions) -> None:
+        self._opts = options
+        self._loop = asyncio.get_running_loop()
+        self._pool = ServerPool(options.servers, randomize=not options.no_randomize)
+        self._wb = WriteBuffer(limit=options.pending_bytes_limit)
+        self._sinks: dict[int, Callable[[Any], object]] = {}
+        self._subs: dict[int, Subscription] = {}
+        self._next_sid = 1
+        self._state = _State.CONNECTING
+        self._protocol: _NatsProtocol | None = None
+        self._transport: asyncio.Transport | None = None
+        self._parser: Any = None
+        self._in_msgs_base = 0
+        self._in_bytes_base = 0
+        self._info: ServerInfo | None = None
+        self._headers_ok = False
+        self._write_paused = False
+        self._flush_handle: asyncio.Handle | None = None
+        self._pongs: deque[asyncio.Future[None] | None] = deque()
+        self._pending_flushes: list[asyncio.Future[None]] = []
+        self._pings_out = 0
+        self._ping_timer: asyncio.TimerHandle | None = None
+        self._blocked: set[Subscription] = set()
+        self._status = StatusHub()
+        self._closed: asyncio.Future[Exception | None] = self._loop.create_future()
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._last_error: Exception | None = None
+        self._resp_prefix = ""
+        self._resp_sub: Subscription | None = None
+        self._resp_map: dict[str, ReplyWaiter | RequestManyIterator] = {}
+        self._weakself = weakref.ref(self)
+        self._debug = options.debug
+
+    # -- properties ------------------------------------------------------------------------------------------------
+    @property
+    def info(self) -> ServerInfo | None:
+        return None if self._state == _State.CLOSED else self._info
+
+    @property
+    def server(self) -> str:
+        current = self._pool.current
+        return current.hostport if current is not None else ""
+
+    @property
+    def is_closed(self) -> bool:
+        return self._state == _State.CLOSED
+
+    @property
+    def is_draining(self) -> bool:
+        return self._state in (_State.DRAINING_SUBS, _State.DRAINING_PUBS)
+
+    @property
+    def closed(self) -> asyncio.Future[Exception | None]:
+        return self._closed
+
+    def stats(self) -> Stats:
+        parser = self._parser
+        in_msgs = self._in_msgs_base + (parser.in_msgs if parser is not None else 0)
+        in_bytes = self._in_bytes_base + (parser.in_bytes if parser is not None else 0)
+        return Stats(in_bytes=in_bytes, out_bytes=self._wb.out_bytes, in_msgs=in_msgs, out_msgs=self._wb.out_msgs)
+
+    def status(self) -> AsyncIterator[Status]:
+        """A new iterator of status events from now on (no replay); it ends when the connection closes."""
+        return self._status.listen()
+
+    def __repr__(self) -> str:
+        return f"<NatsConnection server={self.server!r} state={self._state.name.lower()}>"
+
+    # -- publishing --------------------------------------------------------------------------------------------------
+    def publish(
+        self,
+        subject: str,
+        payload: bytes | bytearray | memoryview | str = b"",
+        *,
+        reply: str | None = None,
+        headers: Headers | Mapping[str, Any] | None = None,
+    ) -> None:
+        """Buffer one message for the server; it is written within this event-loop turn. Never blocks."""
+        if self._state >= _State.DRAINING_PUBS:
+            self._raise_closed_or_draining()
+        if headers is not None:
+            hdrs = headers if type(headers) is Headers else to_headers(headers)
+            if not self._headers_ok and hdrs:
+                raise ServerOptionNotAvailableError("the server does not support headers")
+        else:
+            hdrs = None
+        if self._wb.publish(subject, payload, reply, hdrs) >= _CHUNK:
+            self._flush_pending()
+        elif self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush_pending)
+
+    def publish_message(self, msg: Msg) -> None:
+        self.publish(msg.subject, msg.data, reply=msg.reply, headers=msg.headers)
+
+    def respond_message(self, msg: Msg) -> bool:
+        if not msg.reply:
+            return False
+        self.publish(msg.reply, msg.data, headers=msg.headers)
+        return True
+
+    def _raise_closed_or_draining(self) -> None:
+        if self._state == _State.CLOSED:
+            raise ConnectionClosedError()
+        raise ConnectionDrainingError()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None:
+            self._flush_handle = self._loop.call_soon(self._flush_pending)
+
+    def _flush_pending(self) -> None:
+        """Hand what is buffered to the socket (unless disconnected or the socket asked us to pause)."""
+        self._flush_handle = None
+        transport = self._transport
+        if transport is not None and not self._write_paused and self._wb.pending:
+            data = self._wb.take()
+            if self._debug:
+                _log_lines("->>", data)
+            transport.write(data)
+
+    def _write_now(self, extra: bytes) -> None:
+        """Everything buffered, then ``extra`` (a PING or PONG), in this order, whatever the pause state."""
+        transport = self._transport
+        if transport is None:
+            return
+        if self._wb.pending:
+            data = self._wb.take()
+            if self._debug:
+                _log_lines("->>", data)
+            transport.write(data)
+        if self._debug:
+            _log_lines("->>", extra)
+        transport.write(extra)
+
+    # -- subscribing -------------------------------------------------------------------------------------------------
+    def subscribe(
+        self,
+        subject: str,
+        *,
+        queue: str | None = None,
+        callback: MsgCallback | None = None,
+        max: int | None = None,
+        timeout: float | None = None,
+        pending_msgs_limit: int | None = 524_288,
+        pending_bytes_limit: int | None = 128 * 1024 * 1024,
+        on_full: PendingPolicy = PendingPolicy.DROP,
+    ) -> Subscription:
+        """Subscribe to ``subject`` (wildcards allowed), optionally in a queue group."""
+        if self._state >= _State.DRAINING_SUBS:
+            self._raise_closed_or_draining()
+        check_subject(subject, "subject")
+        if queue is not None:
+            check_subject(queue, "queue group")
+        if max is not None and (isinstance(max, bool) or not isinstance(max, int) or max <= 0):
+            raise InvalidOptionError(f"max must be a positive int, got {max!r}")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise InvalidOptionError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        for name, limit in (("pending_msgs_limit", pending_msgs_limit), ("pending_bytes_limit", pending_bytes_limit)):
+            if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0):
+                raise InvalidOptionError(f"{name} must be a positive int or None, got {limit!r}")
+        if callback is not None and not callable(callback):
+            raise InvalidOptionError("callback must be callable")
+        try:
+            policy = PendingPolicy(on_full)
+        except ValueError:
+            raise InvalidOptionError(f"on_full must be a PendingPolicy, got {on_full!r}") from None
+        return self._subscribe(subject, queue, callback, max, timeout, pending_msgs_limit, pending_bytes_limit, policy)
+
+    def _subscribe(
+        self,
+        subject: str,
+        queue: str | None,
+        callback: MsgCallback | None,
+        max: int | None = None,
+        timeout: float | None = None,
+        pending_msgs_limit: int | None = _UNLIMITED,
+        pending_bytes_limit: int | None = _UNLIMITED,
+        on_full: PendingPolicy = PendingPolicy.DROP,
+    ) -> Subscription:
+        sid = self._next_sid
+        self._next_sid += 1
+        sub = Subscription(
+            self,
+            sid,
+            subject,
+            queue=queue or None,
+            callback=callback,
+            max=max,
+            timeout=timeout,
+            pending_msgs_limit=pending_msgs_limit,
+            pending_bytes_limit=pending_bytes_limit,
+            on_full=on_full,
+        )
+        self._subs[sid] = sub
+        self._sinks[sid] = sub.deliver
+        if self._transport is not None:
+            self._wb.subscribe(subject, sid, queue or None)
+            if max is not None:
+                self._wb.unsubscribe(sid, max)
+            self._schedule_flush()
+        return sub
+
+    def _send_unsubscribe(self, sid: int, max: int | None) -> None:
+        if self._transport is not None and sid in self._subs:
+            self._wb.unsubscribe(sid, max)
+            self._schedule_flush()
+
+    def _forget_subscription(self, sub: Subscription, *, send_unsub: bool) -> None:
+        sid = sub.sid
+        if self._subs.get(sid) is sub:
+            if send_unsub and self._transport is not None and self._state != _State.CLOSED:
+                self._wb.unsubscribe(sid)
+                self._schedule_flush()
+            del self._subs[sid]
+            self._sinks.pop(sid, None)
+        self._blocked.discard(sub)
+
+    def _block_reading(self, sub: Subscription) -> None:
+        if not self._blocked and self._transport is not None:
+            self._transport.pause_reading()
+        self._blocked.add(sub)
+
+    def _unblock_reading(self, sub: Subscription) -> None:
+        self._blocked.discard(sub)
+        if not self._blocked and self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def _report_slow_consumer(self, err: SlowConsumerError) -> None:
+        logger.warning("%s", err)
+        self._status.emit(Status(Events.ERROR, err.code, error=err))
+
+    # -- requests ----------------------------------------------------------------------------------------------------
+    def _check_can_request(self) -> None:
+        if self._state >= _State.DRAINING_SUBS:
+            self._raise_closed_or_draining()
+
+    def _mux_inbox(self) -> str:
+        """A reply subject served by the shared wildcard inbox subscription (created on first use)."""
+        if self._resp_sub is None:
+            self._resp_prefix = f"{self._opts.inbox_prefix}.{nuid.next()}."
+            self._resp_sub = self._subscribe(self._resp_prefix + "*", None, self._on_mux_response)
+        return self._resp_prefix
+
+    def _on_mux_response(self, msg: Msg) -> None:
+        waiter = self._resp_map.get(msg.subject[len(self._resp_prefix) :])
+        if waiter is not None:
+            waiter.deliver(msg)
+
+    async def request(
+        self,
+        subject: str,
+        payload: bytes | bytearray | memoryview | str = b"",
+        *,
+        timeout: float = 1.0,
+        headers: Headers | Mapping[str, Any] | None = None,
+        no_mux: bool = False,
+        reply: str | None = None,
+    ) -> Msg:
+        """Publish with a reply subject and return the first response."""
+        self._check_can_request()
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InvalidOptionError("timeout must be greater than 0")
+        if reply is not None and not no_mux:
+            raise InvalidOptionError("reply can only be used with noMux")
+        if no_mux:
+            return await self._request_no_mux(subject, payload, timeout, headers, reply)
+        prefix = self._mux_inbox()
+        token = nuid.next()
+        future: asyncio.Future[Msg] = self._loop.create_future()
+        self._resp_map[token] = ReplyWaiter(future)
+        timer = self._loop.call_later(timeout, _expire, future, subject, timeout)
+        try:
+            self.publish(subject, payload, reply=prefix + token, headers=headers)
+            msg = await future
+        finally:
+            timer.cancel()
+            del self._resp_map[token]
+        check_no_responders(msg, subject)
+        return msg
+
+    async def _request_no_mux(
+        self,
+        subject: str,
+        payload: bytes | bytearray | memoryview | str,
+        timeout: float,
+        headers: Headers | Mapping[str, Any] | None,
+        reply: str | None,
+    ) -> Msg:
+        inbox = reply if reply else f"{self._opts.inbox_prefix}.{nuid.next()}"
+        check_subject(inbox, "reply subject")
+        sub = self._subscribe(inbox, None, None, max=1)
+        try:
+            self.publish(subject, payload, reply=inbox, headers=headers)
+            msg = await sub.next_msg(timeout)
+        except NatsTimeoutError:
+            raise NatsTimeoutError(f"request to {subject!r} timed out after {timeout} s") from None
+        finally:
+            sub.unsubscribe()
+        check_no_responders(msg, subject)
+        return msg
+
+    async def request_many(
+        self,
+        subject: str,
+        payload: bytes | bytearray | memoryview | str = b"",
+        *,
+        strategy: RequestStrategy = RequestStrategy.TIMER,
+        max_wait: float = 1.0,
+        max_messages: int = -1,
+        jitter: float = 0.3,
+        headers: Headers | Mapping[str, Any] | None = None,
+        no_mux: bool = False,
+    ) -> AsyncIterator[Msg]:
+        """Publish a request and return an iterator of the responses, ended by ``strategy``."""
+        self._check_can_request()
+        if isinstance(max_wait, bool) or not isinstance(max_wait, (int, float)) or max_wait <= 0:
+            raise InvalidOptionError("max_wait must be greater than 0")
+        try:
+            strategy = RequestStrategy(strategy)
+        except ValueError:
+            raise InvalidOptionError(f"unknown request strategy {strategy!r}") from None
+        if strategy is RequestStrategy.COUNT and max_messages <= 0:
+            raise InvalidOptionError("max_messages must be greater than 0 with the count strategy")
+        if strategy is RequestStrategy.JITTER_TIMER and jitter <= 0:
+            raise InvalidOptionError("jitter must be greater than 0 with the jitterTimer strategy")
+        it = RequestManyIterator(self._loop, strategy, max_wait, max_messages, jitter)
+        if no_mux:
+            inbox = f"{self._opts.inbox_prefix}.{nuid.next()}"
+            sub = self._subscribe(inbox, None, it.deliver)
+            it.on_end = sub.unsubscribe
+        else:
+            prefix = self._mux_inbox()
+            token = nuid.next()
+            inbox = prefix + token
+            self._resp_map[token] = it
+            it.on_end = lambda: self._forget_waiter(token)
+        try:
+            self.publish(subject, payload, reply=inbox, headers=headers)
+        except BaseException:
+            it.end(None)
+            raise
+        it.start()
+        return it
+
+    def _fail_requests(self, error: Exception) -> None:
+        waiters = list(self._resp_map.values())
+        self._resp_map.clear()
+        for waiter in waiters:
+            waiter.fail(error)
+
+    def _forget_waiter(self, token: str) -> None:
+        self._resp_map.pop(token, None)
+
+    # -- flush, rtt --------------------------------------------------------------------------------------------------
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until the server has processed everything sent so far (a PING/PONG round trip)."""
+        if self._state == _State.CLOSED:
+            raise ConnectionClosedError()
+        future: asyncio.Future[None] = self._loop.create_future()
+        if self._transport is not None and self._state != _State.CONNECTING:
+            self._pongs.append(future)
+            self._write_now(_PING)
+        else:
+            self._pending_flushes.append(future)  # pinged after the reconnect
+        if timeout is None:
+            await asyncio.shield(future)
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(future), timeout)
+        except asyncio.TimeoutError:
+            raise NatsTimeoutError(f"flush timed out after {timeout} s") from None
+
+    async def rtt(self) -> float:
+        """Seconds for one PING/PONG round trip to the server."""
+        if self._state == _State.CLOSED:
+            raise ConnectionClosedError()
+        if self._transport is None or self._state == _State.RECONNECTING:
+            raise DisconnectedError()
+        start = self._loop.time()
+        await self.flush()
+        return self._loop.time() - start
+
+    def _send_pong(self) -> None:
+        self._write_now(_PONG)
+
+    def _on_pong(self) -> None:
+        self._pings_out = 0
+        if self._pongs:
+            waiter = self._pongs.popleft()
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+
+    # -- ping timer ---------------------------------------------------------------------------------------------------
+    def _start_ping_timer(self) -> None:
+        self._stop_ping_timer()
+        self._pings_out = 0
+        self._ping_timer = self._loop.call_later(self._opts.ping_interval, self._on_ping_timer)
+
+    def _stop_ping_timer(self) -> None:
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+
+    def _on_ping_timer(self) -> None:
+        self._ping_timer = None
+        if self._transport is None or self._state in (_State.CLOSED, _State.RECONNECTING, _State.CONNECTING):
+            return
+        self._status.emit(Status(DebugEvents.PING_TIMER, self._pings_out + 1))
+        if self._pings_out >= self._opts.max_ping_out:
+            self._status.emit(Status(DebugEvents.STALE_CONNECTION, ""))
+            self._last_error = NatsTimeoutError("stale connection: the server did not answer PINGs")
+            self._drop_transport()
+            return
+        self._pings_out += 1
+        self._pongs.append(None)
+        self._write_now(_PING)
+        self._ping_timer = self._loop.call_later(self._opts.ping_interval, self._on_ping_timer)
+
+    # -- server events ------------------------------------------------------------------------------------------------
+    def _on_async_info(self, info: dict[str, Any]) -> None:
+        self._apply_info(info, initial=False)
+
+    def _apply_info(self, info: dict[str, Any], *, initial: bool) -> None:
+        parsed = ServerInfo.from_dict(info)
+        self._info = parsed
+        self._wb.max_payload = parsed.max_payload
+        if self._parser is not None:
+            self._parser.max_payload = parsed.max_payload
+        self._headers_ok = parsed.headers
+        if parsed.connect_urls and not self._opts.ignore_cluster_updates:
+            tls = bool(parsed.tls_required) or any(s.tls_required for s in self._pool.servers)
+            added, deleted = self._pool.update_discovered(parsed.connect_urls, tls)
+            if (added or deleted) and not initial:
+                self._status.emit(Status(Events.UPDATE, ServersChanged(added=added, deleted=deleted)))
+        if parsed.ldm and not initial:
+            self._status.emit(Status(Events.LDM, self.server))
+
+    def _on_server_error(self, proto: _NatsProtocol, text: str) -> None:
+        err = error_from_server(text)
+        context = None
+        if isinstance(err, PermissionViolationError):
+            context = PermissionContext(err.operation, err.subject, err.queue)
+        self._status.emit(Status(Events.ERROR, err.code, permission_context=context, error=err))
+        if isinstance(err, PermissionViolationError):
+            if err.operation == "subscription":
+                for sub in list(self._subs.values()):
+                    if sub.subject == err.subject and (err.queue is None or sub.queue == err.queue):
+                        if sub is self._resp_sub:
+                            self._resp_sub = None
+                            self._fail_requests(err)
+                        sub._abandon(err)
+            return
+        logger.warning("server error: %s", err)
+        self._last_error = err  # the server closes the connection after any other -ERR
+
+    def _on_fatal_error(self, proto: _NatsProtocol, err: NatsError) -> None:
+        if proto is not self._protocol:
+            return
+        logger.error("%s", err)
+        self._status.emit(Status(Events.ERROR, err.code, error=err))
+        self._last_error = err
+        self._drop_transport()
+
+    def _drop_transport(self) -> None:
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _on_connection_lost(self, proto: _NatsProtocol, exc: Exception | None) -> None:
+        if proto is not self._protocol:
+            return  # a handshake that failed, or a socket we already left
+        self._protocol = None
+        self._transport = None
+        self._write_paused = False
+        self._blocked.clear()
+        self._stop_ping_timer()
+        parser = self._parser
+        if parser is not None:
+            self._in_msgs_base += parser.in_msgs
+            self._in_bytes_base += parser.in_bytes
+            self._parser = None
+        # PINGs of the lost socket will never be answered: ask again after the reconnect.
+        self._pending_flushes.extend(f for f in self._pongs if f is not None and not f.done())
+        self._pongs.clear()
+        if self._state == _State.CLOSED:
+            return
+        if exc is not None and self._last_error is None:
+            self._last_error = DisconnectedError(f"connection lost: {exc}")
+        server = self._pool.current
+        self._status.emit(Status(Events.DISCONNECT, server.hostport if server else ""))
+        if self._opts.reconnect and self._state in (_State.CONNECTED, _State.DRAINING_SUBS, _State.DRAINING_PUBS):
+            if self._state == _State.CONNECTED:
+                self._state = _State.RECONNECTING
+            self._reconnect_task = self._loop.create_task(self._reconnect_loop())
+        else:
+            self._close_now(self._last_error or DisconnectedError("connection lost"))
+
+    # -- connecting ---------------------------------------------------------------------------------------------------
+    async def _connect_first(self) -> None:
+        """Try every server once (or forever with wait_on_first_connect); raise the last error."""
+        last: Exception | None = None
+        while True:
+            for _ in range(len(self._pool)):
+                server = self._pool.next_server()
+                if server is None:
+                    break
+                if self._opts.wait_on_first_connect:
+                    await self._wait_before(server)
+                try:
+                    await self._attempt(server)
+                    return
+                except NatsError as exc:
+                    last = exc
+                    server.failed_attempts += 1
+            if not self._opts.wait_on_first_connect:
+                self._state = _State.CLOSED
+                self._status.close()
+                self._closed.set_result(last)
+                assert last is not None
+                raise last
+
+    def _reconnect_delay(self, server: ServerAddress) -> float:
+        handler = self._opts.reconnect_delay_handler
+        if handler is not None:
+            return float(handler())
+        tls = server.tls_required or self._opts.tls not in (None, False)
+        jitter = self._opts.reconnect_jitter_tls if tls else self._opts.reconnect_jitter
+        return self._opts.reconnect_time_wait + random.uniform(0, jitter)
+
+    async def _wait_before(self, server: ServerAddress) -> None:
+        if server.last_attempt is None:
+            return
+        remaining = server.last_attempt + self._reconnect_delay(server) - self._loop.time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    async def _reconnect_loop(self) -> None:
+        opts = self._opts
+        last_auth_error: str | None = None
+        try:
+            while not self.is_closed:
+                server = self._pool.next_server()
+                if server is None:
+                    self._close_now(self._last_error or NatsConnectionRefusedError("no servers left to connect to"))
+                    return
+                await self._wait_before(server)
+                if self.is_closed:
+                    return
+                self._status.emit(Status(DebugEvents.RECONNECTING, server.hostport))
+                try:
+                    await self._attempt(server)
+                except NatsError as exc:
+                    self._last_error = exc
+                    server.failed_attempts += 1
+                    if isinstance(exc, AuthError) and not opts.ignore_auth_error_abort:
+                        if last_auth_error == exc.code:
+                            self._close_now(exc)
+                            return
+                        last_auth_error = exc.code
+                    else:
+                        last_auth_error = None
+                    if opts.max_reconnect_attempts != -1 and server.failed_attempts >= opts.max_reconnect_attempts:
+                        self._pool.remove(server)
+                    continue
+                self._status.emit(Status(Events.RECONNECT, server.hostport))
+                return
+        finally:
+            if asyncio.current_task() is self._reconnect_task:
+                self._reconnect_task = None
+
+    async def _attempt(self, server: ServerAddress) -> None:
+        server.last_attempt = self._loop.time()
+        proto = (_DebugProtocol if self._debug else _NatsProtocol)(self)
+        parser = Parser(proto, msg_class=Msg, client=self._weakself)
+        parser.subs = self._sinks
+        proto.parser = parser
+        try:
+            await asyncio.wait_for(self._handshake(server, proto), self._opts.timeout)
+        except asyncio.TimeoutError:
+            if proto.transport is not None:
+                proto.transport.abort()
+            raise ConnectionTimeoutError(f"timed out connecting to {server.hostport}") from None
+        except OSError as exc:
+            if proto.transport is not None:
+                proto.transport.abort()
+            raise NatsConnectionRefusedError(f"could not connect to {server.hostport}: {exc}") from exc
+        except BaseException:
+            if proto.transport is not None:
+                proto.transport.abort()
+            raise
+        self._established(server, proto, parser)
+
+    async def _handshake(self, server: ServerAddress, proto: _NatsProtocol) -> None:
+        loop = self._loop
+        await loop.create_connection(lambda: proto, server.host, server.port)
+        info = await proto.info_future
+        transport = proto.transport
+        assert transport is not None
+        if self._wants_tls(server, info):
+            raise TlsError("TLS is not supported yet")  # issue: auth, TLS, reconnect
+        connect = self._connect_payload(server, info)
+        wb = WriteBuffer()
+        wb.connect(connect)
+        wb.ping()
+        data = wb.take()
+        if self._debug:
+            _log_lines("->>", data)
+        transport.write(data)
+        await proto.pong_future
+        proto.established = True
+        proto.info = info  # type: ignore[attr-defined]
+
+    def _wants_tls(self, server: ServerAddress, info: dict[str, Any]) -> bool:
+        tls = self._opts.tls
+        if tls is False:
+            if info.get("tls_required"):
+                raise TlsError("the server requires TLS and tls=False was given")
+            return False
+        if tls is None and not server.tls_required:
+            return bool(info.get("tls_required"))
+        if not (info.get("tls_required") or info.get("tls_available")):
+            raise ServerOptionNotAvailableError("TLS was requested but the server does not offer it")
+        return True
+
+    def _connect_payload(self, server: ServerAddress, info: dict[str, Any]) -> dict[str, Any]:
+        opts = self._opts
+        headers = bool(info.get("headers"))
+        if opts.no_echo and int(info.get("proto", 0)) < 1:
+            raise ServerOptionNotAvailableError("the server does not support no_echo")
+        payload: dict[str, Any] = {
+            "verbose": opts.verbose,
+            "pedantic": opts.pedantic,
+            "tls_required": False,
+            "lang": "python3",
+            "version": _version,
+            "protocol": 1,
+            "echo": not opts.no_echo,
+            "headers": headers,
+            "no_responders": headers,
+        }
+        if opts.name is not None:
+            payload["name"] = opts.name
+        payload.update(self._credentials(server, info.get("nonce")))
+        return payload
+
+    def _credentials(self, server: ServerAddress, nonce: str | None) -> dict[str, Any]:
+        """CONNECT auth fields, merged from every source in the documented order."""
+        opts = self._opts
+        fields: dict[str, Any] = {}
+        sources: list[Authenticator] = list(opts.authenticators)
+        for auth in sources:
+            extra = auth(nonce)
+            if extra:
+                fields.update(extra)
+        if opts.token is not None:
+            fields["auth_token"] = opts.token
+        if opts.user is not None:
+            fields["user"] = opts.user
+            if opts.password is not None:
+                fields["pass"] = opts.password
+        given = sources or opts.token is not None or opts.user is not None or opts.nkey_seed or opts.user_credentials
+        if not given and server.username is not None:
+            if server.password is not None:
+                fields["user"] = server.username
+                fields["pass"] = server.password
+            else:
+                fields["auth_token"] = server.username
+        return fields
+
+    def _established(self, server: ServerAddress, proto: _NatsProtocol, parser: Any) -> None:
+        reconnecting = self._state != _State.CONNECTING
+        self._protocol = proto
+        self._transport = proto.transport
+        self._parser = parser
+        self._pool.current = server
+        server.did_connect = True
+        server.failed_attempts = 0
+        self._last_error = None
+        self._apply_info(proto.info, initial=True)  # type: ignore[attr-defined]
+        if self._state in (_State.CONNECTING, _State.RECONNECTING):
+            self._state = _State.CONNECTED
+        # Subscriptions first (with what is left of their max), then what was published meanwhile, then PINGs
+        # for the flushes that waited.
+        if reconnecting:
+            wb = WriteBuffer()
+            for sub in self._subs.values():
+                wb.subscribe(sub.subject, sub.sid, sub.queue)
+                if sub.max is not None:
+                    wb.unsubscribe(sub.sid, max(sub.max - sub.received, 1))
+            if wb.pending:
+                assert self._transport is not None
+                self._transport.write(wb.take())
+        self._flush_pending()
+        flushes, self._pending_flushes = self._pending_flushes, []
+        for future in flushes:
+            if not future.done():
+                self._pongs.append(future)
+                self._write_now(_PING)
+        self._start_ping_timer()
+
+    # -- closing --------------------------------------------------------------------------------------------------------
+    async def reconnect(self) -> None:
+        """Drop the current socket and follow the reconnect policy (a no-op while disconnected)."""
+        if self._state == _State.CLOSED:
+            raise ConnectionClosedError()
+        if self.is_draining:
+            raise ConnectionDrainingError()
+        if self._transport is None:
+            return
+        self._status.emit(Status(DebugEvents.CLIENT_INITIATED_RECONNECT, ""))
+        self._drop_transport()
+
+    async def drain(self) -> None:
+        """Drain every subscription, stop publishing, flush, close. ``closed`` then resolves None."""
+        if self._state == _State.CLOSED:
+            raise ConnectionClosedError()
+        if self.is_draining:
+            raise ConnectionDrainingError()
+        self._state = _State.DRAINING_SUBS
+        subs = [s for s in self._subs.values() if s is not self._resp_sub]
+        results = await asyncio.gather(*(s.drain() for s in subs if not s.is_draining), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, NatsError):
+                logger.warning("error while draining a subscription: %r", result)
+        if self._resp_sub is not None and not self._resp_sub.is_closed:
+            await asyncio.gather(self._resp_sub.drain(), return_exceptions=True)
+        if self._state == _State.CLOSED:
+            return
+        self._state = _State.DRAINING_PUBS
+        try:
+            await self.flush()
+        except NatsError:
+            pass
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connection (idempotent). Buffered data is written best-effort; use flush() for a guarantee."""
+        proto = self._protocol
+        self._close_now(None)
+        if proto is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(proto.lost), 1.0)
+            except asyncio.TimeoutError:
+                pass
+        await asyncio.shield(self._closed)
+
+    def _close_now(self, error: Exception | None) -> None:
+        if self._state == _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        self._stop_ping_timer()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        task = self._reconnect_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+        self._reconnect_task = None
+        transport = self._transport
+        if transport is not None:
+            if self._wb.pending:
+                transport.write(self._wb.take())
+            transport.close()
+        closed = ConnectionClosedError("connection closed")
+        for future in [*self._pongs, *self._pending_flushes]:
+            if future is not None and not future.done():
+                future.set_exception(closed)
+        self._pongs.clear()
+        self._pending_flushes.clear()
+        self._fail_requests(closed)
+        for sub in list(self._subs.values()):
+            sub._abandon(None)
+        self._status.close()
+        if not self._closed.done():
+            self._closed.set_result(error)
+
+    async def __aenter__(self) -> NatsConnection:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _expire(future: asyncio.Future[Msg], subject: str, timeout: float) -> None:
+    if not future.done():
+        future.set_exception(NatsTimeoutError(f"request to {subject!r} timed out after {timeout} s"))
+
+
+async def connect(
+    servers: str | Sequence[str] | None = None,
+    *,
+    port: int | None = None,
+    user: str | None = None,
+    password: str | None = None,
+    token: str | None = None,
+    authenticator: Authenticator | Sequence[Authenticator] | None = None,
+    nkey_seed: str | bytes | None = None,
+    user_credentials: str | None = None,
+    name: str | None = None,
+    timeout: float = 20.0,
+    reconnect: bool = True,
+    max_reconnect_attempts: int = 10,
+    reconnect_time_wait: float = 2.0,
+    reconnect_jitter: float = 0.1,
+    reconnect_jitter_tls: float = 1.0,
+    reconnect_delay_handler: Callable[[], float] | None = None,
+    wait_on_first_connect: bool = False,
+    ping_interval: float = 120.0,
+    max_ping_out: int = 2,
+    no_randomize: bool = False,
+    ignore_cluster_updates: bool = False,
+    ignore_auth_error_abort: bool = False,
+    resolve: bool = True,
+    no_echo: bool = False,
+    verbose: bool = False,
+    pedantic: bool = False,
+    inbox_prefix: str = "_INBOX",
+    tls: TlsOptions | ssl.SSLContext | bool | None = None,
+    tls_handshake_first: bool = False,
+    pending_bytes_limit: int = 8 * 1024 * 1024,
+    debug: bool = False,
+) -> NatsConnection:
+    """Connect to a NATS server (see API.md section 1 for every option)."""
+    options = ConnectOptions.build(
+        servers,
+        port,
+        user=user,
+        password=password,
+        token=token,
+        authenticator=authenticator,
+        nkey_seed=nkey_seed,
+        user_credentials=user_credentials,
+        name=name,
+        timeout=timeout,
+        reconnect=reconnect,
+        max_reconnect_attempts=max_reconnect_attempts,
+        reconnect_time_wait=reconnect_time_wait,
+        reconnect_jitter=reconnect_jitter,
+        reconnect_jitter_tls=reconnect_jitter_tls,
+        reconnect_delay_handler=reconnect_delay_handler,
+        wait_on_first_connect=wait_on_first_connect,
+        ping_interval=ping_interval,
+        max_ping_out=max_ping_out,
+        no_randomize=no_randomize,
+        ignore_cluster_updates=ignore_cluster_updates,
+        ignore_auth_error_abort=ignore_auth_error_abort,
+        resolve=resolve,
+        no_echo=no_echo,
+        verbose=verbose,
+        pedantic=pedantic,
+        inbox_prefix=inbox_prefix,
+        tls=tls,
+        tls_handshake_first=tls_handshake_first,
+        pending_bytes_limit=pending_bytes_limit,
+        debug=debug,
+    )
+    nc = NatsConnection(options)
+    await nc._connect_first()
+    return nc

@@ -1,0 +1,145 @@
+"""Connection status events and statistics (API.md section 1): ``Status``, ``Events``, ``DebugEvents``, ``Stats``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .errors import NatsError
+
+__all__ = [
+    "DebugEvents",
+    "Events",
+    "PermissionContext",
+    "ServersChanged",
+    "Stats",
+    "Status",
+    "StatusHub",
+]
+
+
+class Events(str, Enum):
+    DISCONNECT = "disconnect"
+    RECONNECT = "reconnect"
+    UPDATE = "update"
+    LDM = "ldm"
+    ERROR = "error"
+
+
+class DebugEvents(str, Enum):
+    RECONNECTING = "reconnecting"
+    PING_TIMER = "pingTimer"
+    STALE_CONNECTION = "staleConnection"
+    CLIENT_INITIATED_RECONNECT = "client initiated reconnect"
+
+
+@dataclass(frozen=True)
+class ServersChanged:
+    added: list[str]
+    deleted: list[str]
+
+
+@dataclass(frozen=True)
+class PermissionContext:
+    operation: str  # "publish" | "subscription"
+    subject: str
+    queue: str | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    type: Events | DebugEvents
+    data: str | ServersChanged | int
+    permission_context: PermissionContext | None = None
+    error: NatsError | None = None
+
+
+@dataclass(frozen=True)
+class Stats:
+    in_bytes: int
+    out_bytes: int
+    in_msgs: int
+    out_msgs: int
+
+
+class _StatusIterator:
+    """One listener: its own queue, so every iterator sees every event emitted after it was created."""
+
+    def __init__(self, hub: StatusHub) -> None:
+        self._hub = hub
+        self._queue: deque[Status] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._ended = False
+
+    def _put(self, status: Status) -> None:
+        self._queue.append(status)
+        self._wake()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def __aiter__(self) -> _StatusIterator:
+        return self
+
+    async def __anext__(self) -> Status:
+        while not self._queue:
+            if self._ended:
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._queue.popleft()
+
+    async def __aenter__(self) -> _StatusIterator:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop listening: the iterator ends after what is already queued."""
+        self._hub.remove(self)
+        self._end()
+
+
+class StatusHub:
+    """Fans status events out to every live listener; listeners see no replay of earlier events."""
+
+    def __init__(self) -> None:
+        self._listeners: list[_StatusIterator] = []
+        self._closed = False
+
+    def listen(self) -> AsyncIterator[Status]:
+        it = _StatusIterator(self)
+        if self._closed:
+            it._end()
+        else:
+            self._listeners.append(it)
+        return it
+
+    def remove(self, it: _StatusIterator) -> None:
+        if it in self._listeners:
+            self._listeners.remove(it)
+
+    def emit(self, status: Status) -> None:
+        for it in self._listeners:
+            it._put(status)
+
+    def close(self) -> None:
+        self._closed = True
+        listeners, self._listeners = self._listeners, []
+        for it in listeners:
+            it._end()
