@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ._version import __version__
 from .codecs import Codec, JSONCodec, StringCodec
 from .connection import NatsConnection, connect
 from .errors import *  # noqa: F403 - the error classes are part of the top-level API
@@ -22,7 +23,6 @@ from .tls import TlsOptions
 Payload = bytes | bytearray | memoryview | str
 HeadersLike = Headers | Mapping[str, str | Sequence[str]]
 
-from ._version import __version__
 
 __all__ = [
     *_errors_all,

@@ -10,6 +10,7 @@ buffer only ever holds PUB/HPUB/SUB/UNSUB frames and can be carried across a rec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import ssl
@@ -84,7 +85,7 @@ class _NatsProtocol(asyncio.BufferedProtocol):
         self.pong_future: asyncio.Future[None] = loop.create_future()
         self.lost: asyncio.Future[None] = loop.create_future()
 
-    # -- asyncio protocol -----------------------------------------------------------------------------------------
+    # -- asyncio protocol ------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
@@ -129,7 +130,7 @@ class _NatsProtocol(asyncio.BufferedProtocol):
         elif self.transport is not None:
             self.transport.abort()
 
-    # -- parser handler -----------------------------------------------------------------------------------------
+    # -- parser handler ------------------------------------------------------------------------------------------
     def on_info(self, info: dict[str, Any]) -> None:
         if not self.info_future.done():
             self.info_future.set_result(info)
@@ -212,7 +213,7 @@ class NatsConnection:
         self._weakself = weakref.ref(self)
         self._debug = options.debug
 
-    # -- properties ------------------------------------------------------------------------------------------------
+    # -- properties ------------------------------------------------------------------------------------------
     @property
     def info(self) -> ServerInfo | None:
         return None if self._state == _State.CLOSED else self._info
@@ -247,7 +248,7 @@ class NatsConnection:
     def __repr__(self) -> str:
         return f"<NatsConnection server={self.server!r} state={self._state.name.lower()}>"
 
-    # -- publishing --------------------------------------------------------------------------------------------------
+    # -- publishing ------------------------------------------------------------------------------------------
     def publish(
         self,
         subject: str,
@@ -312,7 +313,7 @@ class NatsConnection:
             _log_lines("->>", extra)
         transport.write(extra)
 
-    # -- subscribing -------------------------------------------------------------------------------------------------
+    # -- subscribing ------------------------------------------------------------------------------------------
     def subscribe(
         self,
         subject: str,
@@ -409,7 +410,7 @@ class NatsConnection:
         logger.warning("%s", err)
         self._status.emit(Status(Events.ERROR, err.code, error=err))
 
-    # -- requests ----------------------------------------------------------------------------------------------------
+    # -- requests ------------------------------------------------------------------------------------------
     def _check_can_request(self) -> None:
         if self._state >= _State.DRAINING_SUBS:
             self._raise_closed_or_draining()
@@ -531,7 +532,7 @@ class NatsConnection:
     def _forget_waiter(self, token: str) -> None:
         self._resp_map.pop(token, None)
 
-    # -- flush, rtt --------------------------------------------------------------------------------------------------
+    # -- flush, rtt ------------------------------------------------------------------------------------------
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until the server has processed everything sent so far (a PING/PONG round trip)."""
         if self._state == _State.CLOSED:
@@ -570,7 +571,7 @@ class NatsConnection:
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
 
-    # -- ping timer ---------------------------------------------------------------------------------------------------
+    # -- ping timer ------------------------------------------------------------------------------------------
     def _start_ping_timer(self) -> None:
         self._stop_ping_timer()
         self._pings_out = 0
@@ -596,7 +597,7 @@ class NatsConnection:
         self._write_now(_PING)
         self._ping_timer = self._loop.call_later(self._opts.ping_interval, self._on_ping_timer)
 
-    # -- server events ------------------------------------------------------------------------------------------------
+    # -- server events ------------------------------------------------------------------------------------------
     def _on_async_info(self, info: dict[str, Any]) -> None:
         self._apply_info(info, initial=False)
 
@@ -674,7 +675,7 @@ class NatsConnection:
         else:
             self._close_now(self._last_error or DisconnectedError("connection lost"))
 
-    # -- connecting ---------------------------------------------------------------------------------------------------
+    # -- connecting ------------------------------------------------------------------------------------------
     async def _connect_first(self) -> None:
         """Try every server once (or forever with wait_on_first_connect); raise the last error."""
         last: Exception | None = None
@@ -877,7 +878,7 @@ class NatsConnection:
                 self._write_now(_PING)
         self._start_ping_timer()
 
-    # -- closing --------------------------------------------------------------------------------------------------------
+    # -- closing ------------------------------------------------------------------------------------------
     async def reconnect(self) -> None:
         """Drop the current socket and follow the reconnect policy (a no-op while disconnected)."""
         if self._state == _State.CLOSED:
@@ -906,10 +907,8 @@ class NatsConnection:
         if self._state == _State.CLOSED:
             return
         self._state = _State.DRAINING_PUBS
-        try:
+        with contextlib.suppress(NatsError):
             await self.flush()
-        except NatsError:
-            pass
         await self.close()
 
     async def close(self) -> None:
@@ -917,10 +916,8 @@ class NatsConnection:
         proto = self._protocol
         self._close_now(None)
         if proto is not None:
-            try:
+            with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(proto.lost), 1.0)
-            except asyncio.TimeoutError:
-                pass
         await asyncio.shield(self._closed)
 
     def _close_now(self, error: Exception | None) -> None:

@@ -8,6 +8,7 @@ drained by one task (coroutine callback) or by the iterating code, never a task 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections import deque
@@ -32,7 +33,7 @@ __all__ = ["MsgCallback", "PendingPolicy", "Subscription"]
 
 logger = logging.getLogger("cnats")
 
-MsgCallback = Callable[[Msg], None | Awaitable[None]]
+MsgCallback = Callable[[Msg], Awaitable[None] | None]
 
 
 class PendingPolicy(str, Enum):
@@ -102,7 +103,7 @@ class Subscription:
         if timeout is not None:
             self._timer = loop.call_later(timeout, self._on_timeout)
 
-    # -- public properties ---------------------------------------------------------------------------------------
+    # -- public properties ------------------------------------------------------------------------------------------
     @property
     def subject(self) -> str:
         return self._subject
@@ -215,7 +216,7 @@ class Subscription:
             self._bytes_limit is None or self._pending_bytes < self._bytes_limit
         )
 
-    # -- consuming -----------------------------------------------------------------------------------------------
+    # -- consuming ------------------------------------------------------------------------------------------
     async def _next(self, timeout: float | None = None) -> Msg | None:
         """The next queued message; None when the subscription is closed and its queue empty."""
         queue = self._queue
@@ -284,7 +285,7 @@ class Subscription:
             raise SubscriptionClosedError("subscription is closed")
         return msg
 
-    # -- ending --------------------------------------------------------------------------------------------------
+    # -- ending ------------------------------------------------------------------------------------------
     def unsubscribe(self, max: int | None = None) -> None:
         """Close now, or once ``received`` reaches ``max``. A no-op on a closed subscription; never raises."""
         if self._closed.done() or self._closing:
@@ -308,10 +309,10 @@ class Subscription:
             raise SubscriptionDrainingError("subscription is already draining")
         self._draining = True
         self._conn._send_unsubscribe(self._sid, None)
-        try:
-            await self._conn.flush()  # every message sent before the UNSUB has now arrived
-        except Exception:  # noqa: BLE001 - a closing connection ends the drain below anyway
-            pass
+        # Every message sent before the UNSUB has arrived once the PONG does. A closing connection ends the drain
+        # below anyway, so its error is not ours to raise.
+        with contextlib.suppress(Exception):
+            await self._conn.flush()
         self._finish(None, wait_queue=True)
         await asyncio.shield(self._closed)
 

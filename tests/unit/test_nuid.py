@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import string
 import sys
@@ -9,10 +10,10 @@ import timeit
 
 import pytest
 
-from cnats import nuid as nuid_module
 from cnats.errors import InvalidOptionError
 from cnats.nuid import Nuid, create_inbox, nuid
 
+nuid_module = importlib.import_module("cnats.nuid")  # `cnats.nuid` is the shared instance
 ALPHABET = set(string.digits + string.ascii_letters)
 
 
