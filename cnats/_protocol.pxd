@@ -20,11 +20,20 @@ cdef class WriteBuffer:
     cdef readonly long long out_msgs
     cdef readonly long long out_bytes
 
+    cpdef Py_ssize_t publish(self, object subject, object payload=*, object reply=*, object headers=*) except -1
     cdef int _reserve(self, Py_ssize_t extra) except -1
     cdef void _put(self, const char* data, Py_ssize_t n) noexcept
     cdef void _put_int(self, long long value) noexcept
     cdef Py_ssize_t _headers_size(self, object headers) except -1
     cdef void _put_headers(self, object headers) noexcept
+
+
+cdef class PublisherBase:
+    cdef public WriteBuffer _wb
+    cdef public bint _pub_open
+    cdef public bint _headers_ok
+    cdef public bint _flush_scheduled
+    cdef public object _call_soon
 
 
 cdef class Parser:

@@ -1,6 +1,6 @@
 # The interface of the protocol core, shared by the compiled module (_protocol.pyx) and its pure-Python twin
 # (_protocol_py.py). cnats.protocol picks one of them at import time.
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from .headers import Headers
@@ -11,6 +11,7 @@ FRAME_SLACK: int  # a received frame may exceed max_payload by this much before 
 READ_SIZE: int
 INITIAL_READ_BUFFER: int
 SMALL_TAKE: int
+WRITE_CHUNK: int
 
 class ParserHandler(Protocol):
     """What the parser calls for control lines (messages go to Parser.subs)."""
@@ -61,6 +62,23 @@ class Parser:
     def get_buffer(self, sizehint: int = -1) -> memoryview: ...
     def buffer_updated(self, nbytes: int) -> None: ...  # raises ProtocolError on malformed input
     def feed(self, data: bytes | bytearray | memoryview) -> None: ...
+
+class PublisherBase:
+    """Base of NatsConnection: the compiled publish path (see the class docstring in either core)."""
+
+    _wb: WriteBuffer
+    _pub_open: bool
+    _headers_ok: bool
+    _flush_scheduled: bool
+    _call_soon: Any
+    def publish(
+        self,
+        subject: str,
+        payload: bytes | bytearray | memoryview | str = b"",
+        *,
+        reply: str | None = None,
+        headers: Headers | Mapping[str, Any] | None = None,
+    ) -> None: ...
 
 class WriteBuffer:
     max_payload: int  # 0 = unchecked

@@ -22,7 +22,7 @@ from cpython.unicode cimport PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
 from .errors import BadPayloadError, BadSubjectError, MaxPayloadExceededError, OutboundBufferLimitError
-from .errors import BadHeaderError, ProtocolError
+from .errors import BadHeaderError, ProtocolError, ServerOptionNotAvailableError
 from .headers import Headers, parse_header_block
 
 cdef extern from "Python.h":
@@ -34,12 +34,14 @@ FRAME_SLACK = 64 * 1024
 READ_SIZE = 64 * 1024
 INITIAL_READ_BUFFER = 256 * 1024
 SMALL_TAKE = 4096
+WRITE_CHUNK = 64 * 1024
 cdef enum:
     C_FRAME_SLACK = 65536
     C_READ_SIZE = 65536
     C_INITIAL_READ_BUFFER = 262144
     C_SMALL_TAKE = 4096
     C_INITIAL_WRITE_BUFFER = 65536
+    C_WRITE_CHUNK = 65536
     MAX_TOKENS = 5
     SUBJECT_CACHE = 256
 
@@ -184,7 +186,8 @@ cdef class WriteBuffer:
                 self._put(b"\r\n", 2)
         self._put(b"\r\n", 2)
 
-    def publish(self, subject, payload=b"", reply=None, headers=None):
+    cpdef Py_ssize_t publish(self, object subject, object payload=b"", object reply=None,
+                             object headers=None) except -1:
         cdef Py_ssize_t subj_n, rep_n = 0, size, hlen = 0, total, frame
         cdef const char* subj = subject_utf8(subject, "subject", &subj_n)
         cdef const char* rep = NULL
@@ -337,6 +340,32 @@ cdef Py_ssize_t _frame_size(Py_ssize_t subj_n, Py_ssize_t rep_n, Py_ssize_t hlen
     else:
         n += 4
     return n
+
+
+cdef class PublisherBase:
+    """The hot path of ``NatsConnection.publish``, compiled: check, encode, schedule one flush per loop turn.
+
+    NatsConnection derives from it and keeps these fields current: ``_pub_open`` (False once closed or while
+    draining publishes), ``_headers_ok`` (the server takes headers), ``_flush_scheduled`` (a flush is queued with
+    ``_call_soon``; ``_flush_pending()`` clears it). Everything off the hot path stays in Python.
+    """
+
+    def publish(self, subject, payload=b"", *, reply=None, headers=None):
+        """Buffer one message for the server; it is written within this event-loop turn. Never blocks."""
+        cdef Py_ssize_t pending
+        if not self._pub_open:
+            self._raise_closed_or_draining()
+        if headers is not None:
+            if type(headers) is not HeadersType:
+                headers = self._to_headers(headers)
+            if not self._headers_ok and headers:
+                raise ServerOptionNotAvailableError("the server does not support headers")
+        pending = self._wb.publish(subject, payload, reply, headers)
+        if pending >= C_WRITE_CHUNK:
+            self._flush_pending()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_soon(self._flush_pending)
 
 
 # -- inbound -----------------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from .errors import (
     MaxPayloadExceededError,
     OutboundBufferLimitError,
     ProtocolError,
+    ServerOptionNotAvailableError,
 )
 from .headers import Headers, parse_header_block
 
@@ -29,6 +30,7 @@ __all__ = [
     "FRAME_SLACK",
     "MsgBase",
     "Parser",
+    "PublisherBase",
     "WriteBuffer",
 ]
 
@@ -37,6 +39,7 @@ DEFAULT_MAX_CONTROL_LINE = 64 * 1024  # INFO lines of big clusters run to severa
 FRAME_SLACK = 64 * 1024  # a received frame may exceed max_payload by this much (headers added by the server)
 READ_SIZE = 64 * 1024  # the least free space get_buffer() offers
 INITIAL_READ_BUFFER = 256 * 1024
+WRITE_CHUNK = 64 * 1024  # a publish that leaves this much buffered hands it to the socket at once
 SMALL_TAKE = 4096  # take(): at or below this many bytes copy out and keep the buffer; above, hand the buffer over
 _WHITESPACE = b" \t\r\x0b\x0c\n"
 _VERB_END = frozenset(_WHITESPACE)
@@ -193,6 +196,43 @@ class WriteBuffer:
 
     def clear(self) -> None:
         self._buf = bytearray()
+
+
+class PublisherBase:
+    """The hot path of ``NatsConnection.publish``: check, encode, schedule one flush per loop turn.
+
+    NatsConnection derives from it and keeps these fields current: ``_pub_open`` (False once closed or while
+    draining publishes), ``_headers_ok`` (the server takes headers), ``_flush_scheduled`` (a flush is queued with
+    ``_call_soon``; ``_flush_pending()`` clears it). Everything off the hot path stays in Python.
+    """
+
+    _wb: WriteBuffer
+    _pub_open: bool
+    _headers_ok: bool
+    _flush_scheduled: bool
+    _call_soon: Any
+
+    def publish(
+        self,
+        subject: str,
+        payload: bytes | bytearray | memoryview | str = b"",
+        *,
+        reply: str | None = None,
+        headers: Any = None,
+    ) -> None:
+        """Buffer one message for the server; it is written within this event-loop turn. Never blocks."""
+        if not self._pub_open:
+            self._raise_closed_or_draining()  # type: ignore[attr-defined]
+        if headers is not None:
+            if type(headers) is not Headers:
+                headers = self._to_headers(headers)  # type: ignore[attr-defined]
+            if not self._headers_ok and headers:
+                raise ServerOptionNotAvailableError("the server does not support headers")
+        if self._wb.publish(subject, payload, reply, headers) >= WRITE_CHUNK:
+            self._flush_pending()  # type: ignore[attr-defined]
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_soon(self._flush_pending)  # type: ignore[attr-defined]
 
 
 class Parser:

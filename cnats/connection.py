@@ -44,7 +44,7 @@ from .info import ServerInfo
 from .msg import Msg, to_headers
 from .nuid import nuid
 from .options import Authenticator, ConnectOptions
-from .protocol import Parser, WriteBuffer
+from .protocol import Parser, PublisherBase, WriteBuffer
 from .request import ReplyWaiter, RequestManyIterator, RequestStrategy, check_no_responders
 from .servers import ServerAddress, ServerPool
 from .subjects import check_subject
@@ -177,14 +177,21 @@ def _log_lines(direction: str, data: bytes | bytearray) -> None:
             protocol_logger.info("%s %s", direction, line[:1024].decode("utf-8", "replace"))
 
 
-class NatsConnection:
-    """A connection to a NATS server (or cluster). Create it with :func:`connect`."""
+class NatsConnection(PublisherBase):
+    """A connection to a NATS server (or cluster). Create it with :func:`connect`.
+
+    ``publish`` is inherited from the protocol core's ``PublisherBase`` (compiled when the extension is built).
+    """
 
     def __init__(self, options: ConnectOptions) -> None:
         self._opts = options
         self._loop = asyncio.get_running_loop()
         self._pool = ServerPool(options.servers, randomize=not options.no_randomize)
         self._wb = WriteBuffer(limit=options.pending_bytes_limit)
+        self._pub_open = True
+        self._headers_ok = False
+        self._flush_scheduled = False
+        self._call_soon = self._loop.call_soon
         self._sinks: dict[int, Callable[[Any], object]] = {}
         self._subs: dict[int, Subscription] = {}
         self._next_sid = 1
@@ -195,9 +202,7 @@ class NatsConnection:
         self._in_msgs_base = 0
         self._in_bytes_base = 0
         self._info: ServerInfo | None = None
-        self._headers_ok = False
         self._write_paused = False
-        self._flush_handle: asyncio.Handle | None = None
         self._pongs: deque[asyncio.Future[None] | None] = deque()
         self._pending_flushes: list[asyncio.Future[None]] = []
         self._pings_out = 0
@@ -249,28 +254,6 @@ class NatsConnection:
         return f"<NatsConnection server={self.server!r} state={self._state.name.lower()}>"
 
     # -- publishing ------------------------------------------------------------------------------------------
-    def publish(
-        self,
-        subject: str,
-        payload: bytes | bytearray | memoryview | str = b"",
-        *,
-        reply: str | None = None,
-        headers: Headers | Mapping[str, Any] | None = None,
-    ) -> None:
-        """Buffer one message for the server; it is written within this event-loop turn. Never blocks."""
-        if self._state >= _State.DRAINING_PUBS:
-            self._raise_closed_or_draining()
-        if headers is not None:
-            hdrs = headers if type(headers) is Headers else to_headers(headers)
-            if not self._headers_ok and hdrs:
-                raise ServerOptionNotAvailableError("the server does not support headers")
-        else:
-            hdrs = None
-        if self._wb.publish(subject, payload, reply, hdrs) >= _CHUNK:
-            self._flush_pending()
-        elif self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self._flush_pending)
-
     def publish_message(self, msg: Msg) -> None:
         self.publish(msg.subject, msg.data, reply=msg.reply, headers=msg.headers)
 
@@ -280,18 +263,27 @@ class NatsConnection:
         self.publish(msg.reply, msg.data, headers=msg.headers)
         return True
 
+    @staticmethod
+    def _to_headers(headers: object) -> Headers | None:
+        return to_headers(headers)
+
+    def _set_state(self, state: _State) -> None:
+        self._state = state
+        self._pub_open = state < _State.DRAINING_PUBS
+
     def _raise_closed_or_draining(self) -> None:
         if self._state == _State.CLOSED:
             raise ConnectionClosedError()
         raise ConnectionDrainingError()
 
     def _schedule_flush(self) -> None:
-        if self._flush_handle is None:
-            self._flush_handle = self._loop.call_soon(self._flush_pending)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._call_soon(self._flush_pending)
 
     def _flush_pending(self) -> None:
         """Hand what is buffered to the socket (unless disconnected or the socket asked us to pause)."""
-        self._flush_handle = None
+        self._flush_scheduled = False
         transport = self._transport
         if transport is not None and not self._write_paused and self._wb.pending:
             data = self._wb.take()
@@ -670,7 +662,7 @@ class NatsConnection:
         self._status.emit(Status(Events.DISCONNECT, server.hostport if server else ""))
         if self._opts.reconnect and self._state in (_State.CONNECTED, _State.DRAINING_SUBS, _State.DRAINING_PUBS):
             if self._state == _State.CONNECTED:
-                self._state = _State.RECONNECTING
+                self._set_state(_State.RECONNECTING)
             self._reconnect_task = self._loop.create_task(self._reconnect_loop())
         else:
             self._close_now(self._last_error or DisconnectedError("connection lost"))
@@ -693,7 +685,7 @@ class NatsConnection:
                     last = exc
                     server.failed_attempts += 1
             if not self._opts.wait_on_first_connect:
-                self._state = _State.CLOSED
+                self._set_state(_State.CLOSED)
                 self._status.close()
                 self._closed.set_result(last)
                 assert last is not None
@@ -858,7 +850,7 @@ class NatsConnection:
         self._last_error = None
         self._apply_info(proto.info, initial=True)  # type: ignore[attr-defined]
         if self._state in (_State.CONNECTING, _State.RECONNECTING):
-            self._state = _State.CONNECTED
+            self._set_state(_State.CONNECTED)
         # Subscriptions first (with what is left of their max), then what was published meanwhile, then PINGs
         # for the flushes that waited.
         if reconnecting:
@@ -896,7 +888,7 @@ class NatsConnection:
             raise ConnectionClosedError()
         if self.is_draining:
             raise ConnectionDrainingError()
-        self._state = _State.DRAINING_SUBS
+        self._set_state(_State.DRAINING_SUBS)
         subs = [s for s in self._subs.values() if s is not self._resp_sub]
         results = await asyncio.gather(*(s.drain() for s in subs if not s.is_draining), return_exceptions=True)
         for result in results:
@@ -904,9 +896,9 @@ class NatsConnection:
                 logger.warning("error while draining a subscription: %r", result)
         if self._resp_sub is not None and not self._resp_sub.is_closed:
             await asyncio.gather(self._resp_sub.drain(), return_exceptions=True)
-        if self._state == _State.CLOSED:
+        if self.is_closed:  # closed while draining
             return
-        self._state = _State.DRAINING_PUBS
+        self._set_state(_State.DRAINING_PUBS)
         with contextlib.suppress(NatsError):
             await self.flush()
         await self.close()
@@ -923,11 +915,8 @@ class NatsConnection:
     def _close_now(self, error: Exception | None) -> None:
         if self._state == _State.CLOSED:
             return
-        self._state = _State.CLOSED
+        self._set_state(_State.CLOSED)
         self._stop_ping_timer()
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
         task = self._reconnect_task
         if task is not None and task is not asyncio.current_task():
             task.cancel()

@@ -31,10 +31,11 @@ def _load() -> tuple[ModuleType, bool]:
 core, USES_CYTHON = _load()
 
 if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check against the twin's
-    from ._protocol import MsgBase, Parser, WriteBuffer
+    from ._protocol import MsgBase, Parser, PublisherBase, WriteBuffer
 else:
     MsgBase = core.MsgBase
     Parser = core.Parser
+    PublisherBase = core.PublisherBase
     WriteBuffer = core.WriteBuffer
 DEFAULT_MAX_PAYLOAD: int = core.DEFAULT_MAX_PAYLOAD
 DEFAULT_MAX_CONTROL_LINE: int = core.DEFAULT_MAX_CONTROL_LINE
@@ -45,6 +46,7 @@ __all__ = [
     "USES_CYTHON",
     "MsgBase",
     "Parser",
+    "PublisherBase",
     "WriteBuffer",
     "core",
 ]
