@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import importlib.util
+import json
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 from ._version import __version__
 from .protocol import USES_CYTHON
@@ -30,18 +34,78 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import format_protocol_table, run_protocol_bench
+def _uvloop_installed() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
 
-    if not args.protocol:
-        print(
-            "error: only `cnats bench --protocol` exists so far (end-to-end benchmarks come with the client)",
-            file=sys.stderr,
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.protocol:
+        from .benchmark.protocol import format_protocol_table, run_protocol_bench
+
+        frames = 20_000 if args.quick else 200_000
+        core = "cython" if USES_CYTHON else "python"
+        print(f"protocol cores, best of 5 runs of {frames} frames each (in use: {core})")
+        print(format_protocol_table(run_protocol_bench(frames=frames, repeat=2 if args.quick else 5)))
+        return 0
+    from .benchmark import harness
+
+    uvloop = _uvloop_installed() and not args.no_uvloop
+    url = args.servers[0] if args.servers else None
+    if args.subject:
+        return _bench_single(args, harness, url, uvloop)
+    sizes = [args.size] if args.size else ([16] if args.quick else [16, 128, 1024])
+    msgs = args.msgs or (5_000 if args.quick else 200_000)
+    requests = 200 if args.quick else 5_000
+    progress = sys.stderr if sys.stderr.isatty() and not args.json else None
+    results = harness.run_matrix(url=url, sizes=sizes, msgs=msgs, requests=requests, uvloop=uvloop, progress=progress)
+    if args.json:
+        print(harness.results_json(results, uvloop))
+        return 0
+    env = harness.environment(uvloop)
+    where = url or "an embedded nats-server"
+    print(
+        f"cnats bench: {msgs} messages per run ({requests} requests), against {where}; event loop: "
+        f"{env['event_loop']}; {env['processor']}, {env['cpus']} CPUs, Python {env['python']}"
+    )
+    print(harness.format_markdown(results) if args.markdown else harness.format_table(results))
+    return 0
+
+
+def _bench_single(args: argparse.Namespace, harness: Any, url: str | None, uvloop: bool) -> int:
+    run = functools.partial(
+        harness.run_single,
+        url=url,
+        subject=args.subject,
+        pubs=args.pub,
+        subs=args.sub,
+        msgs=args.msgs or 100_000,
+        size=args.size or 128,
+        request=args.request,
+        uvloop=uvloop,
+    )
+    result = run(column="cnats")
+    if args.compare:
+        baseline = run(column="nats-py" if args.compare == "nats-py" else "cnats-pure")
+        ratio = result["msgs_per_s"] / baseline["msgs_per_s"] if baseline["msgs_per_s"] else 0.0
+        if args.json:
+            print(json.dumps({"cnats": result, "baseline": baseline, "ratio": ratio}))
+        else:
+            print(
+                f"{result['mode']}: cnats {result['msgs_per_s']:,.0f} msgs/s, {args.compare} "
+                f"{baseline['msgs_per_s']:,.0f} msgs/s, ratio {ratio:.2f}x"
+            )
+        return 0
+    if args.json:
+        print(json.dumps(result))
+    else:
+        line = (
+            f"{result['mode']}: {result['msgs']} msgs of {result['size']} B in {result['elapsed_s']:.3f} s: "
+            f"{result['msgs_per_s']:,.0f} msgs/s, {result['bytes_per_s'] / 1e6:.1f} MB/s"
         )
-        return 2
-    frames = 20_000 if args.quick else 200_000
-    print(f"protocol cores, best of 5 runs of {frames} frames each (in use: {'cython' if USES_CYTHON else 'python'})")
-    print(format_protocol_table(run_protocol_bench(frames=frames, repeat=2 if args.quick else 5)))
+        if result["latency_us"]:
+            lat = result["latency_us"]
+            line += f"; latency p50 {lat['p50']:.0f} us, p99 {lat['p99']:.0f} us"
+        print(line)
     return 0
 
 
@@ -72,14 +136,30 @@ def _cmd_server(args: argparse.Namespace) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cnats", description="cnats: the fast asyncio NATS client")
     parser.add_argument("--version", action="version", version=f"cnats {__version__}")
+    parser.add_argument("-s", "--server", dest="servers", action="append", help="server URL (repeatable)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     info = sub.add_parser("info", help="which protocol core is in use and which nats-server is found")
     info.set_defaults(run=_cmd_info)
 
-    bench = sub.add_parser("bench", help="benchmarks")
-    bench.add_argument("--protocol", action="store_true", help="measure both protocol cores side by side")
+    bench = sub.add_parser(
+        "bench",
+        help="benchmarks: without SUBJECT the full comparison table (cnats, its pure-Python core, nats-py, raw socket)",
+    )
+    bench.add_argument("subject", nargs="?", help="run one workload on this subject (API.md 9.2 form)")
+    bench.add_argument("--pub", type=int, default=1, help="publishers (single-workload form)")
+    bench.add_argument("--sub", type=int, default=0, help="subscribers (single-workload form)")
+    bench.add_argument("--msgs", type=int, default=0, help="messages per run")
+    bench.add_argument("--size", type=int, default=0, help="payload size in bytes")
+    bench.add_argument("--request", action="store_true", help="request/reply latency (single-workload form)")
+    bench.add_argument("--compare", choices=["nats-py", "pure"], help="also run the baseline and give the ratio")
+    bench.add_argument("--json", action="store_true", help="machine-readable output")
+    bench.add_argument("--markdown", action="store_true", help="the table as Markdown")
     bench.add_argument("--quick", action="store_true", help="a short smoke run")
+    bench.add_argument(
+        "--no-uvloop", action="store_true", help="use the asyncio event loop even if uvloop is installed"
+    )
+    bench.add_argument("--protocol", action="store_true", help="measure only the two protocol cores, side by side")
     bench.set_defaults(run=_cmd_bench)
 
     server = sub.add_parser("server", help="run the embedded nats-server until interrupted")

@@ -1,0 +1,355 @@
+"""Runs the workloads in worker processes and prints cnats, its pure-Python twin, nats-py and the raw-socket bound
+side by side, as ratios from one run (DESIGN.md: only ratios travel between machines)."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any
+
+from . import workloads as wl
+
+__all__ = ["CLIENTS", "Result", "format_markdown", "format_table", "run_matrix", "run_single"]
+
+# Table columns: name -> (workload client, environment overrides)
+CLIENTS: dict[str, tuple[str, dict[str, str]]] = {
+    "cnats": ("cnats", {"CNATS_NO_EXTENSIONS": ""}),
+    "cnats-pure": ("cnats", {"CNATS_NO_EXTENSIONS": "1"}),
+    "nats-py": ("nats-py", {}),
+    "raw": ("raw", {}),
+}
+SUB_WORKLOADS = {"sub (callback)", "sub (coroutine)", "sub (async for)"}
+REQUEST_WORKLOADS = {"request", "request x100"}
+SERVER_CONFIG = 'max_pending: 1GB\nwrite_deadline: "30s"\n'
+
+
+@dataclass
+class Result:
+    workload: str
+    size: int
+    figures: dict[str, float | None] = field(default_factory=dict)  # column -> msgs/s (None: not measured)
+    latency_us: dict[str, dict[str, float] | None] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def ratio(self, a: str, b: str) -> float | None:
+        x, y = self.figures.get(a), self.figures.get(b)
+        return x / y if x and y else None
+
+
+class _Worker:
+    """One workload in a child process; the child prints READY when it is listening, then one JSON line."""
+
+    def __init__(
+        self,
+        workload: str,
+        client: str,
+        env: dict[str, str],
+        url: str,
+        msgs: int,
+        size: int,
+        uvloop: bool,
+        subject: str,
+    ) -> None:
+        full_env = {**os.environ, **env}
+        if not full_env.get("CNATS_NO_EXTENSIONS"):
+            full_env.pop("CNATS_NO_EXTENSIONS", None)
+        args = [
+            sys.executable,
+            "-m",
+            "cnats.benchmark.workloads",
+            workload,
+            client,
+            url,
+            str(msgs),
+            str(size),
+            "1" if uvloop else "0",
+            subject,
+        ]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, text=True)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        line = self._readline(timeout)
+        if line.strip() != "READY":
+            raise RuntimeError(f"worker did not start: {line.strip() or self._stderr()}")
+
+    def result(self, timeout: float = 600.0) -> dict[str, Any]:
+        line = self._readline(timeout)
+        self.proc.wait(timeout=30)
+        if not line:
+            raise RuntimeError(f"worker failed: {self._stderr()}")
+        parsed: dict[str, Any] = json.loads(line)
+        return parsed
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+    def _readline(self, timeout: float) -> str:
+        assert self.proc.stdout is not None
+        box: list[str] = []
+        reader = threading.Thread(target=lambda: box.append(_readline(self.proc.stdout)), daemon=True)
+        reader.start()
+        reader.join(timeout)
+        if reader.is_alive():
+            self.stop()
+            raise TimeoutError("benchmark worker timed out")
+        return box[0]
+
+    def _stderr(self) -> str:
+        assert self.proc.stderr is not None
+        self.stop()
+        return self.proc.stderr.read()[-2000:]
+
+
+def _readline(stream: IO[str] | None) -> str:
+    return stream.readline() if stream is not None else ""
+
+
+def _available(client: str) -> bool:
+    if client == "nats-py":
+        return importlib.util.find_spec("nats") is not None
+    if client == "cnats":
+        return True
+    return client == "raw"
+
+
+def _measure(
+    workload: str,
+    column: str,
+    url: str,
+    msgs: int,
+    size: int,
+    uvloop: bool,
+    subject: str,
+    publisher_subject: str | None = None,
+) -> dict[str, Any]:
+    client, env = CLIENTS[column]
+    worker = _Worker(workload, client, env, url, msgs, size, uvloop, subject)
+    try:
+        if workload in SUB_WORKLOADS:
+            worker.wait_ready()
+            wl.raw_publish_stream(url, msgs, size, publisher_subject or subject)
+        return worker.result()
+    finally:
+        worker.stop()
+
+
+@contextlib.contextmanager
+def _server(url: str | None) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    from ..testing import NatsServer
+
+    with NatsServer(config=SERVER_CONFIG) as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def _responder(url: str, uvloop: bool) -> Iterator[None]:
+    worker = _Worker("responder", "cnats", CLIENTS["cnats"][1], url, 0, 0, uvloop, wl.REQUEST_SUBJECT)
+    try:
+        worker.wait_ready()
+        yield
+    finally:
+        worker.stop()
+
+
+def run_matrix(
+    *,
+    url: str | None = None,
+    sizes: Sequence[int] = (16, 128, 1024),
+    msgs: int = 200_000,
+    requests: int = 5_000,
+    workloads: Sequence[str] | None = None,
+    columns: Sequence[str] = tuple(CLIENTS),
+    uvloop: bool = False,
+    progress: IO[str] | None = None,
+) -> list[Result]:
+    """Every workload for every size and client; each measurement in a fresh worker process."""
+    names = [w for w in wl.WORKLOADS if w != "responder"] if workloads is None else list(workloads)
+    results: list[Result] = []
+    with _server(url) as server_url:
+        for size in sizes:
+            with _responder(server_url, uvloop):
+                for name in names:
+                    result = Result(name, size)
+                    count = requests * (4 if name == "request x100" else 1) if name in REQUEST_WORKLOADS else msgs
+                    for column in columns:
+                        client = CLIENTS[column][0]
+                        if client not in wl.WORKLOADS[name] or not _available(client):
+                            result.figures[column] = None
+                            continue
+                        if progress is not None:
+                            progress.write(f"\r{name} {size} B {column}...{' ' * 20}")
+                            progress.flush()
+                        try:
+                            data = _measure(name, column, server_url, count, size, uvloop, _subject_for(name))
+                        except Exception as exc:  # noqa: BLE001 - one failed cell must not lose the table
+                            result.figures[column] = None
+                            result.errors[column] = str(exc)
+                            continue
+                        result.figures[column] = data["msgs"] / data["elapsed_s"] if data["elapsed_s"] else None
+                        result.latency_us[column] = data["latency_us"]
+                    results.append(result)
+    if progress is not None:
+        progress.write("\r" + " " * 60 + "\r")
+    return results
+
+
+def _subject_for(workload: str) -> str:
+    return wl.REQUEST_SUBJECT if workload in REQUEST_WORKLOADS else wl.SUBJECT
+
+
+def _rate(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value >= 1e6:
+        return f"{value / 1e6:.2f} M/s"
+    return f"{value / 1e3:.1f} k/s"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _latency(result: Result, column: str) -> str:
+    lat = result.latency_us.get(column)
+    return f"{lat['p50']:.0f}/{lat['p99']:.0f}" if lat else ""
+
+
+ROW_HEADERS = [
+    "workload",
+    "size",
+    "cnats",
+    "cnats-pure",
+    "nats-py",
+    "raw",
+    "cnats/nats-py",
+    "cnats/raw",
+    "pure/nats-py",
+    "p50/p99 us (cnats, nats-py)",
+]
+
+
+def _rows(results: list[Result]) -> list[list[str]]:
+    rows = []
+    for r in results:
+        lat = ""
+        if r.latency_us.get("cnats") or r.latency_us.get("nats-py"):
+            lat = f"{_latency(r, 'cnats')}, {_latency(r, 'nats-py')}"
+        rows.append(
+            [
+                r.workload,
+                f"{r.size} B",
+                *(_rate(r.figures.get(c)) for c in ("cnats", "cnats-pure", "nats-py", "raw")),
+                _ratio(r.ratio("cnats", "nats-py")),
+                _ratio(r.ratio("cnats", "raw")),
+                _ratio(r.ratio("cnats-pure", "nats-py")),
+                lat,
+            ]
+        )
+    return rows
+
+
+def format_table(results: list[Result]) -> str:
+    rows = [ROW_HEADERS, *_rows(results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(ROW_HEADERS))]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(row))
+        for row in rows
+    ]
+    errors = [f"  {r.workload} {r.size} B {col}: {err}" for r in results for col, err in r.errors.items()]
+    return "\n".join(lines + (["errors:", *errors] if errors else []))
+
+
+def format_markdown(results: list[Result]) -> str:
+    rows = [ROW_HEADERS, ["---"] * len(ROW_HEADERS), *_rows(results)]
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def environment(uvloop: bool) -> dict[str, Any]:
+    from ..protocol import USES_CYTHON
+
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "processor": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "event_loop": "uvloop" if uvloop else "asyncio",
+        "uses_cython": USES_CYTHON,
+        "date": time.strftime("%Y-%m-%d"),
+    }
+
+
+def _cpu_model() -> str:
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def results_json(results: list[Result], uvloop: bool) -> str:
+    return json.dumps({"environment": environment(uvloop), "results": [asdict(r) for r in results]})
+
+
+# -- the API.md 9.2 single-workload form: cnats bench SUBJECT [--pub N] [--sub N] ... ----------------------------
+
+
+def run_single(
+    *,
+    url: str | None,
+    subject: str,
+    pubs: int,
+    subs: int,
+    msgs: int,
+    size: int,
+    request: bool,
+    column: str = "cnats",
+    uvloop: bool = False,
+) -> dict[str, Any]:
+    """One workload, as ``cnats bench`` with a subject runs it; returns the API.md ``--json`` object."""
+    with _server(url) as server_url:
+        if request:
+            mode = "request"
+            with _responder(server_url, uvloop):
+                data = _measure("request", column, server_url, msgs, size, uvloop, wl.REQUEST_SUBJECT)
+        elif subs and pubs:
+            mode = "pubsub"
+            data = _measure("pub+sub", column, server_url, msgs, size, uvloop, subject)
+        elif subs:
+            mode = "sub"
+            data = _measure("sub (callback)", column, server_url, msgs, size, uvloop, subject)
+        else:
+            mode = "pub"
+            data = _measure("pub", column, server_url, msgs, size, uvloop, subject)
+    elapsed = data["elapsed_s"]
+    return {
+        "mode": mode,
+        "msgs": msgs,
+        "size": size,
+        "elapsed_s": elapsed,
+        "msgs_per_s": msgs / elapsed if elapsed else 0.0,
+        "bytes_per_s": msgs * size / elapsed if elapsed else 0.0,
+        "latency_us": data["latency_us"],
+        "uses_cython": CLIENTS[column][1].get("CNATS_NO_EXTENSIONS", "") == "" and _compiled_available(),
+    }
+
+
+def _compiled_available() -> bool:
+    return importlib.util.find_spec("cnats._protocol") is not None

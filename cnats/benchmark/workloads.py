@@ -1,0 +1,498 @@
+"""The benchmark workloads, one function per (client, workload); each runs in a worker process of its own.
+
+Clients: ``cnats`` (whichever core the worker's environment selects), ``nats-py`` (the baseline) and ``raw`` (a
+blocking socket writing pre-encoded frames and counting received ones with no per-message work: the bound a
+Python client can approach). Every function returns a :class:`Measurement`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["WORKLOADS", "Measurement", "run_workload"]
+
+SUBJECT = "cnats.bench"
+
+
+@dataclass
+class Measurement:
+    msgs: int
+    elapsed_s: float
+    latencies_us: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        lat = sorted(self.latencies_us)
+        latency = None
+        if lat:
+            latency = {
+                "p50": lat[len(lat) // 2],
+                "p90": lat[int(len(lat) * 0.9)],
+                "p99": lat[min(len(lat) - 1, int(len(lat) * 0.99))],
+                "max": lat[-1],
+            }
+        return {"msgs": self.msgs, "elapsed_s": self.elapsed_s, "latency_us": latency}
+
+
+# -- raw socket helpers --------------------------------------------------------------------------------------------
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    rest = url.split("://", 1)[-1]
+    host, _, port = rest.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def raw_connect(url: str) -> socket.socket:
+    """A blocking socket past the INFO/CONNECT/PING/PONG handshake."""
+    sock = socket.create_connection(_host_port(url))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    _read_line(sock)  # INFO
+    sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true}\r\nPING\r\n')
+    _wait_for(sock, b"PONG\r\n")
+    return sock
+
+
+def _read_line(sock: socket.socket) -> bytes:
+    data = b""
+    while not data.endswith(b"\r\n"):
+        chunk = sock.recv(1)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        data += chunk
+    return data
+
+
+def _wait_for(sock: socket.socket, marker: bytes) -> None:
+    tail = b""
+    while marker not in tail:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        tail = (tail + chunk)[-4096:]
+
+
+def raw_publish_stream(url: str, msgs: int, size: int, subject: str = SUBJECT) -> float:
+    """Write ``msgs`` pre-encoded PUB frames as fast as the socket takes them; seconds until the server has them."""
+    frame = b"PUB %s %d\r\n%s\r\n" % (subject.encode(), size, b"x" * size)
+    per_chunk = max(1, 65536 // len(frame))
+    chunk = frame * per_chunk
+    sock = raw_connect(url)
+    try:
+        start = time.perf_counter()
+        sent = 0
+        while sent + per_chunk <= msgs:
+            sock.sendall(chunk)
+            sent += per_chunk
+        if sent < msgs:
+            sock.sendall(frame * (msgs - sent))
+        sock.sendall(b"PING\r\n")
+        _wait_for(sock, b"PONG\r\n")
+        return time.perf_counter() - start
+    finally:
+        sock.close()
+
+
+# -- publish -------------------------------------------------------------------------------------------------------
+
+
+async def pub_cnats(url: str, msgs: int, size: int) -> Measurement:
+    import cnats
+
+    nc = await cnats.connect(url)
+    payload = b"x" * size
+    publish = nc.publish
+    start = time.perf_counter()
+    for _ in range(msgs):
+        publish(SUBJECT, payload)
+    await nc.flush()
+    elapsed = time.perf_counter() - start
+    await nc.close()
+    return Measurement(msgs, elapsed)
+
+
+async def pub_nats_py(url: str, msgs: int, size: int) -> Measurement:
+    import nats
+
+    nc = await nats.connect(url, pending_size=64 * 1024 * 1024)
+    payload = b"x" * size
+    publish = nc.publish
+    start = time.perf_counter()
+    for _ in range(msgs):
+        await publish(SUBJECT, payload)
+    await nc.flush()
+    elapsed = time.perf_counter() - start
+    await nc.close()
+    return Measurement(msgs, elapsed)
+
+
+async def pub_raw(url: str, msgs: int, size: int) -> Measurement:
+    return Measurement(msgs, raw_publish_stream(url, msgs, size))
+
+
+# -- subscribe (the publisher is another process, started by the harness once the worker says READY) ------------
+
+
+def _ready() -> None:
+    print("READY", flush=True)
+
+
+async def _sub_cnats(url: str, msgs: int, mode: str) -> Measurement:
+    import cnats
+
+    nc = await cnats.connect(url)
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    marks = [0.0, 0.0]
+    count = 0
+    tasks: list[asyncio.Task[None]] = []
+
+    def on_msg(msg: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            marks[0] = time.perf_counter()
+        if count == msgs:
+            marks[1] = time.perf_counter()
+            done.set_result(None)
+
+    async def on_msg_async(msg: Any) -> None:
+        on_msg(msg)
+
+    if mode == "callback":
+        nc.subscribe(SUBJECT, callback=on_msg)
+    elif mode == "coroutine":
+        nc.subscribe(SUBJECT, callback=on_msg_async, pending_msgs_limit=None, pending_bytes_limit=None)
+    else:
+        sub = nc.subscribe(SUBJECT, pending_msgs_limit=None, pending_bytes_limit=None)
+
+        async def consume() -> None:
+            async for msg in sub:
+                on_msg(msg)
+                if done.done():
+                    return
+
+        tasks.append(loop.create_task(consume()))
+    await nc.flush()
+    _ready()
+    await done
+    for task in tasks:
+        task.cancel()
+    await nc.close()
+    return Measurement(msgs, marks[1] - marks[0])
+
+
+async def sub_callback_cnats(url: str, msgs: int, size: int) -> Measurement:
+    return await _sub_cnats(url, msgs, "callback")
+
+
+async def sub_coroutine_cnats(url: str, msgs: int, size: int) -> Measurement:
+    return await _sub_cnats(url, msgs, "coroutine")
+
+
+async def sub_iterator_cnats(url: str, msgs: int, size: int) -> Measurement:
+    return await _sub_cnats(url, msgs, "iterator")
+
+
+async def _sub_nats_py(url: str, msgs: int, mode: str) -> Measurement:
+    import nats
+
+    nc = await nats.connect(url)
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    marks = [0.0, 0.0]
+    count = 0
+    tasks: list[asyncio.Task[None]] = []
+
+    def on_msg(msg: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            marks[0] = time.perf_counter()
+        if count == msgs:
+            marks[1] = time.perf_counter()
+            done.set_result(None)
+
+    async def on_msg_async(msg: Any) -> None:
+        on_msg(msg)
+
+    limit_msgs, limit_bytes = msgs * 2, 1 << 40
+    if mode in ("callback", "coroutine"):  # nats-py only takes coroutine callbacks
+        await nc.subscribe(SUBJECT, cb=on_msg_async, pending_msgs_limit=limit_msgs, pending_bytes_limit=limit_bytes)
+    else:
+        sub = await nc.subscribe(SUBJECT, pending_msgs_limit=limit_msgs, pending_bytes_limit=limit_bytes)
+
+        async def consume() -> None:
+            async for msg in sub.messages:
+                on_msg(msg)
+                if done.done():
+                    return
+
+        tasks.append(loop.create_task(consume()))
+    await nc.flush()
+    _ready()
+    await done
+    for task in tasks:
+        task.cancel()
+    await nc.close()
+    return Measurement(msgs, marks[1] - marks[0])
+
+
+async def sub_callback_nats_py(url: str, msgs: int, size: int) -> Measurement:
+    return await _sub_nats_py(url, msgs, "callback")
+
+
+async def sub_coroutine_nats_py(url: str, msgs: int, size: int) -> Measurement:
+    return await _sub_nats_py(url, msgs, "coroutine")
+
+
+async def sub_iterator_nats_py(url: str, msgs: int, size: int) -> Measurement:
+    return await _sub_nats_py(url, msgs, "iterator")
+
+
+async def sub_raw(url: str, msgs: int, size: int) -> Measurement:
+    """Counts frames by their trailing bytes with ``bytes.count``: no parsing, no objects per message."""
+    loop = asyncio.get_running_loop()
+    sock = raw_connect(url)
+    sock.sendall(b"SUB %s 1\r\nPING\r\n" % SUBJECT.encode())
+    _wait_for(sock, b"PONG\r\n")
+    frame_len = len(b"MSG %s 1 %d\r\n" % (SUBJECT.encode(), size)) + size + 2
+    total = frame_len * msgs
+    _ready()
+
+    def receive() -> tuple[float, float]:
+        got = 0
+        first = 0.0
+        buf = bytearray(1 << 20)
+        view = memoryview(buf)
+        while got < total:
+            n = sock.recv_into(view)
+            if not n:
+                raise ConnectionError("server closed the connection")
+            if got == 0:
+                first = time.perf_counter()
+            got += n
+        return first, time.perf_counter()
+
+    first, last = await loop.run_in_executor(None, receive)
+    sock.close()
+    return Measurement(msgs, last - first)
+
+
+# -- publish and subscribe in one process --------------------------------------------------------------------------
+
+
+async def pubsub_cnats(url: str, msgs: int, size: int) -> Measurement:
+    import cnats
+
+    nc = await cnats.connect(url)
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    count = 0
+
+    def on_msg(msg: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == msgs:
+            done.set_result(None)
+
+    nc.subscribe(SUBJECT, callback=on_msg)
+    await nc.flush()
+    payload = b"x" * size
+    publish = nc.publish
+    start = time.perf_counter()
+    for i in range(msgs):
+        publish(SUBJECT, payload)
+        if i & 0x3FFF == 0:
+            await asyncio.sleep(0)  # let the reader keep up: one process does both sides
+    await done
+    elapsed = time.perf_counter() - start
+    await nc.close()
+    return Measurement(msgs, elapsed)
+
+
+async def pubsub_nats_py(url: str, msgs: int, size: int) -> Measurement:
+    import nats
+
+    nc = await nats.connect(url, pending_size=64 * 1024 * 1024)
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    count = 0
+
+    async def on_msg(msg: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == msgs:
+            done.set_result(None)
+
+    await nc.subscribe(SUBJECT, cb=on_msg, pending_msgs_limit=msgs * 2, pending_bytes_limit=1 << 40)
+    await nc.flush()
+    payload = b"x" * size
+    start = time.perf_counter()
+    for i in range(msgs):
+        await nc.publish(SUBJECT, payload)
+        if i & 0x3FFF == 0:
+            await asyncio.sleep(0)
+    await done
+    elapsed = time.perf_counter() - start
+    await nc.close()
+    return Measurement(msgs, elapsed)
+
+
+# -- request/reply (the responder is a cnats process started by the harness) ---------------------------------------
+
+REQUEST_SUBJECT = "cnats.bench.req"
+
+
+async def serve_responder(url: str, msgs: int, size: int) -> Measurement:
+    """Answers every request with its own payload until stopped (SIGTERM)."""
+    import cnats
+
+    nc = await cnats.connect(url)
+
+    def echo(msg: cnats.Msg) -> None:
+        msg.respond(msg.data)
+
+    nc.subscribe(REQUEST_SUBJECT, callback=echo)
+    await nc.flush()
+    _ready()
+    await asyncio.Event().wait()
+    return Measurement(0, 0.0)
+
+
+async def _timed_requests(request: Callable[[], Awaitable[Any]], msgs: int) -> Measurement:
+    latencies = []
+    clock = time.perf_counter
+    start = clock()
+    for _ in range(msgs):
+        t0 = clock()
+        await request()
+        latencies.append((clock() - t0) * 1e6)
+    return Measurement(msgs, clock() - start, latencies)
+
+
+async def request_cnats(url: str, msgs: int, size: int) -> Measurement:
+    import cnats
+
+    nc = await cnats.connect(url)
+    payload = b"x" * size
+    result = await _timed_requests(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=5), msgs)
+    await nc.close()
+    return result
+
+
+async def request_nats_py(url: str, msgs: int, size: int) -> Measurement:
+    import nats
+
+    nc = await nats.connect(url)
+    payload = b"x" * size
+    result = await _timed_requests(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=5), msgs)
+    await nc.close()
+    return result
+
+
+async def request_raw(url: str, msgs: int, size: int) -> Measurement:
+    sock = raw_connect(url)
+    sock.sendall(b"SUB _RAW.reply 1\r\nPING\r\n")
+    _wait_for(sock, b"PONG\r\n")
+    frame = b"PUB %s _RAW.reply %d\r\n%s\r\n" % (REQUEST_SUBJECT.encode(), size, b"x" * size)
+    reply_len = len(b"MSG _RAW.reply 1 %d\r\n" % size) + size + 2
+    latencies = []
+    clock = time.perf_counter
+
+    def run() -> float:
+        start = clock()
+        for _ in range(msgs):
+            t0 = clock()
+            sock.sendall(frame)
+            got = 0
+            while got < reply_len:
+                n = len(sock.recv(65536))
+                if not n:
+                    raise ConnectionError("server closed the connection")
+                got += n
+            latencies.append((clock() - t0) * 1e6)
+        return clock() - start
+
+    elapsed = await asyncio.get_running_loop().run_in_executor(None, run)
+    sock.close()
+    return Measurement(msgs, elapsed, latencies)
+
+
+async def _concurrent(request: Callable[[], Awaitable[Any]], msgs: int, in_flight: int = 100) -> Measurement:
+    remaining = msgs
+
+    async def worker() -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await request()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(in_flight)))
+    return Measurement(msgs, time.perf_counter() - start)
+
+
+async def request_concurrent_cnats(url: str, msgs: int, size: int) -> Measurement:
+    import cnats
+
+    nc = await cnats.connect(url)
+    payload = b"x" * size
+    result = await _concurrent(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=10), msgs)
+    await nc.close()
+    return result
+
+
+async def request_concurrent_nats_py(url: str, msgs: int, size: int) -> Measurement:
+    import nats
+
+    nc = await nats.connect(url)
+    payload = b"x" * size
+    result = await _concurrent(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=10), msgs)
+    await nc.close()
+    return result
+
+
+Workload = Callable[[str, int, int], Coroutine[Any, Any, Measurement]]
+
+# workload name -> client -> function; a missing client shows as "-" in the table
+WORKLOADS: dict[str, dict[str, Workload]] = {
+    "pub": {"cnats": pub_cnats, "nats-py": pub_nats_py, "raw": pub_raw},
+    "sub (callback)": {"cnats": sub_callback_cnats, "nats-py": sub_callback_nats_py, "raw": sub_raw},
+    "sub (coroutine)": {"cnats": sub_coroutine_cnats, "nats-py": sub_coroutine_nats_py},
+    "sub (async for)": {"cnats": sub_iterator_cnats, "nats-py": sub_iterator_nats_py},
+    "pub+sub": {"cnats": pubsub_cnats, "nats-py": pubsub_nats_py},
+    "request": {"cnats": request_cnats, "nats-py": request_nats_py, "raw": request_raw},
+    "request x100": {"cnats": request_concurrent_cnats, "nats-py": request_concurrent_nats_py},
+    "responder": {"cnats": serve_responder},
+}
+
+
+def run_workload(workload: str, client: str, url: str, msgs: int, size: int, uvloop: bool) -> dict[str, Any]:
+    func = WORKLOADS[workload][client]
+    result: Measurement
+    if uvloop:
+        import uvloop as _uvloop
+
+        result = _uvloop.run(func(url, msgs, size))
+    else:
+        result = asyncio.run(func(url, msgs, size))
+    return result.to_dict()
+
+
+def main_worker(argv: list[str]) -> None:
+    """``python -m cnats.benchmark.workloads WORKLOAD CLIENT URL MSGS SIZE UVLOOP SUBJECT``: prints one JSON line."""
+    global SUBJECT
+    workload, client, url, msgs, size, uvloop, subject = argv
+    if not workload.startswith("request") and workload != "responder":
+        SUBJECT = subject  # a worker process runs one workload: a module-level setting is enough
+    print(json.dumps(run_workload(workload, client, url, int(msgs), int(size), uvloop == "1")), flush=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    main_worker(sys.argv[1:])
