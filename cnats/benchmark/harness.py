@@ -65,7 +65,7 @@ class _Worker:
         args = [
             sys.executable,
             "-m",
-            "cnats.benchmark.workloads",
+            "cnats.benchmark.worker",
             workload,
             client,
             url,

@@ -484,15 +484,9 @@ def run_workload(workload: str, client: str, url: str, msgs: int, size: int, uvl
 
 
 def main_worker(argv: list[str]) -> None:
-    """``python -m cnats.benchmark.workloads WORKLOAD CLIENT URL MSGS SIZE UVLOOP SUBJECT``: prints one JSON line."""
+    """``python -m cnats.benchmark.worker WORKLOAD CLIENT URL MSGS SIZE UVLOOP SUBJECT``: prints one JSON line."""
     global SUBJECT
     workload, client, url, msgs, size, uvloop, subject = argv
     if not workload.startswith("request") and workload != "responder":
         SUBJECT = subject  # a worker process runs one workload: a module-level setting is enough
     print(json.dumps(run_workload(workload, client, url, int(msgs), int(size), uvloop == "1")), flush=True)
-
-
-if __name__ == "__main__":
-    import sys
-
-    main_worker(sys.argv[1:])

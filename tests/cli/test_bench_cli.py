@@ -1,0 +1,68 @@
+"""`cnats bench` runs end to end (smoke only: the suite asserts nothing about speed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from cnats.testing import NatsServer
+
+
+def cnats_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "CNATS_NO_EXTENSIONS"}
+    return subprocess.run(
+        [sys.executable, "-m", "cnats", *args], capture_output=True, text=True, timeout=timeout, env=env
+    )
+
+
+def test_quick_matrix_measures_every_workload_for_every_client() -> None:
+    result = cnats_cli("bench", "--quick", "--json", "--msgs", "2000")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["environment"]["event_loop"] in ("asyncio", "uvloop")
+    rows = {row["workload"]: row for row in report["results"]}
+    assert set(rows) == {
+        "pub",
+        "sub (callback)",
+        "sub (coroutine)",
+        "sub (async for)",
+        "pub+sub",
+        "request",
+        "request x100",
+    }
+    for row in rows.values():
+        assert not row["errors"], row
+        for column in ("cnats", "cnats-pure", "nats-py"):
+            assert row["figures"][column] > 0, (row["workload"], column)
+    for workload in ("pub", "sub (callback)", "request"):
+        assert rows[workload]["figures"]["raw"] > 0
+    assert rows["request"]["latency_us"]["cnats"]["p50"] > 0
+
+
+def test_quick_matrix_prints_a_table() -> None:
+    result = cnats_cli("bench", "--quick", "--msgs", "1000", "--no-uvloop")
+    assert result.returncode == 0, result.stderr
+    assert "event loop: asyncio" in result.stdout
+    assert "cnats/nats-py" in result.stdout
+    assert "errors:" not in result.stdout
+
+
+def test_single_workload_against_a_given_server() -> None:
+    with NatsServer() as server:
+        result = cnats_cli("-s", server.url, "bench", "bench.subject", "--msgs", "2000", "--size", "16", "--json")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["mode"] == "pub" and report["msgs"] == 2000 and report["msgs_per_s"] > 0
+        result = cnats_cli("-s", server.url, "bench", "x", "--request", "--msgs", "200", "--compare", "pure", "--json")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert report["cnats"]["mode"] == "request" and report["baseline"]["uses_cython"] is False
+        assert report["ratio"] > 0 and report["cnats"]["latency_us"]["p99"] > 0
+
+
+def test_protocol_benchmark() -> None:
+    result = cnats_cli("bench", "--protocol", "--quick")
+    assert result.returncode == 0, result.stderr
+    assert "parse MSG 16 B" in result.stdout
