@@ -18,9 +18,16 @@ import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from enum import IntEnum
+from pathlib import Path
 from typing import Any
 
 from ._version import __version__ as _version
+from .auth import (
+    creds_authenticator,
+    nkey_authenticator,
+    token_authenticator,
+    user_password_authenticator,
+)
 from .errors import (
     AuthError,
     ConnectionClosedError,
@@ -49,7 +56,7 @@ from .request import ReplyWaiter, RequestManyIterator, RequestStrategy, check_no
 from .servers import ServerAddress, ServerPool
 from .subjects import check_subject
 from .subscription import MsgCallback, PendingPolicy, Subscription
-from .tls import TlsOptions
+from .tls import TlsOptions, client_ssl_context
 
 __all__ = ["NatsConnection", "connect"]
 
@@ -84,6 +91,9 @@ class _NatsProtocol(asyncio.BufferedProtocol):
         self.info_future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self.pong_future: asyncio.Future[None] = loop.create_future()
         self.lost: asyncio.Future[None] = loop.create_future()
+        # The handshake may end before it awaits these (e.g. a failed TLS upgrade): their errors are not news.
+        for fut in (self.info_future, self.pong_future):
+            fut.add_done_callback(_retrieve)
 
     # -- asyncio protocol ------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -159,6 +169,11 @@ class _NatsProtocol(asyncio.BufferedProtocol):
             self._fail(error_from_server(text))
 
 
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class _DebugProtocol(_NatsProtocol):
     """``debug=True``: logs every line received (what is sent is logged by the connection)."""
 
@@ -217,6 +232,7 @@ class NatsConnection(PublisherBase):
         self._resp_map: dict[str, ReplyWaiter | RequestManyIterator] = {}
         self._weakself = weakref.ref(self)
         self._debug = options.debug
+        self._ssl: ssl.SSLContext | None = None
 
     # -- properties ------------------------------------------------------------------------------------------
     @property
@@ -765,13 +781,27 @@ class NatsConnection(PublisherBase):
 
     async def _handshake(self, server: ServerAddress, proto: _NatsProtocol) -> None:
         loop = self._loop
-        await loop.create_connection(lambda: proto, server.host, server.port)
+        opts = self._opts
+        tls_first = opts.tls_handshake_first and opts.tls not in (None, False)
+        if tls_first:
+            await loop.create_connection(
+                lambda: proto, server.host, server.port, ssl=self._ssl_context(), server_hostname=server.host
+            )
+        else:
+            await loop.create_connection(lambda: proto, server.host, server.port)
         info = await proto.info_future
+        if not tls_first and self._wants_tls(server, info):
+            transport = proto.transport
+            assert transport is not None
+            try:
+                upgraded = await loop.start_tls(transport, proto, self._ssl_context(), server_hostname=server.host)
+            except (ssl.SSLError, ssl.CertificateError) as exc:
+                raise TlsError(f"TLS handshake with {server.hostport} failed: {exc}") from exc
+            proto.transport = upgraded
         transport = proto.transport
         assert transport is not None
-        if self._wants_tls(server, info):
-            raise TlsError("TLS is not supported yet")  # issue: auth, TLS, reconnect
         connect = self._connect_payload(server, info)
+        connect["tls_required"] = transport.get_extra_info("sslcontext") is not None
         wb = WriteBuffer()
         wb.connect(connect)
         wb.ping()
@@ -782,6 +812,11 @@ class NatsConnection(PublisherBase):
         await proto.pong_future
         proto.established = True
         proto.info = info  # type: ignore[attr-defined]
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = client_ssl_context(self._opts.tls)
+        return self._ssl
 
     def _wants_tls(self, server: ServerAddress, info: dict[str, Any]) -> bool:
         tls = self._opts.tls
@@ -817,27 +852,28 @@ class NatsConnection(PublisherBase):
         return payload
 
     def _credentials(self, server: ServerAddress, nonce: str | None) -> dict[str, Any]:
-        """CONNECT auth fields, merged from every source in the documented order."""
+        """CONNECT auth fields, merged from every source in the documented order (later sources win)."""
         opts = self._opts
-        fields: dict[str, Any] = {}
         sources: list[Authenticator] = list(opts.authenticators)
+        if opts.token is not None:
+            sources.append(token_authenticator(opts.token))
+        if opts.user is not None:
+            sources.append(user_password_authenticator(opts.user, opts.password))
+        if opts.nkey_seed is not None:
+            sources.append(nkey_authenticator(opts.nkey_seed))
+        if opts.user_credentials is not None:
+            path = Path(opts.user_credentials)
+            sources.append(creds_authenticator(path.read_bytes))
+        if not sources and server.username is not None:  # URL userinfo, only when nothing else is given
+            if server.password is not None:
+                sources.append(user_password_authenticator(server.username, server.password))
+            else:
+                sources.append(token_authenticator(server.username))
+        fields: dict[str, Any] = {}
         for auth in sources:
             extra = auth(nonce)
             if extra:
                 fields.update(extra)
-        if opts.token is not None:
-            fields["auth_token"] = opts.token
-        if opts.user is not None:
-            fields["user"] = opts.user
-            if opts.password is not None:
-                fields["pass"] = opts.password
-        given = sources or opts.token is not None or opts.user is not None or opts.nkey_seed or opts.user_credentials
-        if not given and server.username is not None:
-            if server.password is not None:
-                fields["user"] = server.username
-                fields["pass"] = server.password
-            else:
-                fields["auth_token"] = server.username
         return fields
 
     def _established(self, server: ServerAddress, proto: _NatsProtocol, parser: Any) -> None:

@@ -1,4 +1,4 @@
-"""Entry point of a benchmark worker process: ``python -m cnats.benchmark.worker WORKLOAD CLIENT URL MSGS SIZE UVLOOP SUBJECT``."""
+"""A benchmark worker process: ``python -m cnats.benchmark.worker WORKLOAD CLIENT URL MSGS SIZE UVLOOP SUBJECT``."""
 
 import sys
 
