@@ -1,0 +1,26 @@
+"""Suite-wide settings. ``CNATS_TEST_UVLOOP=1`` runs every async test on uvloop instead of asyncio's own loop
+(the README's test command does this for its second run, with the pure-Python core)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Callable[[], Any]]:
+    if os.environ.get("CNATS_TEST_UVLOOP", "") not in ("", "0"):
+        import uvloop
+
+        return {"uvloop": uvloop.new_event_loop}
+    return {"asyncio": asyncio.new_event_loop}
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    import cnats
+
+    loop = "uvloop" if os.environ.get("CNATS_TEST_UVLOOP", "") not in ("", "0") else "asyncio"
+    return f"cnats: protocol core {'cython' if cnats.USES_CYTHON else 'pure python'}, event loop {loop}"
