@@ -23,14 +23,15 @@ is removed when the server stops.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from typing import Any
 
 import pytest
 
+from .chaos import ChaosProxy
 from .server import NatsServer, _tail
 
-__all__ = ["nats_server", "nats_server_factory"]
+__all__ = ["chaos_proxy", "nats_server", "nats_server_factory"]
 
 _MARKER = (
     "nats_server(**kwargs): keyword arguments for the nats_server fixture's NatsServer "
@@ -116,3 +117,19 @@ def nats_server_factory(request: pytest.FixtureRequest) -> Iterator[Callable[...
                 errors.append(exc)
         if errors:
             raise errors[0]
+
+
+try:  # the proxy runs on the test's event loop, so its fixture is an async one (pytest-asyncio)
+    import pytest_asyncio
+except ImportError:  # pragma: no cover - cnats[test] installs it
+    pass
+else:
+
+    @pytest_asyncio.fixture
+    async def chaos_proxy(nats_server: NatsServer) -> AsyncIterator[ChaosProxy]:
+        """A started :class:`ChaosProxy` in front of the ``nats_server`` fixture; connect clients to its ``url``."""
+        proxy = await ChaosProxy(nats_server.url).start()
+        try:
+            yield proxy
+        finally:
+            await proxy.stop()
