@@ -362,8 +362,52 @@ class Parser:
             stop = lf - 1 if lf > start and buf[lf - 1] == 13 else lf
             if stop - start > self._max_control_line:
                 raise self._fail(start, f"control line longer than {self._max_control_line} bytes")
+            if buf.startswith(b"MSG ", start) and self._whole_msg(buf, start, lf, stop, end):
+                continue
             self._start = lf + 1
             self._control_line(buf, start, stop)
+
+    def _whole_msg(self, buf: bytearray, start: int, lf: int, stop: int, end: int) -> bool:
+        """The common case in one go: a well-formed MSG whose payload is already buffered. Anything else returns
+        False and takes the general path, which also produces the errors (so both paths agree)."""
+        args = buf[start + 4 : stop].split()
+        n = len(args)
+        if n == 3:
+            subject, sid, size_b = args
+            reply = None
+        elif n == 4:
+            subject, sid, reply_b, size_b = args
+            try:
+                reply = reply_b.decode()
+            except UnicodeDecodeError:
+                return False
+        else:
+            return False
+        if not (sid.isdigit() and size_b.isdigit() and len(sid) <= 18 and len(size_b) <= 18):
+            return False
+        size = int(size_b)
+        body = lf + 1
+        tail = body + size
+        if tail + 2 > end or size > self.max_payload + FRAME_SLACK or buf[tail] != 13 or buf[tail + 1] != 10:
+            return False
+        try:
+            subj = subject.decode()
+        except UnicodeDecodeError:
+            return False
+        self._start = tail + 2
+        self._in_msgs += 1
+        self._in_bytes += size
+        sink = self.subs.get(int(sid))
+        if sink is not None:
+            msg = self._msg_class.__new__(self._msg_class)
+            msg._subject = subj
+            msg._data = bytes(buf[body:tail])
+            msg._reply = reply
+            msg._headers = None
+            msg._sid = int(sid)
+            msg._client = self._client
+            sink(msg)
+        return True
 
     def _control_line(self, buf: bytearray, start: int, stop: int) -> None:
         if buf.startswith(b"MSG ", start):  # the common case, without the verb scan below

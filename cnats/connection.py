@@ -88,6 +88,7 @@ class _NatsProtocol(asyncio.BufferedProtocol):
         self.parser: Any = None  # set right after construction (the parser needs this object as its handler)
         self.transport: asyncio.Transport | None = None
         self.established = False
+        self.error: NatsError | None = None  # why this socket failed before the handshake completed
         self.info_future: asyncio.Future[dict[str, Any]] = loop.create_future()
         self.pong_future: asyncio.Future[None] = loop.create_future()
         self.lost: asyncio.Future[None] = loop.create_future()
@@ -132,6 +133,8 @@ class _NatsProtocol(asyncio.BufferedProtocol):
 
     def _fail(self, exc: NatsError) -> None:
         """A fatal error on this socket: handshake waiters fail; an established connection reconnects."""
+        if self.error is None:
+            self.error = exc
         for fut in (self.info_future, self.pong_future):
             if not fut.done():
                 fut.set_exception(exc)
@@ -464,7 +467,7 @@ class NatsConnection(PublisherBase):
             msg = await future
         finally:
             timer.cancel()
-            del self._resp_map[token]
+            self._resp_map.pop(token, None)  # already gone when close() failed every pending request
         check_no_responders(msg, subject)
         return msg
 
@@ -634,7 +637,7 @@ class NatsConnection(PublisherBase):
         if isinstance(err, PermissionViolationError):
             if err.operation == "subscription":
                 for sub in list(self._subs.values()):
-                    if sub.subject == err.subject and (err.queue is None or sub.queue == err.queue):
+                    if sub.subject == err.subject and sub.queue == err.queue:
                         if sub is self._resp_sub:
                             self._resp_sub = None
                             self._fail_requests(err)
@@ -777,6 +780,12 @@ class NatsConnection(PublisherBase):
             if proto.transport is not None:
                 proto.transport.abort()
             raise
+        # The socket may have failed in the very read that completed the handshake (a bad frame right after the
+        # PONG, or the server hanging up): then this attempt failed, even though the handshake itself succeeded.
+        if proto.error is not None or proto.lost.done() or proto.transport is None or proto.transport.is_closing():
+            if proto.transport is not None:
+                proto.transport.abort()
+            raise proto.error or DisconnectedError(f"connection to {server.hostport} lost during the handshake")
         self._established(server, proto, parser)
 
     async def _handshake(self, server: ServerAddress, proto: _NatsProtocol) -> None:
