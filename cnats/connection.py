@@ -14,6 +14,7 @@ import contextlib
 import logging
 import random
 import ssl
+import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -569,9 +570,9 @@ class NatsConnection(PublisherBase):
             raise ConnectionClosedError()
         if self._transport is None or self._state == _State.RECONNECTING:
             raise DisconnectedError()
-        start = self._loop.time()
+        start = time.perf_counter()  # not loop.time(): uvloop's clock ticks in milliseconds
         await self.flush()
-        return self._loop.time() - start
+        return time.perf_counter() - start
 
     def _send_pong(self) -> None:
         self._write_now(_PONG)
