@@ -36,6 +36,26 @@ cdef class PublisherBase:
     cdef public object _call_soon
 
 
+cdef class SubscriptionBase:
+    cdef public long long received
+    cdef public long long processed
+    cdef public long long dropped
+    cdef public Py_ssize_t _pending_bytes
+    cdef public object _callback
+    cdef public object _queue
+    cdef public object _max
+    cdef public object _timer
+    cdef public object _waiter
+    cdef public object _msgs_limit
+    cdef public object _bytes_limit
+    cdef public object _conn
+    cdef public bint _block_policy
+    cdef public bint _blocking
+    cdef public bint _slow_reported
+
+    cdef int _deliver(self, object msg) except -1
+
+
 cdef class Parser:
     cdef object _handler
     cdef object _msg_class

@@ -80,6 +80,26 @@ class PublisherBase:
         headers: Headers | Mapping[str, Any] | None = None,
     ) -> None: ...
 
+class SubscriptionBase:
+    """Base of Subscription: the compiled per-message delivery (the parser's sink)."""
+
+    received: int
+    processed: int
+    dropped: int
+    _pending_bytes: int
+    _callback: Any
+    _queue: Any
+    _max: int | None
+    _timer: Any
+    _waiter: Any
+    _msgs_limit: int | None
+    _bytes_limit: int | None
+    _conn: Any
+    _block_policy: bool
+    _blocking: bool
+    _slow_reported: bool
+    def __call__(self, msg: MsgBase) -> None: ...
+
 class WriteBuffer:
     max_payload: int  # 0 = unchecked
     limit: int  # 0 = unlimited; bounds publish() only

@@ -368,6 +368,54 @@ cdef class PublisherBase:
             self._call_soon(self._flush_pending)
 
 
+cdef class SubscriptionBase:
+    """The per-message part of ``Subscription``, compiled: counting, limits, and the hand-over to the callback or
+    the queue. The parser calls it directly (no Python frame); ``cnats.subscription.Subscription`` derives from it
+    and owns everything else. Rare paths (timer, max reached, drops, blocking) call back into Python methods."""
+
+    def __call__(self, msg):
+        self._deliver(msg)
+
+    cdef int _deliver(self, object msg) except -1:
+        cdef long long received
+        cdef long long max_n = -1
+        cdef Py_ssize_t size
+        self.received += 1
+        received = self.received
+        if self._timer is not None:
+            self._cancel_timer()
+        if self._max is not None:
+            max_n = self._max
+            if received > max_n:
+                return 0
+        if self._queue is None:
+            try:
+                self._callback(msg)
+            except Exception:
+                self._callback_failed()
+            self.processed += 1
+        else:
+            size = len((<MsgBase>msg).data)
+            if (self._msgs_limit is not None and len(self._queue) >= self._msgs_limit) or (
+                self._bytes_limit is not None and self._pending_bytes + size > self._bytes_limit
+            ):
+                if not self._block_policy:
+                    self._drop()
+                    return 0
+                if not self._blocking:
+                    self._blocking = True
+                    self._conn._block_reading(self)
+            self._queue.append(msg)
+            self._pending_bytes += size
+            self._slow_reported = False
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        if max_n >= 0 and received >= max_n:
+            self._finish(None)
+        return 0
+
+
 # -- inbound -----------------------------------------------------------------------------------------------------
 
 cdef inline bint verb_is(const char* p, Py_ssize_t n, const char* verb, Py_ssize_t vn) noexcept:
@@ -761,5 +809,8 @@ cdef class Parser:
         msg.headers = headers
         msg.sid = self._p_sid
         msg._client = self._client
-        (<object>sink)(msg)
+        if isinstance(<object>sink, SubscriptionBase):
+            (<SubscriptionBase>sink)._deliver(msg)
+        else:
+            (<object>sink)(msg)
         return 0

@@ -31,6 +31,7 @@ __all__ = [
     "MsgBase",
     "Parser",
     "PublisherBase",
+    "SubscriptionBase",
     "WriteBuffer",
 ]
 
@@ -233,6 +234,62 @@ class PublisherBase:
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._call_soon(self._flush_pending)  # type: ignore[attr-defined]
+
+
+class SubscriptionBase:
+    """The per-message part of ``Subscription``: counting, limits, and the hand-over to the callback or the queue.
+    The parser calls the subscription itself; ``cnats.subscription.Subscription`` derives from this class and owns
+    everything else. Rare paths (timer, max reached, drops, blocking) call back into its methods."""
+
+    received: int
+    processed: int
+    dropped: int
+    _pending_bytes: int
+    _callback: Any
+    _queue: Any
+    _max: int | None
+    _timer: Any
+    _waiter: Any
+    _msgs_limit: int | None
+    _bytes_limit: int | None
+    _conn: Any
+    _block_policy: bool
+    _blocking: bool
+    _slow_reported: bool
+
+    def __call__(self, msg: MsgBase) -> None:
+        self.received = received = self.received + 1
+        if self._timer is not None:
+            self._cancel_timer()  # type: ignore[attr-defined]
+        max_n = self._max
+        if max_n is not None and received > max_n:
+            return
+        queue = self._queue
+        if queue is None:
+            try:
+                self._callback(msg)
+            except Exception:  # noqa: BLE001 - a callback error is logged, the subscription goes on
+                self._callback_failed()  # type: ignore[attr-defined]
+            self.processed += 1
+        else:
+            size = len(msg._data)
+            if (self._msgs_limit is not None and len(queue) >= self._msgs_limit) or (
+                self._bytes_limit is not None and self._pending_bytes + size > self._bytes_limit
+            ):
+                if not self._block_policy:
+                    self._drop()  # type: ignore[attr-defined]
+                    return
+                if not self._blocking:
+                    self._blocking = True
+                    self._conn._block_reading(self)
+            queue.append(msg)
+            self._pending_bytes += size
+            self._slow_reported = False
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        if max_n is not None and received >= max_n:
+            self._finish(None)  # type: ignore[attr-defined]
 
 
 class Parser:

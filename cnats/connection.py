@@ -43,6 +43,7 @@ from .errors import (
     ProtocolError,
     ServerOptionNotAvailableError,
     SlowConsumerError,
+    SubscriptionClosedError,
     TlsError,
     error_from_server,
 )
@@ -385,7 +386,7 @@ class NatsConnection(PublisherBase):
             on_full=on_full,
         )
         self._subs[sid] = sub
-        self._sinks[sid] = sub.deliver
+        self._sinks[sid] = sub  # the parser calls the subscription itself (SubscriptionBase.__call__)
         if self._transport is not None:
             self._wb.subscribe(subject, sid, queue or None)
             if max is not None:
@@ -488,6 +489,10 @@ class NatsConnection(PublisherBase):
             msg = await sub.next_msg(timeout)
         except NatsTimeoutError:
             raise NatsTimeoutError(f"request to {subject!r} timed out after {timeout} s") from None
+        except SubscriptionClosedError:
+            if self.is_closed:
+                raise ConnectionClosedError() from None
+            raise
         finally:
             sub.unsubscribe()
         check_no_responders(msg, subject)
@@ -519,9 +524,16 @@ class NatsConnection(PublisherBase):
             raise InvalidOptionError("jitter must be greater than 0 with the jitterTimer strategy")
         it = RequestManyIterator(self._loop, strategy, max_wait, max_messages, jitter)
         if no_mux:
-            inbox = f"{self._opts.inbox_prefix}.{nuid.next()}"
+            token = nuid.next()
+            inbox = f"{self._opts.inbox_prefix}.{token}"
             sub = self._subscribe(inbox, None, it.deliver)
-            it.on_end = sub.unsubscribe
+            self._resp_map[token] = it  # not routed by the mux (another inbox), but failed by close() like the rest
+
+            def end_no_mux() -> None:
+                sub.unsubscribe()
+                self._forget_waiter(token)
+
+            it.on_end = end_no_mux
         else:
             prefix = self._mux_inbox()
             token = nuid.next()

@@ -25,6 +25,7 @@ from .errors import (
     SubscriptionDrainingError,
 )
 from .msg import Msg
+from .protocol import SubscriptionBase
 
 if TYPE_CHECKING:
     from .connection import NatsConnection
@@ -49,8 +50,12 @@ def is_coroutine_callback(callback: Callable[..., Any]) -> bool:
     )
 
 
-class Subscription:
-    """A subscription; also an async iterator of its messages when created without a callback."""
+class Subscription(SubscriptionBase):
+    """A subscription; also an async iterator of its messages when created without a callback.
+
+    Per-message delivery is inherited from the protocol core's ``SubscriptionBase`` (compiled when the extension is
+    built): the parser hands each message of this sid straight to it.
+    """
 
     def __init__(
         self,
@@ -79,6 +84,7 @@ class Subscription:
         self._msgs_limit = pending_msgs_limit
         self._bytes_limit = pending_bytes_limit
         self._policy = PendingPolicy(on_full)
+        self._block_policy = self._policy is PendingPolicy.BLOCK
         self._slow_reported = False
         self._blocking = False
         self._draining = False
@@ -94,10 +100,8 @@ class Subscription:
             if self._policy is PendingPolicy.BLOCK:
                 raise InvalidOptionError("on_full=BLOCK needs a coroutine callback or an iterator")
             self._queue = None
-            self.deliver: Callable[[Msg], None] = self._deliver_inline
         else:
             self._queue = deque()
-            self.deliver = self._deliver_queued
             if callback is not None:
                 self._task = loop.create_task(self._run_coroutine_callback(callback))
         if timeout is not None:
@@ -144,49 +148,9 @@ class Subscription:
         q = f" queue={self._queue_group!r}" if self._queue_group else ""
         return f"<Subscription sid={self._sid} subject={self._subject!r}{q} received={self.received}>"
 
-    # -- delivery (called by the parser) -------------------------------------------------------------------------
-    def _deliver_inline(self, msg: Msg) -> None:
-        self.received = received = self.received + 1
-        if self._timer is not None:
-            self._cancel_timer()
-        max_ = self._max
-        if max_ is not None and received > max_:
-            return
-        try:
-            self._callback(msg)  # type: ignore[misc]
-        except Exception:
-            logger.exception("exception in the callback of subscription %r", self._subject)
-        self.processed += 1
-        if max_ is not None and received >= max_:
-            self._finish(None)
-
-    def _deliver_queued(self, msg: Msg) -> None:
-        self.received = received = self.received + 1
-        if self._timer is not None:
-            self._cancel_timer()
-        max_ = self._max
-        if max_ is not None and received > max_:
-            return
-        queue = self._queue
-        assert queue is not None
-        size = len(msg.data)
-        if (self._msgs_limit is not None and len(queue) >= self._msgs_limit) or (
-            self._bytes_limit is not None and self._pending_bytes + size > self._bytes_limit
-        ):
-            if self._policy is PendingPolicy.DROP:
-                self._drop()
-                return
-            if not self._blocking:
-                self._blocking = True
-                self._conn._block_reading(self)
-        queue.append(msg)
-        self._pending_bytes += size
-        self._slow_reported = False
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-        if max_ is not None and received >= max_:
-            self._finish(None)
+    # -- delivery: SubscriptionBase.__call__ (in the protocol core) is the parser's sink; these are its rare paths
+    def _callback_failed(self) -> None:
+        logger.exception("exception in the callback of subscription %r", self._subject)
 
     def _drop(self) -> None:
         self.dropped += 1
@@ -224,14 +188,16 @@ class Subscription:
         while not queue:
             if self._closing:
                 return None
-            self._waiter = self._conn._loop.create_future()
-            try:
-                if timeout is None:
-                    await self._waiter
-                else:
-                    await asyncio.wait_for(self._waiter, timeout)
-            finally:
-                self._waiter = None
+            # One future shared by every task waiting on this subscription: a message (or the end) wakes them
+            # all; whoever finds the queue empty again waits on a fresh one.
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                waiter = self._waiter = self._conn._loop.create_future()
+            # shield: a waiting task that is cancelled must not cancel the future the others wait on
+            if timeout is None:
+                await asyncio.shield(waiter)
+            else:
+                await asyncio.wait_for(asyncio.shield(waiter), timeout)
         msg = queue.popleft()
         self._took(msg)
         return msg
