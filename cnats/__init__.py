@@ -5,6 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from ._version import __version__
+from .auth import (
+    creds_authenticator,
+    jwt_authenticator,
+    nkey_authenticator,
+    token_authenticator,
+    user_password_authenticator,
+)
 from .codecs import Codec, JSONCodec, StringCodec
 from .connection import NatsConnection, connect
 from .errors import *  # noqa: F403 - the error classes are part of the top-level API
@@ -55,6 +62,11 @@ __all__ = [
     "canonical_mime_header_key",
     "connect",
     "create_inbox",
+    "creds_authenticator",
+    "jwt_authenticator",
+    "nkey_authenticator",
+    "token_authenticator",
+    "user_password_authenticator",
     "headers",
     "nuid",
 ]
