@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import random
 import ssl
@@ -191,10 +192,28 @@ class _DebugProtocol(_NatsProtocol):
         super().buffer_updated(nbytes)
 
 
+_SECRET_FIELDS = ("pass", "auth_token", "sig", "jwt")
+
+
 def _log_lines(direction: str, data: bytes | bytearray) -> None:
     for line in bytes(data).split(b"\r\n"):
         if line:
-            protocol_logger.info("%s %s", direction, line[:1024].decode("utf-8", "replace"))
+            text = line[:4096].decode("utf-8", "replace")
+            if text.startswith("CONNECT "):
+                text = _redact_connect(text)
+            protocol_logger.info("%s %s", direction, text[:1024])
+
+
+def _redact_connect(line: str) -> str:
+    """The CONNECT line with its credentials replaced: debug logs never show secrets."""
+    try:
+        fields = json.loads(line[len("CONNECT ") :])
+    except ValueError:
+        return "CONNECT <not shown>"
+    for key in _SECRET_FIELDS:
+        if key in fields:
+            fields[key] = "***"
+    return "CONNECT " + json.dumps(fields, separators=(",", ":"))
 
 
 class NatsConnection(PublisherBase):
