@@ -736,6 +736,9 @@ class NatsConnection(PublisherBase):
                 except NatsError as exc:
                     last = exc
                     server.failed_attempts += 1
+                except BaseException as exc:
+                    self._close_now(exc if isinstance(exc, Exception) else None)
+                    raise
             if not self._opts.wait_on_first_connect:
                 self._set_state(_State.CLOSED)
                 self._status.close()
@@ -773,7 +776,7 @@ class NatsConnection(PublisherBase):
                 self._status.emit(Status(DebugEvents.RECONNECTING, server.hostport))
                 try:
                     await self._attempt(server)
-                except NatsError as exc:
+                except Exception as exc:  # noqa: BLE001 - any failure (an authenticator's too) fails this attempt only
                     self._last_error = exc
                     server.failed_attempts += 1
                     if isinstance(exc, AuthError) and not opts.ignore_auth_error_abort:
@@ -804,6 +807,10 @@ class NatsConnection(PublisherBase):
             if proto.transport is not None:
                 proto.transport.abort()
             raise ConnectionTimeoutError(f"timed out connecting to {server.hostport}") from None
+        except ssl.SSLError as exc:  # an OSError too: the TLS-first handshake happens while connecting
+            if proto.transport is not None:
+                proto.transport.abort()
+            raise TlsError(f"TLS handshake with {server.hostport} failed: {exc}") from exc
         except OSError as exc:
             if proto.transport is not None:
                 proto.transport.abort()
