@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__ as _version
 from .auth import (
@@ -55,11 +55,15 @@ from .msg import Msg, to_headers
 from .nuid import nuid
 from .options import Authenticator, ConnectOptions
 from .protocol import Parser, PublisherBase, WriteBuffer
-from .request import ReplyWaiter, RequestManyIterator, RequestStrategy, check_no_responders
+from .request import ReplyWaiter, RequestManyIterator, RequestStrategy, ResponseWaiter, check_no_responders
 from .servers import ServerAddress, ServerPool
 from .subjects import check_subject
 from .subscription import MsgCallback, PendingPolicy, Subscription
 from .tls import TlsOptions, client_ssl_context
+
+if TYPE_CHECKING:
+    from .jetstream.client import JetStreamClient
+    from .jetstream.manager import JetStreamManager
 
 __all__ = ["NatsConnection", "connect"]
 
@@ -253,7 +257,7 @@ class NatsConnection(PublisherBase):
         self._last_error: Exception | None = None
         self._resp_prefix = ""
         self._resp_sub: Subscription | None = None
-        self._resp_map: dict[str, ReplyWaiter | RequestManyIterator] = {}
+        self._resp_map: dict[str, ResponseWaiter] = {}
         self._weakself = weakref.ref(self)
         self._debug = options.debug
         self._ssl: ssl.SSLContext | None = None
@@ -954,6 +958,35 @@ class NatsConnection(PublisherBase):
                 self._pongs.append(future)
                 self._write_now(_PING)
         self._start_ping_timer()
+
+    # -- JetStream -----------------------------------------------------------------------------------------
+    def jetstream(
+        self,
+        *,
+        domain: str | None = None,
+        api_prefix: str = "$JS.API",
+        timeout: float = 5.0,
+        publish_async_max_pending: int = 4000,
+    ) -> JetStreamClient:
+        """A JetStream client (no I/O)."""
+        from .jetstream.client import JetStreamClient
+        from .jetstream.context import JetStreamOptions
+
+        options = JetStreamOptions.build(domain=domain, api_prefix=api_prefix, timeout=timeout)
+        return JetStreamClient(self, options, publish_async_max_pending=publish_async_max_pending)
+
+    async def jetstream_manager(
+        self, *, domain: str | None = None, api_prefix: str = "$JS.API", timeout: float = 5.0, check_api: bool = True
+    ) -> JetStreamManager:
+        """A JetStream manager; with ``check_api`` an account-info request checks JetStream is there."""
+        from .jetstream.context import JetStreamOptions
+        from .jetstream.manager import JetStreamManager
+
+        options = JetStreamOptions.build(domain=domain, api_prefix=api_prefix, timeout=timeout)
+        jsm = JetStreamManager(self, options)
+        if check_api:
+            await jsm.get_account_info()
+        return jsm
 
     # -- closing ------------------------------------------------------------------------------------------
     async def reconnect(self) -> None:

@@ -6,11 +6,19 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from enum import Enum
+from typing import Protocol
 
 from .errors import NoRespondersError
 from .msg import Msg
 
-__all__ = ["ReplyWaiter", "RequestManyIterator", "RequestStrategy", "check_no_responders", "is_no_responders"]
+__all__ = [
+    "ReplyWaiter",
+    "RequestManyIterator",
+    "RequestStrategy",
+    "ResponseWaiter",
+    "check_no_responders",
+    "is_no_responders",
+]
 
 
 class RequestStrategy(str, Enum):
@@ -29,6 +37,13 @@ def is_no_responders(msg: Msg) -> bool:
 def check_no_responders(msg: Msg, subject: str) -> None:
     if is_no_responders(msg):
         raise NoRespondersError(f"no responders for {subject!r}")
+
+
+class ResponseWaiter(Protocol):
+    """What the inbox multiplexer routes a response to (a request, a request_many iterator, a JetStream ack)."""
+
+    def deliver(self, msg: Msg) -> None: ...
+    def fail(self, error: BaseException) -> None: ...
 
 
 class ReplyWaiter:

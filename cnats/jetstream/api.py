@@ -1,0 +1,494 @@
+"""JetStream API types: enums and the wire dataclasses of API.md sections 5.1 and 5.2."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any, ClassVar
+
+from ..errors import BadJsonError
+from ..headers import Headers
+from .model import JsonModel, parse_time
+
+__all__ = [
+    "AccountInfo",
+    "AccountLimits",
+    "AccountTier",
+    "AckPolicy",
+    "Advisory",
+    "AdvisoryKind",
+    "ApiError",
+    "ApiStats",
+    "ClusterInfo",
+    "ConsumerApiAction",
+    "ConsumerConfig",
+    "ConsumerInfo",
+    "ConsumerPauseResponse",
+    "DeliverPolicy",
+    "DiscardPolicy",
+    "ExternalStream",
+    "JsHeaders",
+    "LostStreamData",
+    "PeerInfo",
+    "Placement",
+    "PubAck",
+    "PubHeaders",
+    "PublishExpect",
+    "PurgeResponse",
+    "ReplayPolicy",
+    "Republish",
+    "RetentionPolicy",
+    "SequenceInfo",
+    "StorageType",
+    "StoreCompression",
+    "StoredMsg",
+    "StreamAlternate",
+    "StreamConfig",
+    "StreamConsumerLimits",
+    "StreamInfo",
+    "StreamSource",
+    "StreamSourceInfo",
+    "StreamState",
+    "SubjectTransformConfig",
+]
+
+
+class RetentionPolicy(str, Enum):
+    LIMITS = "limits"
+    INTEREST = "interest"
+    WORKQUEUE = "workqueue"
+
+
+class StorageType(str, Enum):
+    FILE = "file"
+    MEMORY = "memory"
+
+
+class DiscardPolicy(str, Enum):
+    OLD = "old"
+    NEW = "new"
+
+
+class StoreCompression(str, Enum):
+    NONE = "none"
+    S2 = "s2"
+
+
+class AckPolicy(str, Enum):
+    NONE = "none"
+    ALL = "all"
+    EXPLICIT = "explicit"
+    NOT_SET = ""
+
+
+class DeliverPolicy(str, Enum):
+    ALL = "all"
+    LAST = "last"
+    NEW = "new"
+    START_SEQUENCE = "by_start_sequence"
+    START_TIME = "by_start_time"
+    LAST_PER_SUBJECT = "last_per_subject"
+
+
+class ReplayPolicy(str, Enum):
+    INSTANT = "instant"
+    ORIGINAL = "original"
+
+
+class ConsumerApiAction(str, Enum):
+    CREATE_OR_UPDATE = ""
+    UPDATE = "update"
+    CREATE = "create"
+
+
+class AdvisoryKind(str, Enum):
+    API = "api_audit"
+    STREAM_ACTION = "stream_action"
+    CONSUMER_ACTION = "consumer_action"
+    SNAPSHOT_CREATE = "snapshot_create"
+    SNAPSHOT_COMPLETE = "snapshot_complete"
+    RESTORE_CREATE = "restore_create"
+    RESTORE_COMPLETE = "restore_complete"
+    MAX_DELIVER = "max_deliver"
+    TERMINATED = "terminated"
+    ACK = "consumer_ack"
+    STREAM_LEADER_ELECTED = "stream_leader_elected"
+    STREAM_QUORUM_LOST = "stream_quorum_lost"
+    CONSUMER_LEADER_ELECTED = "consumer_leader_elected"
+    CONSUMER_QUORUM_LOST = "consumer_quorum_lost"
+
+
+class PubHeaders(str, Enum):
+    MSG_ID = "Nats-Msg-Id"
+    EXPECTED_STREAM = "Nats-Expected-Stream"
+    EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"
+    EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
+    EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+
+
+class JsHeaders(str, Enum):
+    STREAM_SOURCE = "Nats-Stream-Source"
+    LAST_CONSUMER_SEQ = "Nats-Last-Consumer"
+    LAST_STREAM_SEQ = "Nats-Last-Stream"
+    CONSUMER_STALLED = "Nats-Consumer-Stalled"
+    MESSAGE_SIZE = "Nats-Msg-Size"
+    ROLLUP = "Nats-Rollup"
+    ROLLUP_VALUE_SUBJECT = "sub"
+    ROLLUP_VALUE_ALL = "all"
+    PENDING_MESSAGES = "Nats-Pending-Messages"
+    PENDING_BYTES = "Nats-Pending-Bytes"
+
+
+@dataclass(kw_only=True)
+class SubjectTransformConfig(JsonModel):
+    src: str | None = None
+    dest: str
+
+
+@dataclass(kw_only=True)
+class Placement(JsonModel):
+    cluster: str | None = None
+    tags: list[str] | None = None
+
+
+@dataclass(kw_only=True)
+class Republish(JsonModel):
+    src: str
+    dest: str
+    headers_only: bool | None = None
+
+
+@dataclass(kw_only=True)
+class ExternalStream(JsonModel):
+    api: str
+    deliver: str | None = None
+
+
+@dataclass(kw_only=True)
+class StreamSource(JsonModel):
+    name: str
+    opt_start_seq: int | None = None
+    opt_start_time: datetime | None = None
+    filter_subject: str | None = None
+    external: ExternalStream | None = None
+    domain: str | None = None
+    subject_transforms: list[SubjectTransformConfig] | None = None
+
+
+@dataclass(kw_only=True)
+class StreamConsumerLimits(JsonModel):
+    _DURATIONS: ClassVar[frozenset[str]] = frozenset({"inactive_threshold"})
+    inactive_threshold: float | None = None
+    max_ack_pending: int | None = None
+
+
+@dataclass(kw_only=True)
+class StreamConfig(JsonModel):
+    _DURATIONS: ClassVar[frozenset[str]] = frozenset({"max_age", "duplicate_window"})
+    name: str | None = None
+    description: str | None = None
+    subjects: list[str] | None = None
+    retention: RetentionPolicy | None = None
+    storage: StorageType | None = None
+    max_consumers: int | None = None
+    max_msgs: int | None = None
+    max_bytes: int | None = None
+    max_age: float | None = None
+    max_msgs_per_subject: int | None = None
+    max_msg_size: int | None = None
+    discard: DiscardPolicy | None = None
+    discard_new_per_subject: bool | None = None
+    num_replicas: int | None = None
+    no_ack: bool | None = None
+    duplicate_window: float | None = None
+    placement: Placement | None = None
+    mirror: StreamSource | None = None
+    sources: list[StreamSource] | None = None
+    sealed: bool | None = None
+    deny_delete: bool | None = None
+    deny_purge: bool | None = None
+    allow_rollup_hdrs: bool | None = None
+    allow_direct: bool | None = None
+    mirror_direct: bool | None = None
+    republish: Republish | None = None
+    subject_transform: SubjectTransformConfig | None = None
+    compression: StoreCompression | None = None
+    first_seq: int | None = None
+    metadata: dict[str, str] | None = None
+    consumer_limits: StreamConsumerLimits | None = None
+    allow_atomic: bool | None = None
+    allow_msg_ttl: bool | None = None
+
+
+@dataclass(kw_only=True)
+class LostStreamData(JsonModel):
+    msgs: list[int] | None = None
+    bytes: int = 0
+
+
+@dataclass(kw_only=True)
+class StreamState(JsonModel):
+    messages: int
+    bytes: int
+    first_seq: int
+    first_ts: datetime | None
+    last_seq: int
+    last_ts: datetime | None
+    consumer_count: int
+    num_deleted: int = 0
+    deleted: list[int] | None = None
+    lost: LostStreamData | None = None
+    num_subjects: int | None = None
+    subjects: dict[str, int] | None = None
+
+
+@dataclass(kw_only=True)
+class PeerInfo(JsonModel):
+    _DURATIONS: ClassVar[frozenset[str]] = frozenset({"active"})
+    name: str
+    current: bool
+    offline: bool = False
+    active: float
+    lag: int | None = None
+
+
+@dataclass(kw_only=True)
+class ClusterInfo(JsonModel):
+    name: str | None = None
+    leader: str | None = None
+    replicas: list[PeerInfo] | None = None
+
+
+@dataclass(kw_only=True)
+class ApiError(JsonModel):
+    code: int
+    description: str
+    err_code: int | None = None
+
+
+@dataclass(kw_only=True)
+class StreamSourceInfo(JsonModel):
+    _DURATIONS: ClassVar[frozenset[str]] = frozenset({"active"})
+    name: str
+    lag: int
+    active: float
+    error: ApiError | None = None
+    subject_transforms: list[SubjectTransformConfig] | None = None
+
+
+@dataclass(kw_only=True)
+class StreamAlternate(JsonModel):
+    name: str
+    cluster: str
+    domain: str | None = None
+
+
+@dataclass(kw_only=True)
+class StreamInfo(JsonModel):
+    config: StreamConfig
+    created: datetime
+    state: StreamState
+    cluster: ClusterInfo | None = None
+    mirror: StreamSourceInfo | None = None
+    sources: list[StreamSourceInfo] | None = None
+    alternates: list[StreamAlternate] | None = None
+    ts: datetime | None = None
+
+
+@dataclass(kw_only=True)
+class PurgeResponse(JsonModel):
+    success: bool
+    purged: int
+
+
+@dataclass(kw_only=True)
+class ConsumerConfig(JsonModel):
+    _DURATIONS: ClassVar[frozenset[str]] = frozenset(
+        {"ack_wait", "backoff", "idle_heartbeat", "max_expires", "inactive_threshold"}
+    )
+    name: str | None = None
+    durable_name: str | None = None
+    description: str | None = None
+    deliver_policy: DeliverPolicy | None = None
+    opt_start_seq: int | None = None
+    opt_start_time: datetime | None = None
+    ack_policy: AckPolicy | None = None
+    ack_wait: float | None = None
+    max_deliver: int | None = None
+    backoff: list[float] | None = None
+    filter_subject: str | None = None
+    filter_subjects: list[str] | None = None
+    replay_policy: ReplayPolicy | None = None
+    rate_limit_bps: int | None = None
+    sample_freq: str | None = None
+    max_waiting: int | None = None
+    max_ack_pending: int | None = None
+    flow_control: bool | None = None
+    idle_heartbeat: float | None = None
+    headers_only: bool | None = None
+    max_batch: int | None = None
+    max_expires: float | None = None
+    max_bytes: int | None = None
+    inactive_threshold: float | None = None
+    num_replicas: int | None = None
+    mem_storage: bool | None = None
+    deliver_subject: str | None = None
+    deliver_group: str | None = None
+    metadata: dict[str, str] | None = None
+    pause_until: datetime | None = None
+
+
+@dataclass(kw_only=True)
+class SequenceInfo(JsonModel):
+    consumer_seq: int
+    stream_seq: int
+    last_active: datetime | None = None
+
+
+@dataclass(kw_only=True)
+class ConsumerInfo(JsonModel):
+    _DURATIONS: ClassVar[frozenset[str]] = frozenset({"pause_remaining"})
+    stream_name: str
+    name: str
+    created: datetime
+    config: ConsumerConfig
+    delivered: SequenceInfo
+    ack_floor: SequenceInfo
+    num_ack_pending: int
+    num_redelivered: int
+    num_waiting: int
+    num_pending: int
+    cluster: ClusterInfo | None = None
+    push_bound: bool = False
+    ts: datetime | None = None
+    paused: bool = False
+    pause_remaining: float | None = None
+
+
+@dataclass(kw_only=True)
+class ConsumerPauseResponse(JsonModel):
+    _DURATIONS: ClassVar[frozenset[str]] = frozenset({"pause_remaining"})
+    paused: bool
+    pause_until: datetime | None = None
+    pause_remaining: float | None = None
+
+
+@dataclass(kw_only=True)
+class AccountLimits(JsonModel):
+    max_memory: int
+    max_storage: int
+    max_streams: int
+    max_consumers: int
+    max_ack_pending: int = -1
+    memory_max_stream_bytes: int = -1
+    storage_max_stream_bytes: int = -1
+    max_bytes_required: bool = False
+
+
+@dataclass(kw_only=True)
+class AccountTier(JsonModel):
+    memory: int
+    storage: int
+    streams: int
+    consumers: int
+    limits: AccountLimits
+
+
+@dataclass(kw_only=True)
+class ApiStats(JsonModel):
+    total: int
+    errors: int
+
+
+@dataclass(kw_only=True)
+class AccountInfo(JsonModel):
+    memory: int
+    storage: int
+    streams: int
+    consumers: int
+    limits: AccountLimits
+    api: ApiStats
+    domain: str | None = None
+    tiers: dict[str, AccountTier] | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PubAck:
+    stream: str
+    seq: int
+    duplicate: bool = False
+    domain: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class PublishExpect:
+    last_msg_id: str | None = None
+    stream_name: str | None = None
+    last_sequence: int | None = None
+    last_subject_sequence: int | None = None
+
+
+class StoredMsg:
+    """A message read back from a stream (``get_message``, direct get)."""
+
+    __slots__ = ("_data", "_headers", "_seq", "_stream", "_subject", "_timestamp")
+
+    def __init__(
+        self, subject: str, seq: int, data: bytes, headers: Headers | None, timestamp: str, stream: str | None = None
+    ) -> None:
+        self._subject = subject
+        self._seq = seq
+        self._data = data
+        self._headers = headers
+        self._timestamp = timestamp
+        self._stream = stream
+
+    @property
+    def subject(self) -> str:
+        return self._subject
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    @property
+    def data(self) -> bytes:
+        return self._data
+
+    @property
+    def headers(self) -> Headers | None:
+        return self._headers
+
+    @property
+    def timestamp(self) -> str:
+        return self._timestamp
+
+    @property
+    def time(self) -> datetime:
+        parsed = parse_time(self._timestamp)
+        assert parsed is not None
+        return parsed
+
+    @property
+    def stream(self) -> str | None:
+        return self._stream
+
+    def json(self, **loads_kwargs: Any) -> Any:
+        try:
+            return json.loads(self._data, **loads_kwargs)
+        except ValueError as exc:
+            raise BadJsonError(f"message data is not valid JSON: {exc}") from exc
+
+    def string(self) -> str:
+        return self._data.decode("utf-8", errors="replace")
+
+    def __repr__(self) -> str:
+        return f"<StoredMsg subject={self._subject!r} seq={self._seq} data={self._data[:64]!r}>"
+
+
+@dataclass(frozen=True)
+class Advisory:
+    kind: AdvisoryKind
+    data: dict[str, Any]

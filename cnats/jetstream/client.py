@@ -1,0 +1,206 @@
+"""JetStreamClient: publishing with acknowledgements, one at a time or pipelined (API.md section 5.4)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    InvalidOptionError,
+    JetStreamInvalidAckError,
+    NatsError,
+    NatsTimeoutError,
+)
+from ..headers import Headers
+from ..msg import Msg, to_headers
+from ..nuid import nuid
+from ..request import check_no_responders
+from .api import PubAck, PubHeaders, PublishExpect
+from .context import JetStreamContext, JetStreamOptions, api_error
+from .manager import JetStreamManager, Stream, StreamAPI
+
+if TYPE_CHECKING:
+    from ..connection import NatsConnection
+
+__all__ = ["JetStreamClient", "Streams"]
+
+Payload = bytes | bytearray | memoryview | str
+
+
+def publish_headers(
+    headers: Headers | Mapping[str, Any] | None, msg_id: str | None, expect: PublishExpect | None
+) -> Headers | None:
+    """The headers of a JetStream publish: the user's, plus the de-duplication and expectation headers."""
+    if msg_id is None and expect is None:
+        return to_headers(headers)
+    given = to_headers(headers)
+    out = Headers.from_dict(given.to_dict()) if given is not None else Headers()  # a copy: the caller's stays as is
+    if msg_id is not None:
+        out.set(PubHeaders.MSG_ID.value, msg_id)
+    if expect is not None:
+        if expect.stream_name is not None:
+            out.set(PubHeaders.EXPECTED_STREAM.value, expect.stream_name)
+        if expect.last_msg_id is not None:
+            out.set(PubHeaders.EXPECTED_LAST_MSG_ID.value, expect.last_msg_id)
+        if expect.last_sequence is not None:
+            out.set(PubHeaders.EXPECTED_LAST_SEQ.value, str(expect.last_sequence))
+        if expect.last_subject_sequence is not None:
+            out.set(PubHeaders.EXPECTED_LAST_SUBJECT_SEQ.value, str(expect.last_subject_sequence))
+    return out
+
+
+def parse_pub_ack(msg: Msg, subject: str) -> PubAck:
+    """The PubAck in a publish's answer, or the error it carries."""
+    check_no_responders(msg, subject)
+    try:
+        data = json.loads(msg.data)
+    except ValueError as exc:
+        raise JetStreamInvalidAckError(f"invalid publish acknowledgement: {exc}") from exc
+    if not isinstance(data, dict):
+        raise JetStreamInvalidAckError("invalid publish acknowledgement")
+    if isinstance(data.get("error"), dict):
+        raise api_error(data["error"])
+    stream = data.get("stream")
+    if not stream:
+        raise JetStreamInvalidAckError("invalid publish acknowledgement: no stream")
+    return PubAck(
+        stream=stream,
+        seq=int(data.get("seq", 0)),
+        duplicate=bool(data.get("duplicate", False)),
+        domain=data.get("domain") or None,
+    )
+
+
+class _AckWaiter:
+    """One pipelined publish: resolves its future with the PubAck (or the error) routed by the inbox mux."""
+
+    __slots__ = ("client", "future", "subject", "timer", "token")
+
+    def __init__(self, client: JetStreamClient, token: str, subject: str, future: asyncio.Future[PubAck]) -> None:
+        self.client = client
+        self.token = token
+        self.subject = subject
+        self.future = future
+        self.timer: asyncio.TimerHandle | None = None
+
+    def deliver(self, msg: Msg) -> None:
+        try:
+            ack = parse_pub_ack(msg, self.subject)
+        except NatsError as exc:
+            self._settle(exc, None)
+        else:
+            self._settle(None, ack)
+
+    def fail(self, error: BaseException) -> None:
+        self._settle(error, None)
+
+    def expire(self) -> None:
+        self._settle(NatsTimeoutError(f"no publish acknowledgement for {self.subject!r}"), None)
+
+    def _settle(self, error: BaseException | None, ack: PubAck | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.client._ack_done(self.token)
+        if self.future.done():
+            return
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(ack)  # type: ignore[arg-type]
+
+
+class Streams:
+    def __init__(self, ctx: JetStreamContext) -> None:
+        self._ctx = ctx
+
+    async def get(self, name: str) -> Stream:
+        return await StreamAPI(self._ctx).get(name)
+
+
+class JetStreamClient(JetStreamContext):
+    """Publishes to streams and reads from them; create it with ``nc.jetstream()`` (no I/O)."""
+
+    def __init__(self, nc: NatsConnection, options: JetStreamOptions, *, publish_async_max_pending: int = 4000) -> None:
+        super().__init__(nc, options)
+        if publish_async_max_pending <= 0:
+            raise InvalidOptionError("publish_async_max_pending must be greater than 0")
+        self._max_pending = publish_async_max_pending
+        self._pending: dict[str, _AckWaiter] = {}
+        self._room: asyncio.Future[None] | None = None
+        self._idle: asyncio.Future[None] | None = None
+        self.streams = Streams(self)
+
+    async def jetstream_manager(self, check_api: bool = True) -> JetStreamManager:
+        jsm = JetStreamManager(self._nc, self._options)
+        if check_api:
+            await jsm.get_account_info()
+        return jsm
+
+    async def publish(
+        self,
+        subject: str,
+        payload: Payload = b"",
+        *,
+        msg_id: str | None = None,
+        expect: PublishExpect | None = None,
+        headers: Headers | Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> PubAck:
+        """Publish to a stream and wait for its acknowledgement."""
+        hdrs = publish_headers(headers, msg_id, expect)
+        msg = await self._nc.request(subject, payload, headers=hdrs, timeout=timeout or self._options.timeout)
+        return parse_pub_ack(msg, subject)
+
+    @property
+    def publish_async_pending(self) -> int:
+        return len(self._pending)
+
+    async def publish_async(
+        self,
+        subject: str,
+        payload: Payload = b"",
+        *,
+        msg_id: str | None = None,
+        expect: PublishExpect | None = None,
+        headers: Headers | Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> asyncio.Future[PubAck]:
+        """Send now; the future resolves with the PubAck. Waits only while too many acks are outstanding."""
+        nc = self._nc
+        while len(self._pending) >= self._max_pending:
+            if self._room is None or self._room.done():
+                self._room = nc._loop.create_future()
+            await asyncio.shield(self._room)
+        hdrs = publish_headers(headers, msg_id, expect)
+        prefix = nc._mux_inbox()
+        token = nuid.next()
+        future: asyncio.Future[PubAck] = nc._loop.create_future()
+        waiter = _AckWaiter(self, token, subject, future)
+        nc.publish(subject, payload, reply=prefix + token, headers=hdrs)  # raises before anything is recorded
+        self._pending[token] = waiter
+        nc._resp_map[token] = waiter
+        waiter.timer = nc._loop.call_later(timeout or self._options.timeout, waiter.expire)
+        return future
+
+    def _ack_done(self, token: str) -> None:
+        if self._pending.pop(token, None) is None:
+            return
+        self._nc._forget_waiter(token)
+        if self._room is not None and not self._room.done() and len(self._pending) < self._max_pending:
+            self._room.set_result(None)
+        if not self._pending and self._idle is not None and not self._idle.done():
+            self._idle.set_result(None)
+
+    async def publish_async_completed(self, timeout: float | None = None) -> None:
+        """Wait until no acknowledgement is outstanding (``NatsTimeoutError`` after ``timeout``)."""
+        if not self._pending:
+            return
+        if self._idle is None or self._idle.done():
+            self._idle = self._nc._loop.create_future()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._idle), timeout)
+        except asyncio.TimeoutError:
+            raise NatsTimeoutError(f"{len(self._pending)} publish acknowledgements still pending") from None

@@ -1,0 +1,109 @@
+"""What every JetStream object shares: the connection, the options, and the API request with its error mapping."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    ConsumerNotFoundError,
+    InvalidNameError,
+    InvalidOptionError,
+    JetStreamApiError,
+    JetStreamNotEnabledError,
+    MessageNotFoundError,
+    NoRespondersError,
+    StreamNotFoundError,
+    WrongLastSequenceError,
+)
+
+if TYPE_CHECKING:
+    from ..connection import NatsConnection
+
+__all__ = ["JetStreamContext", "JetStreamOptions", "api_error", "check_name"]
+
+_ERRORS_BY_CODE: dict[int, type[JetStreamApiError]] = {
+    10059: StreamNotFoundError,
+    10014: ConsumerNotFoundError,
+    10037: MessageNotFoundError,
+    10071: WrongLastSequenceError,
+}
+_BAD_NAME = re.compile(r"[.*>/\\ \t\r\n]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class JetStreamOptions:
+    api_prefix: str = "$JS.API"
+    timeout: float = 5.0
+    domain: str | None = None
+
+    @classmethod
+    def build(cls, *, domain: str | None, api_prefix: str, timeout: float) -> JetStreamOptions:
+        if domain:
+            api_prefix = f"$JS.{domain}.API"
+        api_prefix = api_prefix.rstrip(".")
+        if not api_prefix:
+            raise InvalidOptionError("api_prefix cannot be empty")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InvalidOptionError("timeout must be greater than 0")
+        return cls(api_prefix=api_prefix, timeout=float(timeout), domain=domain or None)
+
+
+def api_error(error: dict[str, Any]) -> JetStreamApiError:
+    """The error class for a JetStream API error object ``{"code", "err_code", "description"}``."""
+    status = int(error.get("code", 500))
+    err_code = error.get("err_code")
+    description = str(error.get("description", ""))
+    cls = _ERRORS_BY_CODE.get(err_code) if isinstance(err_code, int) else None
+    if cls is None and status == 503:
+        cls = JetStreamNotEnabledError
+    if cls is None:
+        cls = JetStreamApiError
+    return cls(description, status=status, err_code=err_code, description=description)
+
+
+def check_name(name: object, what: str) -> str:
+    """A stream or consumer name: non-empty, without ``. * > / \\`` or whitespace (``InvalidNameError``)."""
+    if not isinstance(name, str) or not name:
+        raise InvalidNameError(f"{what} name required")
+    bad = _BAD_NAME.search(name)
+    if bad is not None:
+        raise InvalidNameError(f"invalid {what} name - {what} name cannot contain '{bad.group()}'")
+    return name
+
+
+class JetStreamContext:
+    """Base of JetStreamClient and JetStreamManager (and of the objects they hand out)."""
+
+    def __init__(self, nc: NatsConnection, options: JetStreamOptions) -> None:
+        self._nc = nc
+        self._options = options
+
+    @property
+    def options(self) -> JetStreamOptions:
+        return self._options
+
+    @property
+    def api_prefix(self) -> str:
+        return self._options.api_prefix
+
+    async def _api(self, subject: str, payload: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
+        """One JetStream API request (``<prefix>.<subject>``); the decoded answer, or the mapped error."""
+        body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
+        try:
+            msg = await self._nc.request(
+                f"{self._options.api_prefix}.{subject}", body, timeout=timeout or self._options.timeout
+            )
+        except NoRespondersError:
+            raise JetStreamNotEnabledError(
+                "JetStream is not enabled (no responders)", status=503, description="no responders"
+            ) from None
+        try:
+            data = json.loads(msg.data)
+        except ValueError as exc:
+            raise JetStreamApiError(f"bad JetStream API response: {exc}", status=500) from exc
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            raise api_error(data["error"])
+        return data
