@@ -251,7 +251,7 @@ class NatsConnection(PublisherBase):
         self._pings_out = 0
         self._ping_timer: asyncio.TimerHandle | None = None
         self._blocked: set[Subscription] = set()
-        self._status = StatusHub()
+        self._status: StatusHub[Status] = StatusHub()
         self._closed: asyncio.Future[Exception | None] = self._loop.create_future()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._last_error: Exception | None = None

@@ -7,7 +7,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 if TYPE_CHECKING:
     from .errors import NatsError
@@ -67,16 +67,19 @@ class Stats:
     out_msgs: int
 
 
-class _StatusIterator:
+T = TypeVar("T")
+
+
+class _StatusIterator(Generic[T]):
     """One listener: its own queue, so every iterator sees every event emitted after it was created."""
 
-    def __init__(self, hub: StatusHub) -> None:
+    def __init__(self, hub: StatusHub[T]) -> None:
         self._hub = hub
-        self._queue: deque[Status] = deque()
+        self._queue: deque[T] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._ended = False
 
-    def _put(self, status: Status) -> None:
+    def _put(self, status: T) -> None:
         self._queue.append(status)
         self._wake()
 
@@ -89,10 +92,10 @@ class _StatusIterator:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def __aiter__(self) -> _StatusIterator:
+    def __aiter__(self) -> _StatusIterator[T]:
         return self
 
-    async def __anext__(self) -> Status:
+    async def __anext__(self) -> T:
         while not self._queue:
             if self._ended:
                 raise StopAsyncIteration
@@ -103,7 +106,7 @@ class _StatusIterator:
                 self._waiter = None
         return self._queue.popleft()
 
-    async def __aenter__(self) -> _StatusIterator:
+    async def __aenter__(self) -> _StatusIterator[T]:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -115,26 +118,26 @@ class _StatusIterator:
         self._end()
 
 
-class StatusHub:
+class StatusHub(Generic[T]):
     """Fans status events out to every live listener; listeners see no replay of earlier events."""
 
     def __init__(self) -> None:
-        self._listeners: list[_StatusIterator] = []
+        self._listeners: list[_StatusIterator[T]] = []
         self._closed = False
 
-    def listen(self) -> AsyncIterator[Status]:
-        it = _StatusIterator(self)
+    def listen(self) -> AsyncIterator[T]:
+        it: _StatusIterator[T] = _StatusIterator(self)
         if self._closed:
             it._end()
         else:
             self._listeners.append(it)
         return it
 
-    def remove(self, it: _StatusIterator) -> None:
+    def remove(self, it: _StatusIterator[T]) -> None:
         if it in self._listeners:
             self._listeners.remove(it)
 
-    def emit(self, status: Status) -> None:
+    def emit(self, status: T) -> None:
         for it in self._listeners:
             it._put(status)
 

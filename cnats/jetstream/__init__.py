@@ -1,7 +1,8 @@
 """JetStream (API.md section 5): the manager, the client, and the API types.
 
-Built so far: stream and consumer administration, direct gets, account info, acknowledged and pipelined publishing.
-Consumers (pull, ordered, push), KV and the object store build on these.
+Built so far: stream and consumer administration, direct gets, account info, acknowledged and pipelined publishing,
+pull consumers (next, fetch, consume) and the ordered consumer. Legacy push subscriptions, atomic batches, KV and
+the object store come next.
 """
 
 from .api import (
@@ -46,6 +47,16 @@ from .api import (
     SubjectTransformConfig,
 )
 from .client import JetStreamClient, Streams
+from .consumer import (
+    Consumer,
+    ConsumerDebugEvents,
+    ConsumerEvents,
+    ConsumerMessages,
+    Consumers,
+    ConsumerStatus,
+    OrderedConsumerOptions,
+)
+from .jsmsg import DeliveryInfo, JsMsg
 from .context import JetStreamOptions
 from .manager import ConsumerAPI, DirectStreamAPI, JetStreamManager, Stream, StreamAPI
 
@@ -59,12 +70,19 @@ __all__ = [
     "ApiError",
     "ApiStats",
     "ClusterInfo",
+    "Consumer",
     "ConsumerAPI",
     "ConsumerApiAction",
     "ConsumerConfig",
+    "ConsumerDebugEvents",
+    "ConsumerEvents",
     "ConsumerInfo",
+    "ConsumerMessages",
     "ConsumerPauseResponse",
+    "ConsumerStatus",
+    "Consumers",
     "DeliverPolicy",
+    "DeliveryInfo",
     "DirectStreamAPI",
     "DiscardPolicy",
     "ExternalStream",
@@ -72,7 +90,9 @@ __all__ = [
     "JetStreamManager",
     "JetStreamOptions",
     "JsHeaders",
+    "JsMsg",
     "LostStreamData",
+    "OrderedConsumerOptions",
     "PeerInfo",
     "Placement",
     "PubAck",

@@ -18,6 +18,7 @@ from ..msg import Msg, to_headers
 from ..nuid import nuid
 from ..request import check_no_responders
 from .api import PubAck, PubHeaders, PublishExpect
+from .consumer import Consumers
 from .context import JetStreamContext, JetStreamOptions, api_error
 from .manager import JetStreamManager, Stream, StreamAPI
 
@@ -132,6 +133,7 @@ class JetStreamClient(JetStreamContext):
         self._room: asyncio.Future[None] | None = None
         self._idle: asyncio.Future[None] | None = None
         self.streams = Streams(self)
+        self.consumers = Consumers(self)
 
     async def jetstream_manager(self, check_api: bool = True) -> JetStreamManager:
         jsm = JetStreamManager(self._nc, self._options)

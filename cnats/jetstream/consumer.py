@@ -1,0 +1,625 @@
+"""Pull consumers (API.md section 5.5): ``Consumer.next``, ``fetch`` and ``consume``, and the ordered consumer.
+
+A ``ConsumerMessages`` owns one inbox subscription whose plain callback receives everything the server sends for
+its pull requests: messages (queued for the iterator or handed to the callback) and status messages (100 idle
+heartbeat, 404/408 the pull ended, 409 the pull or the consumer had a problem), which are never yielded. ``consume``
+keeps pulls outstanding: it asks for more when what is still expected falls under the thresholds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    ConsumerNotFoundError,
+    InvalidOptionError,
+    JetStreamIdleHeartbeatError,
+    NatsError,
+    StreamNotFoundError,
+)
+from ..events import StatusHub
+from ..msg import Msg
+from ..nuid import nuid
+from .api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, ReplayPolicy
+from .context import JetStreamContext, check_name
+from .jsmsg import JsMsg
+from .model import seconds_to_ns
+
+if TYPE_CHECKING:
+    from ..subscription import Subscription
+
+__all__ = [
+    "Consumer",
+    "ConsumerDebugEvents",
+    "ConsumerEvents",
+    "ConsumerMessages",
+    "ConsumerStatus",
+    "Consumers",
+    "OrderedConsumerOptions",
+]
+
+logger = logging.getLogger("cnats")
+
+
+class ConsumerEvents(str, Enum):
+    HEARTBEATS_MISSED = "heartbeats_missed"
+    CONSUMER_NOT_FOUND = "consumer_not_found"
+    STREAM_NOT_FOUND = "stream_not_found"
+    CONSUMER_DELETED = "consumer_deleted"
+    ORDERED_CONSUMER_RECREATED = "ordered_consumer_recreated"
+    NO_RESPONDERS = "no_responders"
+
+
+class ConsumerDebugEvents(str, Enum):
+    DEBUG_EVENT = "debug"
+    DISCARD = "discard"
+    RESET = "reset"
+    NEXT = "next"
+
+
+@dataclass(frozen=True)
+class ConsumerStatus:
+    type: ConsumerEvents | ConsumerDebugEvents
+    data: Any
+
+
+@dataclass(kw_only=True)
+class OrderedConsumerOptions:
+    name_prefix: str | None = None
+    filter_subjects: str | list[str] | None = None
+    deliver_policy: DeliverPolicy | None = None
+    opt_start_seq: int | None = None
+    opt_start_time: datetime | None = None
+    replay_policy: ReplayPolicy | None = None
+    inactive_threshold: float | None = None
+    headers_only: bool | None = None
+
+
+JsCallback = Callable[[JsMsg], Awaitable[None] | None]
+
+
+def _pull_options(
+    max_messages: int | None, max_bytes: int | None, expires: float, idle_heartbeat: float | None
+) -> tuple[int, int | None, float, float]:
+    if max_messages is not None and max_bytes is not None:
+        raise InvalidOptionError("only specify one of max_messages or max_bytes")
+    if expires < 1.0:
+        raise InvalidOptionError("expires should be at least 1 second")
+    msgs = max_messages if max_messages is not None else 100
+    if msgs <= 0:
+        raise InvalidOptionError("max_messages must be greater than 0")
+    if max_bytes is not None and max_bytes <= 0:
+        raise InvalidOptionError("max_bytes must be greater than 0")
+    heartbeat = idle_heartbeat if idle_heartbeat is not None else min(expires / 2, 30.0)
+    return msgs, max_bytes, expires, heartbeat
+
+
+class ConsumerMessages:
+    """The messages of a ``fetch`` or ``consume``: an async iterator of ``JsMsg`` (or a callback's feed)."""
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        *,
+        continuous: bool,
+        max_messages: int,
+        max_bytes: int | None,
+        expires: float,
+        idle_heartbeat: float,
+        threshold_messages: int | None = None,
+        threshold_bytes: int | None = None,
+        callback: JsCallback | None = None,
+        abort_on_missing_resource: bool = False,
+    ) -> None:
+        self._consumer = consumer
+        nc = consumer._ctx._nc
+        self._nc = nc
+        self._loop: asyncio.AbstractEventLoop = nc._loop
+        self._continuous = continuous
+        self._max_messages = max_messages
+        self._max_bytes = max_bytes
+        self._expires = expires
+        self._heartbeat = idle_heartbeat
+        self._threshold_messages = (
+            threshold_messages if threshold_messages is not None else max(1, int(max_messages * 0.75))
+        )
+        self._threshold_bytes = (
+            threshold_bytes if threshold_bytes is not None else (int(max_bytes * 0.75) if max_bytes else None)
+        )
+        self._callback = callback
+        self._callback_is_coroutine = callback is not None and inspect.iscoroutinefunction(callback)
+        self._abort_on_missing = abort_on_missing_resource
+        self.received = 0
+        self.processed = 0
+        self._pending_msgs = 0  # messages still expected from the outstanding pulls
+        self._pending_bytes = 0
+        self._queue: deque[JsMsg] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._done = False
+        self._error: BaseException | None = None
+        self._closed: asyncio.Future[Exception | None] = self._loop.create_future()
+        self._status: StatusHub[ConsumerStatus] = StatusHub()
+        self._hb_timer: asyncio.TimerHandle | None = None
+        self._expiry_timer: asyncio.TimerHandle | None = None
+        self._missed = 0
+        self._task: asyncio.Task[None] | None = None
+        self._sub: Subscription = nc._subscribe(f"{nc._opts.inbox_prefix}.{nuid.next()}", None, self._on_msg)
+        if callback is not None and self._callback_is_coroutine:
+            self._task = self._loop.create_task(self._run_callback())
+
+    # -- properties ---------------------------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    @property
+    def closed(self) -> asyncio.Future[Exception | None]:
+        return self._closed
+
+    def status(self) -> AsyncIterator[ConsumerStatus]:
+        return self._status.listen()
+
+    # -- pulling ------------------------------------------------------------------------------------------------
+    def _pull(self, batch: int, max_bytes: int | None) -> None:
+        request: dict[str, Any] = {"batch": batch, "expires": seconds_to_ns(self._expires)}
+        if max_bytes is not None:
+            request["max_bytes"] = max_bytes
+        if self._heartbeat:
+            request["idle_heartbeat"] = seconds_to_ns(self._heartbeat)
+        ctx = self._consumer._ctx
+        subject = f"{ctx.api_prefix}.CONSUMER.MSG.NEXT.{self._consumer.stream}.{self._consumer.name}"
+        self._nc.publish(subject, json.dumps(request).encode(), reply=self._sub.subject)
+        self._pending_msgs += batch
+        if max_bytes is not None:
+            self._pending_bytes += max_bytes
+        self._status.emit(ConsumerStatus(ConsumerDebugEvents.NEXT, request))
+        self._arm_heartbeat()
+        if not self._continuous:
+            # the server ends the pull with a 408 at expiry; this is the backstop if that answer is lost
+            self._expiry_timer = self._loop.call_later(self._expires + max(1.0, self._heartbeat), self._end, None)
+
+    def _start(self) -> None:
+        self._pull(self._max_messages, self._max_bytes)
+
+    def _refill(self) -> None:
+        if not self._continuous or self._done:
+            return
+        below_msgs = self._pending_msgs < self._threshold_messages
+        below_bytes = self._threshold_bytes is not None and self._pending_bytes < self._threshold_bytes
+        if self._max_bytes is not None:
+            if below_bytes:
+                self._pull(self._max_messages, self._max_bytes - self._pending_bytes)
+        elif below_msgs:
+            self._pull(self._max_messages - self._pending_msgs, None)
+
+    def _arm_heartbeat(self) -> None:
+        if self._hb_timer is not None:
+            self._hb_timer.cancel()
+        if self._heartbeat and not self._done:
+            self._hb_timer = self._loop.call_later(self._heartbeat * 2, self._heartbeat_missed)
+
+    def _heartbeat_missed(self) -> None:
+        self._hb_timer = None
+        if self._done:
+            return
+        self._missed += 1
+        self._status.emit(ConsumerStatus(ConsumerEvents.HEARTBEATS_MISSED, self._missed))
+        if not self._continuous:
+            self._end(JetStreamIdleHeartbeatError("idle heartbeats missed"))
+            return
+        # Whatever was outstanding is gone: ask again.
+        self._pending_msgs = 0
+        self._pending_bytes = 0
+        self._loop.create_task(self._recover())
+
+    async def _recover(self) -> None:
+        try:
+            await self._consumer._before_repull()
+        except (ConsumerNotFoundError, StreamNotFoundError) as exc:
+            event = (
+                ConsumerEvents.STREAM_NOT_FOUND
+                if isinstance(exc, StreamNotFoundError)
+                else ConsumerEvents.CONSUMER_NOT_FOUND
+            )
+            self._status.emit(ConsumerStatus(event, str(exc)))
+            if self._abort_on_missing:
+                self._end(exc)
+                return
+        except NatsError as exc:
+            self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, str(exc)))
+        if not self._done:
+            if self._consumer._ordered_reset_needed:
+                self._pending_msgs = 0
+                self._pending_bytes = 0
+            if self._pending_msgs == 0:
+                self._start()
+            else:
+                self._arm_heartbeat()
+
+    # -- receiving ----------------------------------------------------------------------------------------------
+    def _on_msg(self, msg: Msg) -> None:
+        if self._done:
+            return
+        self._missed = 0
+        self._arm_heartbeat()
+        headers = msg.headers
+        if headers is not None and headers.code and not msg.data:
+            self._on_status(headers.code, headers.description, msg)
+            return
+        self.received += 1
+        self._pending_msgs -= 1
+        if self._max_bytes is not None:
+            self._pending_bytes -= len(msg.data) + (len(msg.headers.encode()) if msg.headers else 0)
+        jsmsg = JsMsg(msg, self._nc, self._consumer._ctx.options.timeout)
+        if not self._consumer._accept(jsmsg, self):
+            return  # the ordered consumer saw a gap and is resetting
+        if self._callback is not None and not self._callback_is_coroutine:
+            try:
+                self._callback(jsmsg)
+            except Exception:
+                logger.exception("exception in a consume() callback")
+            self.processed += 1
+        else:
+            self._queue.append(jsmsg)
+            self._wake()
+        if not self._continuous:
+            if self.received >= self._max_messages or (self._max_bytes is not None and self._pending_bytes <= 0):
+                self._end(None)
+        else:
+            self._refill()
+
+    def _on_status(self, code: int, description: str, msg: Msg) -> None:
+        headers = msg.headers
+        assert headers is not None
+        if code == 100:  # idle heartbeat (flow control does not apply to pull consumers)
+            return
+        left_msgs = int(headers.get("Nats-Pending-Messages") or 0)
+        left_bytes = int(headers.get("Nats-Pending-Bytes") or 0)
+        if code in (404, 408):
+            if not self._continuous:
+                self._end(None)
+                return
+            self._pending_msgs = max(0, self._pending_msgs - left_msgs)
+            self._pending_bytes = max(0, self._pending_bytes - left_bytes)
+            self._status.emit(
+                ConsumerStatus(ConsumerDebugEvents.DISCARD, {"msgs_left": left_msgs, "bytes_left": left_bytes})
+            )
+            self._refill()
+            return
+        if code == 409:
+            lowered = description.lower()
+            if "consumer deleted" in lowered:
+                self._status.emit(ConsumerStatus(ConsumerEvents.CONSUMER_DELETED, description))
+                if not self._continuous or self._abort_on_missing:
+                    self._end(ConsumerNotFoundError(description, description=description))
+                    return
+                self._pending_msgs = 0
+                self._pending_bytes = 0
+                self._loop.create_task(self._recover())
+                return
+            if not self._continuous:
+                self._end(None)
+                return
+            self._pending_msgs = max(0, self._pending_msgs - left_msgs)
+            self._pending_bytes = max(0, self._pending_bytes - left_bytes)
+            self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, f"{code} {description}"))
+            self._refill()
+            return
+        self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, f"{code} {description}"))
+
+    # -- consuming ------------------------------------------------------------------------------------------------
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def _next(self) -> JsMsg | None:
+        while not self._queue:
+            if self._done:
+                return None
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                waiter = self._waiter = self._loop.create_future()
+            await asyncio.shield(waiter)
+        self.processed += 1
+        return self._queue.popleft()
+
+    async def _run_callback(self) -> None:
+        assert self._callback is not None
+        while True:
+            msg = await self._next()
+            if msg is None:
+                return
+            try:
+                await self._callback(msg)  # type: ignore[misc]
+            except Exception:
+                logger.exception("exception in a consume() callback")
+
+    def __aiter__(self) -> ConsumerMessages:
+        if self._callback is not None:
+            raise RuntimeError("messages delivered to a callback cannot be iterated")
+        return self
+
+    async def __anext__(self) -> JsMsg:
+        if self._callback is not None:
+            raise RuntimeError("messages delivered to a callback cannot be iterated")
+        msg = await self._next()
+        if msg is None:
+            if self._error is not None:
+                error, self._error = self._error, None
+                raise error
+            raise StopAsyncIteration
+        return msg
+
+    async def __aenter__(self) -> ConsumerMessages:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- ending ---------------------------------------------------------------------------------------------------
+    def stop(self, err: Exception | None = None) -> None:
+        """Stop pulling; the iterator ends after what is queued (raising ``err`` if given)."""
+        self._end(err)
+
+    async def close(self) -> Exception | None:
+        self._end(None)
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        return await asyncio.shield(self._closed)
+
+    def _end(self, error: BaseException | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._error = error
+        for timer in (self._hb_timer, self._expiry_timer):
+            if timer is not None:
+                timer.cancel()
+        self._hb_timer = self._expiry_timer = None
+        self._sub.unsubscribe()
+        self._consumer._active = None
+        self._wake()
+        self._status.close()
+        if not self._closed.done():
+            self._closed.set_result(error if isinstance(error, Exception) else None)
+
+
+class Consumer:
+    """A consumer on a stream (``js.consumers.get(stream, name)``), or an ordered consumer."""
+
+    def __init__(self, ctx: JetStreamContext, info: ConsumerInfo | None, stream: str) -> None:
+        self._ctx = ctx
+        self._info = info
+        self.stream = stream
+        self.name = info.name if info is not None else ""
+        self._active: ConsumerMessages | None = None
+        self._ordered_reset_needed = False
+
+    # hooks the ordered consumer overrides
+    def _accept(self, msg: JsMsg, messages: ConsumerMessages) -> bool:
+        return True
+
+    async def _before_repull(self) -> None:
+        await self.info()
+
+    async def info(self, cached: bool = False) -> ConsumerInfo:
+        if cached and self._info is not None:
+            return self._info
+        from .manager import ConsumerAPI
+
+        self._info = await ConsumerAPI(self._ctx).info(self.stream, self.name)
+        return self._info
+
+    async def delete(self) -> bool:
+        from .manager import ConsumerAPI
+
+        return await ConsumerAPI(self._ctx).delete(self.stream, self.name)
+
+    async def next(self, *, expires: float = 30.0) -> JsMsg | None:
+        """One message, or None when none arrived before ``expires``."""
+        messages = await self.fetch(max_messages=1, expires=expires)
+        async for msg in messages:
+            await messages.close()
+            return msg
+        return None
+
+    async def _prepare(self) -> None:
+        """Before a fetch/consume (the ordered consumer creates its server consumer here)."""
+
+    async def fetch(
+        self,
+        *,
+        max_messages: int | None = None,
+        max_bytes: int | None = None,
+        expires: float = 30.0,
+        idle_heartbeat: float | None = None,
+    ) -> ConsumerMessages:
+        msgs, nbytes, exp, hb = _pull_options(max_messages, max_bytes, expires, idle_heartbeat)
+        await self._prepare()
+        messages = ConsumerMessages(
+            self, continuous=False, max_messages=msgs, max_bytes=nbytes, expires=exp, idle_heartbeat=hb
+        )
+        self._active = messages
+        messages._start()
+        return messages
+
+    async def consume(
+        self,
+        *,
+        max_messages: int | None = None,
+        max_bytes: int | None = None,
+        expires: float = 30.0,
+        idle_heartbeat: float | None = None,
+        threshold_messages: int | None = None,
+        threshold_bytes: int | None = None,
+        callback: JsCallback | None = None,
+        abort_on_missing_resource: bool = False,
+        bind: bool = False,
+    ) -> ConsumerMessages:
+        msgs, nbytes, exp, hb = _pull_options(max_messages, max_bytes, expires, idle_heartbeat)
+        if not bind:
+            await self._prepare()
+        messages = ConsumerMessages(
+            self,
+            continuous=True,
+            max_messages=msgs,
+            max_bytes=nbytes,
+            expires=exp,
+            idle_heartbeat=hb,
+            threshold_messages=threshold_messages,
+            threshold_bytes=threshold_bytes,
+            callback=callback,
+            abort_on_missing_resource=abort_on_missing_resource,
+        )
+        self._active = messages
+        messages._start()
+        return messages
+
+    def __repr__(self) -> str:
+        return f"<Consumer {self.stream}/{self.name}>"
+
+
+class OrderedConsumer(Consumer):
+    """Delivers every stream message once, in order, through ephemeral server consumers it recreates at the next
+    expected stream sequence after any gap, missed heartbeats or deletion."""
+
+    def __init__(self, ctx: JetStreamContext, stream: str, options: OrderedConsumerOptions) -> None:
+        super().__init__(ctx, None, stream)
+        self._options = options
+        self._prefix = options.name_prefix or f"oc_{nuid.next()}"
+        self._serial = 0
+        self._next_stream_seq: int | None = None  # where to restart: the sequence after the last delivered
+        self._expected_cseq = 1
+        self._mode: str | None = None
+
+    def _config(self) -> ConsumerConfig:
+        opts = self._options
+        filters = opts.filter_subjects
+        cfg = ConsumerConfig(
+            name=f"{self._prefix}_{self._serial}",
+            ack_policy=AckPolicy.NONE,
+            mem_storage=True,
+            num_replicas=1,
+            max_deliver=1,
+            inactive_threshold=opts.inactive_threshold if opts.inactive_threshold is not None else 300.0,
+            replay_policy=opts.replay_policy,
+            headers_only=opts.headers_only,
+        )
+        if isinstance(filters, str):
+            cfg.filter_subject = filters
+        elif filters:
+            cfg.filter_subjects = list(filters)
+        if self._next_stream_seq is not None:
+            cfg.deliver_policy = DeliverPolicy.START_SEQUENCE
+            cfg.opt_start_seq = self._next_stream_seq
+        else:
+            cfg.deliver_policy = opts.deliver_policy or DeliverPolicy.ALL
+            cfg.opt_start_seq = opts.opt_start_seq
+            cfg.opt_start_time = opts.opt_start_time
+        return cfg
+
+    async def _create(self) -> None:
+        from .manager import ConsumerAPI
+
+        api = ConsumerAPI(self._ctx)
+        old = self.name
+        self._serial += 1
+        info = await api.add(self.stream, self._config())
+        self._info = info
+        self.name = info.name
+        self._expected_cseq = 1
+        if old:
+            # gone already (or unreachable): it expires by its inactive threshold anyway
+            with contextlib.suppress(NatsError):
+                await api.delete(self.stream, old)
+
+    async def _prepare(self) -> None:
+        await self._create()
+
+    async def _before_repull(self) -> None:
+        await self._create()
+        self._ordered_reset_needed = True
+        if self._active is not None:
+            self._active._status.emit(ConsumerStatus(ConsumerEvents.ORDERED_CONSUMER_RECREATED, self.name))
+
+    def _accept(self, msg: JsMsg, messages: ConsumerMessages) -> bool:
+        info = msg.info
+        if info.consumer != self.name:
+            return False  # from a server consumer we already replaced
+        if info.delivery_sequence != self._expected_cseq:
+            messages._status.emit(ConsumerStatus(ConsumerDebugEvents.RESET, info.delivery_sequence))
+            messages._pending_msgs = 0
+            messages._pending_bytes = 0
+            self.name = ""  # nothing more from this consumer is accepted
+            messages._loop.create_task(messages._recover())
+            return False
+        self._expected_cseq += 1
+        self._next_stream_seq = info.stream_sequence + 1
+        return True
+
+    async def fetch(
+        self,
+        *,
+        max_messages: int | None = None,
+        max_bytes: int | None = None,
+        expires: float = 30.0,
+        idle_heartbeat: float | None = None,
+    ) -> ConsumerMessages:
+        if self._mode == "consume":
+            raise InvalidOptionError("ordered consumer initialized as consume")
+        if self._active is not None:
+            raise InvalidOptionError("ordered consumer doesn't support concurrent fetch")
+        self._mode = "fetch"
+        return await super().fetch(
+            max_messages=max_messages, max_bytes=max_bytes, expires=expires, idle_heartbeat=idle_heartbeat
+        )
+
+    async def consume(self, **kwargs: Any) -> ConsumerMessages:
+        if kwargs.get("bind"):
+            raise InvalidOptionError("bind is not supported by the ordered consumer")
+        if self._mode == "fetch":
+            raise InvalidOptionError("ordered consumer initialized as fetch")
+        if self._active is not None:
+            raise InvalidOptionError("ordered consumer doesn't support concurrent consume")
+        self._mode = "consume"
+        return await super().consume(**kwargs)
+
+    async def info(self, cached: bool = False) -> ConsumerInfo:
+        if not self.name:
+            await self._create()
+        return await super().info(cached)
+
+
+class Consumers:
+    """``js.consumers``: consumers to read from."""
+
+    def __init__(self, ctx: JetStreamContext) -> None:
+        self._ctx = ctx
+
+    async def get(self, stream: str, name: str | OrderedConsumerOptions | None = None) -> Consumer:
+        from .manager import ConsumerAPI, StreamAPI
+
+        check_name(stream, "stream")
+        if name is None or isinstance(name, OrderedConsumerOptions):
+            await StreamAPI(self._ctx).info(stream)  # StreamNotFoundError now rather than at the first pull
+            return OrderedConsumer(self._ctx, stream, name or OrderedConsumerOptions())
+        info = await ConsumerAPI(self._ctx).info(stream, name)
+        if info.config.deliver_subject:
+            raise InvalidOptionError("push consumer not supported")
+        return Consumer(self._ctx, info, stream)
+
+    def get_pull_consumer_for(self, info: ConsumerInfo) -> Consumer:
+        if info.config.deliver_subject:
+            raise InvalidOptionError("push consumer not supported")
+        return Consumer(self._ctx, info, info.stream_name)

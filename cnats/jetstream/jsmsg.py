@@ -1,0 +1,172 @@
+"""``JsMsg``: a message delivered by a JetStream consumer, with its delivery info and acknowledgements (5.6)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import BadJsonError, InvalidOptionError, NatsTimeoutError
+from ..headers import Headers
+from ..msg import Msg
+from .model import seconds_to_ns
+
+__all__ = ["DeliveryInfo", "JsMsg", "parse_delivery_info"]
+
+_ACK = b"+ACK"
+_NAK = b"-NAK"
+_WPI = b"+WPI"
+_TERM = b"+TERM"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeliveryInfo:
+    domain: str
+    account_hash: str | None
+    stream: str
+    consumer: str
+    delivery_count: int
+    redelivery_count: int
+    stream_sequence: int
+    delivery_sequence: int
+    timestamp_nanos: int
+    pending: int
+    redelivered: bool
+
+
+def parse_delivery_info(reply: str) -> DeliveryInfo:
+    """Parse a ``$JS.ACK`` reply subject, in its original 9-token form or the 12-token form with domain and
+    account hash (``_`` as the domain means none)."""
+    tokens = reply.split(".")
+    n = len(tokens)
+    if n < 9 or tokens[0] != "$JS" or tokens[1] != "ACK":
+        raise InvalidOptionError(f"not a JetStream reply subject: {reply!r}")
+    if n == 9:
+        domain, account = "", None
+        rest = tokens[2:]
+    elif n >= 11:
+        domain = "" if tokens[2] == "_" else tokens[2]
+        account = tokens[3]
+        rest = tokens[4:]
+    else:
+        raise InvalidOptionError(f"not a JetStream reply subject: {reply!r}")
+    stream, consumer, delivered, sseq, cseq, ts, pending = rest[:7]
+    count = int(delivered)
+    return DeliveryInfo(
+        domain=domain,
+        account_hash=account,
+        stream=stream,
+        consumer=consumer,
+        delivery_count=count,
+        redelivery_count=count,
+        stream_sequence=int(sseq),
+        delivery_sequence=int(cseq),
+        timestamp_nanos=int(ts),
+        pending=int(pending),
+        redelivered=count > 1,
+    )
+
+
+class JsMsg:
+    """A message from a consumer. ``ack``/``nak``/``term`` are sent once: later calls are silent no-ops."""
+
+    __slots__ = ("_acked", "_info", "_js_timeout", "_msg", "_nc")
+
+    def __init__(self, msg: Msg, nc: Any, js_timeout: float = 5.0) -> None:
+        self._msg = msg
+        self._nc = nc
+        self._js_timeout = js_timeout
+        self._info: DeliveryInfo | None = None
+        self._acked = False
+
+    @property
+    def subject(self) -> str:
+        return self._msg.subject
+
+    @property
+    def data(self) -> bytes:
+        return self._msg.data
+
+    @property
+    def headers(self) -> Headers | None:
+        return self._msg.headers
+
+    @property
+    def reply(self) -> str:
+        return self._msg.reply or ""
+
+    @property
+    def sid(self) -> int:
+        return self._msg.sid
+
+    @property
+    def info(self) -> DeliveryInfo:
+        if self._info is None:
+            self._info = parse_delivery_info(self.reply)
+        return self._info
+
+    @property
+    def seq(self) -> int:
+        return self.info.stream_sequence
+
+    @property
+    def redelivered(self) -> bool:
+        return self.info.delivery_count > 1
+
+    def _send(self, body: bytes, terminal: bool = True) -> None:
+        if self._acked or not self._msg.reply:
+            return
+        if terminal:
+            self._acked = True
+        self._nc.publish(self._msg.reply, body)
+
+    def ack(self) -> None:
+        self._send(_ACK)
+
+    def nak(self, delay: float | None = None) -> None:
+        if delay is None:
+            self._send(_NAK)
+        else:
+            self._send(_NAK + b" " + json.dumps({"delay": seconds_to_ns(delay)}).encode())
+
+    def working(self) -> None:
+        self._send(_WPI, terminal=False)
+
+    def term(self, reason: str | None = None) -> None:
+        self._send(_TERM + (b" " + reason.encode() if reason else b""))
+
+    async def ack_ack(self, *, timeout: float | None = None) -> bool:
+        """Acknowledge and wait for the server to confirm it: True when confirmed, False if already acked."""
+        if self._acked or not self._msg.reply:
+            return False
+        self._acked = True
+        wait = timeout if timeout is not None else self._js_timeout
+        try:
+            await self._nc.request(self._msg.reply, _ACK, timeout=wait)
+        except NatsTimeoutError:
+            raise NatsTimeoutError("no acknowledgement confirmation from the server") from None
+        return True
+
+    def next(self, subject: str, *, batch: int = 1, no_wait: bool = False, expires: float | None = None) -> None:
+        """Ack and ask for the next ``batch`` messages to be delivered to ``subject`` (legacy pull)."""
+        if self._acked or not self._msg.reply:
+            return
+        self._acked = True
+        request: dict[str, Any] = {"batch": batch}
+        if no_wait:
+            request["no_wait"] = True
+        if expires is not None:
+            request["expires"] = seconds_to_ns(expires)
+        self._nc.publish(self._msg.reply, b"+NXT " + json.dumps(request).encode(), reply=subject)
+
+    def json(self, **loads_kwargs: Any) -> Any:
+        try:
+            return json.loads(self.data, **loads_kwargs)
+        except ValueError as exc:
+            raise BadJsonError(f"message data is not valid JSON: {exc}") from exc
+
+    def string(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+    def __repr__(self) -> str:
+        return f"<JsMsg subject={self.subject!r} reply={self.reply!r} data={self.data[:64]!r}>"
