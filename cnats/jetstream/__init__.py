@@ -56,8 +56,8 @@ from .consumer import (
     ConsumerStatus,
     OrderedConsumerOptions,
 )
-from .jsmsg import DeliveryInfo, JsMsg
 from .context import JetStreamOptions
+from .jsmsg import DeliveryInfo, JsMsg
 from .manager import ConsumerAPI, DirectStreamAPI, JetStreamManager, Stream, StreamAPI
 
 __all__ = [
