@@ -1,8 +1,8 @@
 """JetStream (API.md section 5): the manager, the client, and the API types.
 
 Built so far: stream and consumer administration, direct gets, account info, acknowledged and pipelined publishing,
-pull consumers (next, fetch, consume) and the ordered consumer. Legacy push subscriptions, atomic batches, KV and
-the object store come next.
+pull consumers (next, fetch, consume), the ordered consumer and the legacy push/pull subscriptions. Atomic
+batches, KV and the object store come next.
 """
 
 from .api import (
@@ -59,6 +59,7 @@ from .consumer import (
 from .context import JetStreamOptions
 from .jsmsg import DeliveryInfo, JsMsg
 from .manager import ConsumerAPI, DirectStreamAPI, JetStreamManager, Stream, StreamAPI
+from .push import JetStreamPullSubscription, JetStreamSubscription
 
 __all__ = [
     "AccountInfo",
@@ -89,6 +90,8 @@ __all__ = [
     "JetStreamClient",
     "JetStreamManager",
     "JetStreamOptions",
+    "JetStreamPullSubscription",
+    "JetStreamSubscription",
     "JsHeaders",
     "JsMsg",
     "LostStreamData",

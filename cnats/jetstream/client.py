@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import (
@@ -17,10 +17,12 @@ from ..headers import Headers
 from ..msg import Msg, to_headers
 from ..nuid import nuid
 from ..request import check_no_responders
-from .api import PubAck, PubHeaders, PublishExpect
+from .api import ConsumerConfig, PubAck, PubHeaders, PublishExpect
 from .consumer import Consumers
 from .context import JetStreamContext, JetStreamOptions, api_error
+from .jsmsg import JsMsg
 from .manager import JetStreamManager, Stream, StreamAPI
+from .push import JetStreamPullSubscription, JetStreamSubscription, pull_subscribe, push_subscribe
 
 if TYPE_CHECKING:
     from ..connection import NatsConnection
@@ -155,6 +157,68 @@ class JetStreamClient(JetStreamContext):
         hdrs = publish_headers(headers, msg_id, expect)
         msg = await self._nc.request(subject, payload, headers=hdrs, timeout=timeout or self._options.timeout)
         return parse_pub_ack(msg, subject)
+
+    async def subscribe(
+        self,
+        subject: str,
+        *,
+        stream: str | None = None,
+        durable: str | None = None,
+        name: str | None = None,
+        deliver_subject: str | None = None,
+        queue: str | None = None,
+        config: ConsumerConfig | None = None,
+        ordered: bool = False,
+        flow_control: bool = False,
+        idle_heartbeat: float | None = None,
+        manual_ack: bool = False,
+        bind: bool = False,
+        callback: Callable[[JsMsg], Awaitable[None] | None] | None = None,
+        max: int | None = None,
+    ) -> JetStreamSubscription:
+        """A legacy push subscription (deprecated in nats.js; prefer ``consumers.get(...).consume()``)."""
+        return await push_subscribe(
+            self,
+            subject,
+            stream=stream,
+            durable=durable,
+            name=name,
+            deliver_subject=deliver_subject,
+            queue=queue,
+            config=config,
+            ordered=ordered,
+            flow_control=flow_control,
+            idle_heartbeat=idle_heartbeat,
+            manual_ack=manual_ack,
+            bind=bind,
+            callback=callback,
+            max=max,
+        )
+
+    async def pull_subscribe(
+        self,
+        subject: str,
+        *,
+        stream: str | None = None,
+        durable: str | None = None,
+        name: str | None = None,
+        config: ConsumerConfig | None = None,
+        manual_ack: bool = False,
+        bind: bool = False,
+        callback: Callable[[JsMsg], Awaitable[None] | None] | None = None,
+    ) -> JetStreamPullSubscription:
+        """A legacy pull subscription: ``sub.pull(batch)`` asks for messages, which arrive on ``sub``."""
+        return await pull_subscribe(
+            self,
+            subject,
+            stream=stream,
+            durable=durable,
+            name=name,
+            config=config,
+            manual_ack=manual_ack,
+            bind=bind,
+            callback=callback,
+        )
 
     @property
     def publish_async_pending(self) -> int:
