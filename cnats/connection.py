@@ -179,6 +179,13 @@ class _NatsProtocol(asyncio.BufferedProtocol):
             self._fail(error_from_server(text))
 
 
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # the loop is shutting down
+        return None
+
+
 def _retrieve(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
@@ -796,7 +803,8 @@ class NatsConnection(PublisherBase):
                 self._status.emit(Status(Events.RECONNECT, server.hostport))
                 return
         finally:
-            if asyncio.current_task() is self._reconnect_task:
+            task = self._reconnect_task
+            if task is not None and (task.done() or task is _current_task()):
                 self._reconnect_task = None
 
     async def _attempt(self, server: ServerAddress) -> None:

@@ -2,7 +2,7 @@
 
 Built so far: stream and consumer administration, direct gets, account info, acknowledged and pipelined publishing,
 pull consumers (next, fetch, consume), the ordered consumer and the legacy push/pull subscriptions. Atomic
-batches, KV and the object store come next.
+batch publishing too. KV and the object store come next.
 """
 
 from .api import (
@@ -14,6 +14,7 @@ from .api import (
     AdvisoryKind,
     ApiError,
     ApiStats,
+    BatchAck,
     ClusterInfo,
     ConsumerApiAction,
     ConsumerConfig,
@@ -46,7 +47,7 @@ from .api import (
     StreamState,
     SubjectTransformConfig,
 )
-from .client import JetStreamClient, Streams
+from .client import JetStreamClient, PublishBatch, Streams
 from .consumer import (
     Consumer,
     ConsumerDebugEvents,
@@ -70,6 +71,7 @@ __all__ = [
     "AdvisoryKind",
     "ApiError",
     "ApiStats",
+    "BatchAck",
     "ClusterInfo",
     "Consumer",
     "ConsumerAPI",
@@ -100,6 +102,7 @@ __all__ = [
     "Placement",
     "PubAck",
     "PubHeaders",
+    "PublishBatch",
     "PublishExpect",
     "PurgeResponse",
     "ReplayPolicy",

@@ -21,6 +21,7 @@ __all__ = [
     "AdvisoryKind",
     "ApiError",
     "ApiStats",
+    "BatchAck",
     "ClusterInfo",
     "ConsumerApiAction",
     "ConsumerConfig",
@@ -420,6 +421,12 @@ class PubAck:
     seq: int
     duplicate: bool = False
     domain: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchAck(PubAck):
+    batch: str
+    count: int
 
 
 @dataclass(frozen=True, kw_only=True)

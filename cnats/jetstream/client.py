@@ -17,7 +17,7 @@ from ..headers import Headers
 from ..msg import Msg, to_headers
 from ..nuid import nuid
 from ..request import check_no_responders
-from .api import ConsumerConfig, PubAck, PubHeaders, PublishExpect
+from .api import BatchAck, ConsumerConfig, PubAck, PubHeaders, PublishExpect
 from .consumer import Consumers
 from .context import JetStreamContext, JetStreamOptions, api_error
 from .jsmsg import JsMsg
@@ -27,7 +27,7 @@ from .push import JetStreamPullSubscription, JetStreamSubscription, pull_subscri
 if TYPE_CHECKING:
     from ..connection import NatsConnection
 
-__all__ = ["JetStreamClient", "Streams"]
+__all__ = ["JetStreamClient", "PublishBatch", "Streams"]
 
 Payload = bytes | bytearray | memoryview | str
 
@@ -113,6 +113,90 @@ class _AckWaiter:
             self.future.set_exception(error)
         else:
             self.future.set_result(ack)  # type: ignore[arg-type]
+
+
+_BATCH_ID = "Nats-Batch-Id"
+_BATCH_SEQ = "Nats-Batch-Sequence"
+_BATCH_COMMIT = "Nats-Batch-Commit"
+
+
+class PublishBatch:
+    """An atomic batch (server 2.12+, streams with ``allow_atomic``): stored whole at ``commit`` or not at all."""
+
+    def __init__(self, client: JetStreamClient, timeout: float | None) -> None:
+        self._client = client
+        self._timeout = timeout or client.options.timeout
+        self.id = nuid.next()
+        self.size = 0
+        self._finished = False
+
+    def _headers(
+        self, headers: Headers | Mapping[str, Any] | None, expect: PublishExpect | None, commit: bool
+    ) -> Headers:
+        given = publish_headers(headers, None, expect)
+        out = Headers.from_dict(given.to_dict()) if given is not None else Headers()
+        out.set(_BATCH_ID, self.id)
+        out.set(_BATCH_SEQ, str(self.size + 1))
+        if commit:
+            out.set(_BATCH_COMMIT, "1")
+        return out
+
+    def _check_open(self) -> None:
+        if self._finished:
+            raise InvalidOptionError("batch is already committed or discarded")
+
+    async def add(
+        self,
+        subject: str,
+        payload: Payload = b"",
+        *,
+        headers: Headers | Mapping[str, Any] | None = None,
+        expect: PublishExpect | None = None,
+    ) -> None:
+        """Add a message. The first goes as a request, so a stream that refuses batches says so at once."""
+        self._check_open()
+        hdrs = self._headers(headers, expect, commit=False)
+        nc = self._client._nc
+        if self.size == 0:
+            msg = await nc.request(subject, payload, headers=hdrs, timeout=self._timeout)
+            check_no_responders(msg, subject)
+            if msg.data:  # an empty answer is the server's "batch started"
+                data = json.loads(msg.data)
+                if isinstance(data, dict) and isinstance(data.get("error"), dict):
+                    self._finished = True
+                    raise api_error(data["error"])
+        else:
+            nc.publish(subject, payload, headers=hdrs)
+        self.size += 1
+
+    async def commit(
+        self,
+        subject: str,
+        payload: Payload = b"",
+        *,
+        headers: Headers | Mapping[str, Any] | None = None,
+        expect: PublishExpect | None = None,
+    ) -> BatchAck:
+        """Add the last message and store the batch; the ack names the batch and counts its messages."""
+        self._check_open()
+        hdrs = self._headers(headers, expect, commit=True)
+        self._finished = True
+        msg = await self._client._nc.request(subject, payload, headers=hdrs, timeout=self._timeout)
+        ack = parse_pub_ack(msg, subject)
+        data = json.loads(msg.data)
+        self.size += 1
+        return BatchAck(
+            stream=ack.stream,
+            seq=ack.seq,
+            duplicate=ack.duplicate,
+            domain=ack.domain,
+            batch=str(data.get("batch", self.id)),
+            count=int(data.get("count", self.size)),
+        )
+
+    def discard(self) -> None:
+        """Abandon the batch: nothing of it is stored (the server drops it after its inactivity timeout)."""
+        self._finished = True
 
 
 class Streams:
@@ -219,6 +303,10 @@ class JetStreamClient(JetStreamContext):
             bind=bind,
             callback=callback,
         )
+
+    def batch(self, *, timeout: float | None = None) -> PublishBatch:
+        """A new atomic publish batch (API.md 5.4)."""
+        return PublishBatch(self, timeout)
 
     @property
     def publish_async_pending(self) -> int:
