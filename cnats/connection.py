@@ -953,6 +953,8 @@ class NatsConnection(PublisherBase):
         if reconnecting:
             wb = WriteBuffer()
             for sub in self._subs.values():
+                if sub._draining:  # its UNSUB could not be sent while disconnected: do not bring it back
+                    continue
                 wb.subscribe(sub.subject, sub.sid, sub.queue)
                 if sub.max is not None:
                     wb.unsubscribe(sub.sid, max(sub.max - sub.received, 1))
