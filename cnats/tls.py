@@ -29,6 +29,8 @@ class TlsOptions:
     #: Private key of the client certificate (PEM file path or PEM text).
     key_file: str | None = None
     key: str | None = None
+    #: False: accept any server certificate and name (Node's ``rejectUnauthorized``; for tests, never production).
+    reject_unauthorized: bool = True
 
 
 def client_ssl_context(tls: TlsOptions | ssl.SSLContext | bool | None) -> ssl.SSLContext:
@@ -45,6 +47,9 @@ def client_ssl_context(tls: TlsOptions | ssl.SSLContext | bool | None) -> ssl.SS
         return ctx
     if tls.ca_file or tls.ca:
         ctx.load_verify_locations(cafile=tls.ca_file, cadata=tls.ca)
+    if not tls.reject_unauthorized:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
     if tls.cert_file or tls.cert:
         with _pem_file(tls.cert_file, tls.cert) as certfile, _pem_file(tls.key_file, tls.key) as keyfile:
             assert certfile is not None  # given as a file or as text, checked above

@@ -339,3 +339,14 @@ async def test_tls_handshake_first_reconnects_with_handshake_first(
         assert (await sub.next_msg(timeout=5)).data == b"y"
     finally:
         await nc.close()
+
+
+async def test_reject_unauthorized_false_accepts_an_untrusted_server() -> None:
+    with NatsServer(tls=True) as server:
+        with pytest.raises(TlsError):
+            await connect(server.url, tls=TlsOptions())  # the system store does not know the test CA
+        nc = await connect(server.url, tls=TlsOptions(reject_unauthorized=False))
+        try:
+            assert await nc.rtt() > 0
+        finally:
+            await nc.close()
