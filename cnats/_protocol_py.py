@@ -37,7 +37,7 @@ __all__ = [
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # until the server's INFO says otherwise
 DEFAULT_MAX_CONTROL_LINE = 64 * 1024  # INFO lines of big clusters run to several KiB
-FRAME_SLACK = 64 * 1024  # a received frame may exceed max_payload by this much (headers added by the server)
+FRAME_SLACK = 64 * 1024 * 1024  # a received frame may exceed max_payload by this much (see the docs)
 READ_SIZE = 64 * 1024  # the least free space get_buffer() offers
 INITIAL_READ_BUFFER = 256 * 1024
 WRITE_CHUNK = 64 * 1024  # a publish that leaves this much buffered hands it to the socket at once

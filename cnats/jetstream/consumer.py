@@ -104,6 +104,14 @@ def _pull_options(
     return msgs, max_bytes, expires, heartbeat
 
 
+def _wire_size(msg: Msg) -> int:
+    """A message's size as the server counts it against a pull's max_bytes (subject, reply, headers, data)."""
+    size = len(msg.subject) + len(msg.reply or "") + len(msg.data)
+    if msg.headers is not None:
+        size += len(msg.headers.encode())
+    return size
+
+
 class ConsumerMessages:
     """The messages of a ``fetch`` or ``consume``: an async iterator of ``JsMsg`` (or a callback's feed)."""
 
@@ -144,6 +152,7 @@ class ConsumerMessages:
         self._pending_msgs = 0  # messages still expected from the outstanding pulls
         self._pending_bytes = 0
         self._queue: deque[JsMsg] = deque()
+        self._queued_bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self._done = False
         self._error: BaseException | None = None
@@ -192,15 +201,19 @@ class ConsumerMessages:
         self._pull(self._max_messages, self._max_bytes)
 
     def _refill(self) -> None:
+        """Pull again when what is requested-but-unreceived plus what is received-but-untaken falls under the
+        threshold (nats.js pulls as messages are processed, not as they arrive)."""
         if not self._continuous or self._done:
             return
-        below_msgs = self._pending_msgs < self._threshold_messages
-        below_bytes = self._threshold_bytes is not None and self._pending_bytes < self._threshold_bytes
+        outstanding_msgs = self._pending_msgs + len(self._queue)
         if self._max_bytes is not None:
-            if below_bytes:
-                self._pull(self._max_messages, self._max_bytes - self._pending_bytes)
-        elif below_msgs:
-            self._pull(self._max_messages - self._pending_msgs, None)
+            outstanding_bytes = max(0, self._pending_bytes) + self._queued_bytes
+            assert self._threshold_bytes is not None
+            if outstanding_bytes < self._threshold_bytes or self._pending_msgs <= 0 < self._max_bytes:
+                self._pending_bytes = max(0, self._pending_bytes)
+                self._pull(self._max_messages, max(1, self._max_bytes - outstanding_bytes))
+        elif outstanding_msgs < self._threshold_messages:
+            self._pull(self._max_messages - outstanding_msgs, None)
 
     def _arm_heartbeat(self) -> None:
         if self._hb_timer is not None:
@@ -258,8 +271,8 @@ class ConsumerMessages:
             return
         self.received += 1
         self._pending_msgs -= 1
-        if self._max_bytes is not None:
-            self._pending_bytes -= len(msg.data) + (len(msg.headers.encode()) if msg.headers else 0)
+        size = _wire_size(msg)
+        self._pending_bytes -= size
         jsmsg = JsMsg(msg, self._nc, self._consumer._ctx.options.timeout)
         if not self._consumer._accept(jsmsg, self):
             return  # the ordered consumer saw a gap and is resetting
@@ -269,14 +282,15 @@ class ConsumerMessages:
             except Exception:
                 logger.exception("exception in a consume() callback")
             self.processed += 1
+            self._refill()
         else:
             self._queue.append(jsmsg)
+            self._queued_bytes += size
             self._wake()
-        if not self._continuous:
-            if self.received >= self._max_messages or (self._max_bytes is not None and self._pending_bytes <= 0):
-                self._end(None)
-        else:
-            self._refill()
+        if not self._continuous and (
+            self.received >= self._max_messages or (self._max_bytes is not None and self._pending_bytes <= 0)
+        ):
+            self._end(None)
 
     def _on_status(self, code: int, description: str, msg: Msg) -> None:
         headers = msg.headers
@@ -332,7 +346,10 @@ class ConsumerMessages:
                 waiter = self._waiter = self._loop.create_future()
             await asyncio.shield(waiter)
         self.processed += 1
-        return self._queue.popleft()
+        msg = self._queue.popleft()
+        self._queued_bytes -= _wire_size(msg._msg)
+        self._refill()  # pull more only as messages are taken: what waits unread stays bounded
+        return msg
 
     async def _run_callback(self) -> None:
         assert self._callback is not None

@@ -32,6 +32,7 @@ from .model import format_time
 
 if TYPE_CHECKING:
     from .client import JetStreamClient
+    from .consumer import Consumer, OrderedConsumerOptions
 
 __all__ = ["ConsumerAPI", "DirectStreamAPI", "JetStreamManager", "Stream", "StreamAPI"]
 
@@ -380,6 +381,17 @@ class Stream:
 
     async def delete_message(self, seq: int, erase: bool = True) -> bool:
         return await StreamAPI(self._ctx).delete_message(self.name, seq, erase)
+
+    async def get_consumer(self, name: str | OrderedConsumerOptions | None = None) -> Consumer:
+        """A consumer of this stream by name, or an ordered consumer (no name, or its options)."""
+        from .consumer import Consumers
+
+        return await Consumers(self._ctx).get(self.name, name)
+
+    def get_consumer_from_info(self, info: ConsumerInfo) -> Consumer:
+        from .consumer import Consumers
+
+        return Consumers(self._ctx).get_pull_consumer_for(info)
 
     def __repr__(self) -> str:
         return f"<Stream {self.name!r}>"

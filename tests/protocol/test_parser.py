@@ -120,7 +120,7 @@ def test_get_buffer_offers_room_for_a_whole_frame(core: ModuleType) -> None:
 def test_max_payload_is_settable(core: ModuleType) -> None:
     parser, rec = make_parser(core, max_payload=100)
     with pytest.raises(ProtocolError):
-        parser.feed(b"MSG a 1 200000\r\n")
+        parser.feed(b"MSG a 1 %d\r\n" % (100 + 64 * 1024 * 1024 + 1))
     parser.reset()
     parser.max_payload = 1_000_000
     parser.feed(b"MSG a 1 200000\r\n" + b"x" * 200000 + b"\r\n")
@@ -173,7 +173,7 @@ MALFORMED = [
     (b"MSG a 1 +5\r\n", "invalid size b'+5'"),
     (b"MSG a 1 5x\r\n", "invalid size b'5x'"),
     (b"MSG a 1 " + b"9" * 19 + b"\r\n", "invalid size b'9999999999999999999'"),
-    (b"MSG a 1 1200000\r\n", "MSG size 1200000 exceeds the limit 1114112"),
+    (b"MSG a 1 68157441\r\n", "MSG size 68157441 exceeds the limit 68157440"),
     (b"HMSG a 1 30 20\r\n", "HMSG header size 30 exceeds total size 20"),
     (b"HMSG a 1 x 20\r\n", "invalid header size b'x'"),
     (b"MSG a 1 3\r\nabcXY", "stream position 14: missing CRLF after message payload"),
