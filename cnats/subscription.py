@@ -203,8 +203,15 @@ class Subscription(SubscriptionBase):
         return msg
 
     async def _run_coroutine_callback(self, callback: MsgCallback) -> None:
+        queue = self._queue
+        assert queue is not None
         while True:
-            msg = await self._next()
+            msg: Msg | None
+            if queue:  # the common case under load: no extra coroutine frame per message
+                msg = queue.popleft()
+                self._took(msg)
+            else:
+                msg = await self._next()
             if msg is None:
                 break
             try:
@@ -219,6 +226,11 @@ class Subscription(SubscriptionBase):
         return self
 
     async def __anext__(self) -> Msg:
+        queue = self._queue
+        if queue:  # the common case under load: no extra coroutine frame per message
+            first = queue.popleft()
+            self._took(first)
+            return first
         if self._callback is not None:
             raise RuntimeError("a subscription with a callback cannot be iterated")
         msg = await self._next()

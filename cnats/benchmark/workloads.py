@@ -161,8 +161,6 @@ async def _sub_cnats(url: str, msgs: int, mode: str) -> Measurement:
     def on_msg(msg: Any) -> None:
         nonlocal count
         count += 1
-        if count == 1:
-            marks[0] = time.perf_counter()
         if count == msgs:
             marks[1] = time.perf_counter()
             done.set_result(None)
@@ -185,6 +183,7 @@ async def _sub_cnats(url: str, msgs: int, mode: str) -> Measurement:
 
         tasks.append(loop.create_task(consume()))
     await nc.flush()
+    marks[0] = time.perf_counter()  # the publisher starts now: a late consumer must not shorten the measurement
     _ready()
     await done
     for task in tasks:
@@ -218,8 +217,6 @@ async def _sub_nats_py(url: str, msgs: int, mode: str) -> Measurement:
     def on_msg(msg: Any) -> None:
         nonlocal count
         count += 1
-        if count == 1:
-            marks[0] = time.perf_counter()
         if count == msgs:
             marks[1] = time.perf_counter()
             done.set_result(None)
@@ -241,6 +238,7 @@ async def _sub_nats_py(url: str, msgs: int, mode: str) -> Measurement:
 
         tasks.append(loop.create_task(consume()))
     await nc.flush()
+    marks[0] = time.perf_counter()  # the publisher starts now: a late consumer must not shorten the measurement
     _ready()
     await done
     for task in tasks:
@@ -269,23 +267,21 @@ async def sub_raw(url: str, msgs: int, size: int) -> Measurement:
     _wait_for(sock, b"PONG\r\n")
     frame_len = len(b"MSG %s 1 %d\r\n" % (SUBJECT.encode(), size)) + size + 2
     total = frame_len * msgs
-    _ready()
 
-    def receive() -> tuple[float, float]:
+    def receive() -> float:
         got = 0
-        first = 0.0
         buf = bytearray(1 << 20)
         view = memoryview(buf)
         while got < total:
             n = sock.recv_into(view)
             if not n:
                 raise ConnectionError("server closed the connection")
-            if got == 0:
-                first = time.perf_counter()
             got += n
-        return first, time.perf_counter()
+        return time.perf_counter()
 
-    first, last = await loop.run_in_executor(None, receive)
+    first = time.perf_counter()
+    _ready()
+    last = await loop.run_in_executor(None, receive)
     sock.close()
     return Measurement(msgs, last - first)
 
