@@ -495,7 +495,6 @@ class NatsConnection(PublisherBase):
         timer = self._loop.call_later(timeout, _expire, future, subject, timeout)
         try:
             self.publish(subject, payload, reply=prefix + token, headers=headers)
-            self._flush_pending()  # a request waits for the round trip: send now, not at the end of the turn
             msg = await future
         finally:
             timer.cancel()
