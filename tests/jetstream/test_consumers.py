@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from helpers.core import eventually
 
 import cnats
-from cnats import NatsConnection
 from cnats.errors import (
     ConsumerNotFoundError,
     InvalidOptionError,
@@ -35,28 +33,7 @@ from cnats.jetstream import (
     JsMsg,
 )
 from cnats.jetstream.jsmsg import parse_delivery_info
-from cnats.testing import ChaosProxy, NatsServer
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def jsm(nc: NatsConnection) -> JetStreamManager:
-    manager = await nc.jetstream_manager()
-    await manager.streams.add(name="S", subjects=["s.>"], storage="memory")
-    return manager
-
-
-@pytest.fixture
-def js(nc: NatsConnection, jsm: JetStreamManager) -> JetStreamClient:
-    return nc.jetstream()
+from cnats.testing import ChaosProxy
 
 
 async def publish_n(js: JetStreamClient, n: int, subject: str = "s.x", start: int = 0) -> None:

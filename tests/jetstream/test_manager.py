@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from helpers.core import eventually
 
-import cnats
 from cnats import NatsConnection
 from cnats.errors import (
     ConsumerNotFoundError,
@@ -41,18 +39,8 @@ from cnats.jetstream import (
     StreamConfig,
     StreamInfo,
 )
-from cnats.testing import NatsServer
 
 UTC = timezone.utc
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

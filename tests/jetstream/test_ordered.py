@@ -38,18 +38,6 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
         await conn.close()
 
 
-@pytest.fixture
-async def jsm(nc: NatsConnection) -> JetStreamManager:
-    manager = await nc.jetstream_manager()
-    await manager.streams.add(name="S", subjects=["s.>"], storage="memory")
-    return manager
-
-
-@pytest.fixture
-def js(nc: NatsConnection, jsm: JetStreamManager) -> JetStreamClient:
-    return nc.jetstream()
-
-
 async def publish_n(js: JetStreamClient, n: int, subject: str = "s.x", start: int = 0) -> None:
     for i in range(start, start + n):
         await js.publish_async(subject, f"{i}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 from helpers.core import eventually
@@ -24,28 +23,6 @@ from cnats.errors import (
 )
 from cnats.jetstream import JetStreamClient, JetStreamManager, PubAck, PubHeaders, PublishExpect
 from cnats.testing import NatsServer
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def jsm(nc: NatsConnection) -> JetStreamManager:
-    manager = await nc.jetstream_manager()
-    await manager.streams.add(name="S", subjects=["s.>"], storage="memory")
-    return manager
-
-
-@pytest.fixture
-def js(nc: NatsConnection, jsm: JetStreamManager) -> JetStreamClient:
-    return nc.jetstream()
-
 
 # -- publish --------------------------------------------------------------------------------------------------------
 

@@ -1,0 +1,34 @@
+"""Fixtures shared by the JetStream tests: a connection, a manager with stream ``S`` (subjects ``s.>``, memory
+storage) and a client. A module that needs a manager without the stream defines its own ``jsm``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+import cnats
+from cnats import NatsConnection
+from cnats.jetstream import JetStreamClient, JetStreamManager
+from cnats.testing import NatsServer
+
+
+@pytest.fixture
+async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
+    conn = await cnats.connect(nats_server.url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def jsm(nc: NatsConnection) -> JetStreamManager:
+    manager = await nc.jetstream_manager()
+    await manager.streams.add(name="S", subjects=["s.>"], storage="memory")
+    return manager
+
+
+@pytest.fixture
+def js(nc: NatsConnection, jsm: JetStreamManager) -> JetStreamClient:
+    return nc.jetstream()
