@@ -50,6 +50,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from .benchmark import harness
 
     uvloop = _uvloop_installed() and not args.no_uvloop
+    if args.memory:
+        return _bench_memory(args, harness, uvloop)
     url = args.servers[0] if args.servers else None
     if args.subject:
         return _bench_single(args, harness, url, uvloop)
@@ -68,6 +70,27 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         f"{env['event_loop']}; {env['processor']}, {env['cpus']} CPUs, Python {env['python']}"
     )
     print(harness.format_markdown(results) if args.markdown else harness.format_table(results))
+    return 0
+
+
+def _bench_memory(args: argparse.Namespace, harness: Any, uvloop: bool) -> int:
+    from .benchmark.memory import format_memory, measure_memory
+
+    publishes = args.msgs or (200_000 if args.quick else 10_000_000)
+    subscriptions = 1_000 if args.quick else 10_000
+    url = args.servers[0] if args.servers else None
+    with harness._server(url) as server_url:
+        coro = measure_memory(server_url, publishes=publishes, subscriptions=subscriptions)
+        if uvloop:
+            import uvloop as _uvloop
+
+            figures = _uvloop.run(coro)
+        else:
+            import asyncio
+
+            figures = asyncio.run(coro)
+    print(f"event loop: {'uvloop' if uvloop else 'asyncio'}")
+    print(format_memory(figures))
     return 0
 
 
@@ -160,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
         "--no-uvloop", action="store_true", help="use the asyncio event loop even if uvloop is installed"
     )
     bench.add_argument("--protocol", action="store_true", help="measure only the two protocol cores, side by side")
+    bench.add_argument("--memory", action="store_true", help="peak RSS while publishing, and the cost of subscriptions")
     bench.set_defaults(run=_cmd_bench)
 
     server = sub.add_parser("server", help="run the embedded nats-server until interrupted")

@@ -66,3 +66,9 @@ def test_protocol_benchmark() -> None:
     result = cnats_cli("bench", "--protocol", "--quick")
     assert result.returncode == 0, result.stderr
     assert "parse MSG 16 B" in result.stdout
+
+
+def test_memory_benchmark() -> None:
+    result = cnats_cli("bench", "--memory", "--quick")
+    assert result.returncode == 0, result.stderr
+    assert "peak RSS" in result.stdout and "B each with a plain callback" in result.stdout
