@@ -36,6 +36,10 @@ cdef class PublisherBase:
     cdef public object _call_soon
 
 
+cdef class _Ready:
+    cdef object value
+
+
 cdef class SubscriptionBase:
     cdef public long long received
     cdef public long long processed

@@ -1,6 +1,6 @@
 # The interface of the protocol core, shared by the compiled module (_protocol.pyx) and its pure-Python twin
 # (_protocol_py.py). cnats.protocol picks one of them at import time.
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from .headers import Headers
@@ -99,6 +99,7 @@ class SubscriptionBase:
     _blocking: bool
     _slow_reported: bool
     def __call__(self, msg: MsgBase) -> None: ...
+    def __anext__(self) -> Awaitable[Any]: ...  # a queued message at once, else the subclass's _anext_slow()
 
 class WriteBuffer:
     max_payload: int  # 0 = unchecked

@@ -257,6 +257,18 @@ class SubscriptionBase:
     _blocking: bool
     _slow_reported: bool
 
+    async def __anext__(self) -> Any:
+        """The next message: straight from the queue when one is there, else the slow path."""
+        queue = self._queue
+        if queue:
+            msg = queue.popleft()
+            self._pending_bytes -= len(msg._data)
+            self.processed += 1
+            if self._blocking:
+                self._unblock_if_room()  # type: ignore[attr-defined]
+            return msg
+        return await self._anext_slow()  # type: ignore[attr-defined]
+
     def __call__(self, msg: MsgBase) -> None:
         self.received = received = self.received + 1
         if self._timer is not None:

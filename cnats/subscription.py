@@ -170,7 +170,11 @@ class Subscription(SubscriptionBase):
         """Bookkeeping after a queued message was handed out."""
         self._pending_bytes -= len(msg.data)
         self.processed += 1
-        if self._blocking and self._has_room():
+        if self._blocking:
+            self._unblock_if_room()
+
+    def _unblock_if_room(self) -> None:
+        if self._has_room():
             self._blocking = False
             self._conn._unblock_reading(self)
 
@@ -225,12 +229,12 @@ class Subscription(SubscriptionBase):
             raise RuntimeError("a subscription with a callback cannot be iterated")
         return self
 
-    async def __anext__(self) -> Msg:
-        queue = self._queue
-        if queue:  # the common case under load: no extra coroutine frame per message
-            first = queue.popleft()
-            self._took(first)
-            return first
+    # __anext__ comes from SubscriptionBase (compiled): a queued message is handed out without a coroutine
+    if TYPE_CHECKING:
+
+        def __anext__(self) -> Awaitable[Msg]: ...
+
+    async def _anext_slow(self) -> Msg:
         if self._callback is not None:
             raise RuntimeError("a subscription with a callback cannot be iterated")
         msg = await self._next()
