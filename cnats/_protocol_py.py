@@ -84,7 +84,22 @@ def _as_bytes_view(payload: object) -> bytes | bytearray | memoryview:
     raise BadPayloadError(f"payload must be bytes, bytearray, memoryview or str, not {type(payload).__name__}")
 
 
+_SUBJECTS: dict[str, bytes] = {}  # valid subjects already encoded: most publishes repeat a few subjects
+_SUBJECTS_MAX = 4096
+
+
 def _encode_subject(subject: object, what: str) -> bytes:
+    raw = _SUBJECTS.get(subject) if type(subject) is str else None
+    if raw is not None:
+        return raw
+    raw = _check_subject(subject, what)
+    if len(_SUBJECTS) >= _SUBJECTS_MAX:
+        _SUBJECTS.clear()
+    _SUBJECTS[subject] = raw  # type: ignore[index]
+    return raw
+
+
+def _check_subject(subject: object, what: str) -> bytes:
     if not isinstance(subject, str):
         raise BadSubjectError(f"{what} must be a str, not {type(subject).__name__}")
     if not subject:
@@ -128,7 +143,7 @@ class WriteBuffer:
         self, subject: str, payload: object = b"", reply: str | None = None, headers: Headers | None = None
     ) -> int:
         subj = _encode_subject(subject, "subject")
-        rep = _encode_subject(reply, "reply subject") if reply else None
+        rep = _check_subject(reply, "reply subject") if reply else None
         data = _as_bytes_view(payload)
         size = len(data) if not isinstance(data, memoryview) else data.nbytes
         hdr = headers.encode() if headers is not None else b""
