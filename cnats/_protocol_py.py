@@ -362,6 +362,8 @@ class Parser:
         self._p_reply: str | None = None
         self._p_sid = 0
         self._p_hdr = -1  # header length, -1 for MSG
+        self._last_subject_raw: bytes | bytearray = b""
+        self._last_subject = ""
 
     @property
     def max_control_line(self) -> int:
@@ -474,21 +476,28 @@ class Parser:
         tail = body + size
         if tail + 2 > end or size > self.max_payload + FRAME_SLACK or buf[tail] != 13 or buf[tail + 1] != 10:
             return False
-        try:
-            subj = subject.decode()
-        except UnicodeDecodeError:
-            return False
+        if subject == self._last_subject_raw:  # subjects repeat: reuse the decoded one
+            subj = self._last_subject
+        else:
+            try:
+                subj = subject.decode()
+            except UnicodeDecodeError:
+                return False
+            self._last_subject_raw = subject
+            self._last_subject = subj
         self._start = tail + 2
         self._in_msgs += 1
         self._in_bytes += size
-        sink = self.subs.get(int(sid))
+        sid_n = int(sid)
+        sink = self.subs.get(sid_n)
         if sink is not None:
-            msg = self._msg_class.__new__(self._msg_class)
+            cls = self._msg_class
+            msg = cls.__new__(cls)
             msg._subject = subj
             msg._data = bytes(buf[body:tail])
             msg._reply = reply
             msg._headers = None
-            msg._sid = int(sid)
+            msg._sid = sid_n
             msg._client = self._client
             sink(msg)
         return True
