@@ -29,6 +29,7 @@ CLIENTS: dict[str, tuple[str, dict[str, str]]] = {
 }
 SUB_WORKLOADS = {"sub (callback)", "sub (coroutine)", "sub (async for)"}
 REQUEST_WORKLOADS = {"request", "request x100"}
+JS_WORKLOADS = {"js publish"}
 SERVER_CONFIG = 'max_pending: 1GB\nwrite_deadline: "30s"\n'
 
 
@@ -155,7 +156,7 @@ def _server(url: str | None) -> Iterator[str]:
         return
     from ..testing import NatsServer
 
-    with NatsServer(config=SERVER_CONFIG) as server:
+    with NatsServer(jetstream=True, config=SERVER_CONFIG) as server:
         yield server.url
 
 
@@ -188,7 +189,12 @@ def run_matrix(
             with _responder(server_url, uvloop):
                 for name in names:
                     result = Result(name, size)
-                    count = requests * (4 if name == "request x100" else 1) if name in REQUEST_WORKLOADS else msgs
+                    if name in REQUEST_WORKLOADS:
+                        count = requests * (4 if name == "request x100" else 1)
+                    elif name in JS_WORKLOADS:
+                        count = requests
+                    else:
+                        count = msgs
                     for column in columns:
                         client = CLIENTS[column][0]
                         if client not in wl.WORKLOADS[name] or not _available(client):

@@ -462,6 +462,50 @@ async def request_concurrent_nats_py(url: str, msgs: int, size: int) -> Measurem
     return result
 
 
+# -- JetStream: pipelined publish (cnats publish_async) against nats-py's sequential js.publish ------------------
+
+JS_SUBJECT = "cnats.bench.js"
+
+
+async def js_pub_cnats(url: str, msgs: int, size: int) -> Measurement:
+    import cnats
+
+    nc = await cnats.connect(url)
+    jsm = await nc.jetstream_manager()
+    stream = f"BENCH_{cnats.nuid.next()}"
+    await jsm.streams.add(name=stream, subjects=[f"{JS_SUBJECT}.{stream}"], storage="memory")
+    js = nc.jetstream()
+    payload = b"x" * size
+    subject = f"{JS_SUBJECT}.{stream}"
+    start = time.perf_counter()
+    for _ in range(msgs):
+        await js.publish_async(subject, payload)
+    await js.publish_async_completed()
+    elapsed = time.perf_counter() - start
+    await jsm.streams.delete(stream)
+    await nc.close()
+    return Measurement(msgs, elapsed)
+
+
+async def js_pub_nats_py(url: str, msgs: int, size: int) -> Measurement:
+    import nats
+    from nats.js.api import StorageType
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    stream = f"BENCHPY_{time.monotonic_ns()}"
+    subject = f"{JS_SUBJECT}.{stream}"
+    await js.add_stream(name=stream, subjects=[subject], storage=StorageType.MEMORY)
+    payload = b"x" * size
+    start = time.perf_counter()
+    for _ in range(msgs):
+        await js.publish(subject, payload)
+    elapsed = time.perf_counter() - start
+    await js.delete_stream(stream)
+    await nc.close()
+    return Measurement(msgs, elapsed)
+
+
 Workload = Callable[[str, int, int], Coroutine[Any, Any, Measurement]]
 
 # workload name -> client -> function; a missing client shows as "-" in the table
@@ -473,6 +517,8 @@ WORKLOADS: dict[str, dict[str, Workload]] = {
     "pub+sub": {"cnats": pubsub_cnats, "nats-py": pubsub_nats_py},
     "request": {"cnats": request_cnats, "nats-py": request_nats_py, "raw": request_raw},
     "request x100": {"cnats": request_concurrent_cnats, "nats-py": request_concurrent_nats_py},
+    # cnats pipelines (publish_async); nats-py awaits each ack, as its users do
+    "js publish": {"cnats": js_pub_cnats, "nats-py": js_pub_nats_py},
     "responder": {"cnats": serve_responder},
 }
 

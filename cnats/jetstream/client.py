@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = ["JetStreamClient", "PublishBatch", "Streams"]
 
 Payload = bytes | bytearray | memoryview | str
+_json_decode = json.JSONDecoder().decode  # bound once: json.loads re-checks the encoding of every ack
 
 
 def publish_headers(
@@ -58,7 +59,7 @@ def parse_pub_ack(msg: Msg, subject: str) -> PubAck:
     """The PubAck in a publish's answer, or the error it carries."""
     check_no_responders(msg, subject)
     try:
-        data = json.loads(msg.data)
+        data = _json_decode(msg.data.decode())
     except ValueError as exc:
         raise JetStreamInvalidAckError(f"invalid publish acknowledgement: {exc}") from exc
     if not isinstance(data, dict):
@@ -79,14 +80,15 @@ def parse_pub_ack(msg: Msg, subject: str) -> PubAck:
 class _AckWaiter:
     """One pipelined publish: resolves its future with the PubAck (or the error) routed by the inbox mux."""
 
-    __slots__ = ("client", "future", "subject", "timer", "token")
+    __slots__ = ("client", "deadline", "future", "subject", "timer", "token")
 
     def __init__(self, client: JetStreamClient, token: str, subject: str, future: asyncio.Future[PubAck]) -> None:
         self.client = client
         self.token = token
         self.subject = subject
         self.future = future
-        self.timer: asyncio.TimerHandle | None = None
+        self.timer: asyncio.TimerHandle | None = None  # only for a timeout other than the client's default
+        self.deadline = 0.0
 
     def deliver(self, msg: Msg) -> None:
         try:
@@ -218,6 +220,7 @@ class JetStreamClient(JetStreamContext):
         self._pending: dict[str, _AckWaiter] = {}
         self._room: asyncio.Future[None] | None = None
         self._idle: asyncio.Future[None] | None = None
+        self._reaper: asyncio.TimerHandle | None = None
         self.streams = Streams(self)
         self.consumers = Consumers(self)
 
@@ -328,16 +331,35 @@ class JetStreamClient(JetStreamContext):
             if self._room is None or self._room.done():
                 self._room = nc._loop.create_future()
             await asyncio.shield(self._room)
-        hdrs = publish_headers(headers, msg_id, expect)
+        hdrs = publish_headers(headers, msg_id, expect) if headers or msg_id or expect else None
         prefix = nc._mux_inbox()
         token = nuid.next()
-        future: asyncio.Future[PubAck] = nc._loop.create_future()
+        loop = nc._loop
+        future: asyncio.Future[PubAck] = loop.create_future()
         waiter = _AckWaiter(self, token, subject, future)
         nc.publish(subject, payload, reply=prefix + token, headers=hdrs)  # raises before anything is recorded
         self._pending[token] = waiter
         nc._resp_map[token] = waiter
-        waiter.timer = nc._loop.call_later(timeout or self._options.timeout, waiter.expire)
+        if timeout is None or timeout == self._options.timeout:
+            # The default timeout: acks are pending in publish order, so one timer for the oldest serves all.
+            waiter.deadline = loop.time() + self._options.timeout
+            if self._reaper is None:
+                self._reaper = loop.call_at(waiter.deadline, self._reap)
+        else:
+            waiter.timer = loop.call_later(timeout, waiter.expire)
         return future
+
+    def _reap(self) -> None:
+        """Expire the default-timeout acks whose deadline passed; re-arm for the next one."""
+        self._reaper = None
+        now = self._nc._loop.time()
+        for waiter in list(self._pending.values()):
+            if waiter.timer is not None:
+                continue  # has its own timer
+            if waiter.deadline > now:
+                self._reaper = self._nc._loop.call_at(waiter.deadline, self._reap)
+                return
+            waiter.expire()
 
     def _ack_done(self, token: str) -> None:
         if self._pending.pop(token, None) is None:
@@ -345,8 +367,12 @@ class JetStreamClient(JetStreamContext):
         self._nc._forget_waiter(token)
         if self._room is not None and not self._room.done() and len(self._pending) < self._max_pending:
             self._room.set_result(None)
-        if not self._pending and self._idle is not None and not self._idle.done():
-            self._idle.set_result(None)
+        if not self._pending:
+            if self._reaper is not None:
+                self._reaper.cancel()
+                self._reaper = None
+            if self._idle is not None and not self._idle.done():
+                self._idle.set_result(None)
 
     async def publish_async_completed(self, timeout: float | None = None) -> None:
         """Wait until no acknowledgement is outstanding (``NatsTimeoutError`` after ``timeout``)."""

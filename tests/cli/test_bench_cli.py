@@ -31,6 +31,7 @@ def test_quick_matrix_measures_every_workload_for_every_client() -> None:
         "pub+sub",
         "request",
         "request x100",
+        "js publish",
     }
     for row in rows.values():
         assert not row["errors"], row
