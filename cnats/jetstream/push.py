@@ -70,6 +70,7 @@ class JetStreamSubscription:
         self._user_callback = callback
         self._heartbeat = idle_heartbeat
         self._hb_timer: asyncio.TimerHandle | None = None
+        self._last_arrival = 0.0
         self._ordered = ordered
         self._ordered_config = ordered_config
         self._expected_cseq = 1
@@ -80,12 +81,20 @@ class JetStreamSubscription:
 
     def _attach(self, sub: Subscription) -> None:
         self._sub = sub
+        if self._heartbeat:
+            # Heartbeats count when they arrive, not when the reader gets to them: note every arrival.
+            loop = self._nc._loop
+
+            def arrival(msg: Msg) -> None:
+                self._last_arrival = loop.time()
+                sub(msg)
+
+            self._nc._sinks[sub.sid] = arrival
         self._arm_heartbeat()
 
     # -- control messages, heartbeats, ordering ------------------------------------------------------------------
     def _control(self, msg: Msg) -> bool:
-        """True when ``msg`` was a control message (handled here)."""
-        self._arm_heartbeat()
+        """True when ``msg`` was a control message (handled here). Heartbeats are timed by arrival (_attach)."""
         if not _is_control(msg):
             return False
         if msg.reply:  # a flow-control request: answering it lets the server go on
@@ -98,14 +107,19 @@ class JetStreamSubscription:
         return True
 
     def _arm_heartbeat(self) -> None:
-        if self._hb_timer is not None:
-            self._hb_timer.cancel()
-            self._hb_timer = None
-        if self._heartbeat:
+        """(Re)start the heartbeat watch; one timer, which re-arms itself while messages keep arriving."""
+        self._last_arrival = self._nc._loop.time()
+        if self._heartbeat and self._hb_timer is None:
             self._hb_timer = self._nc._loop.call_later(self._heartbeat * 2, self._heartbeat_missed)
 
     def _heartbeat_missed(self) -> None:
         self._hb_timer = None
+        assert self._heartbeat is not None
+        window = self._heartbeat * 2
+        quiet_since = self._last_arrival
+        if self._nc._loop.time() - quiet_since < window:  # something arrived meanwhile: watch on
+            self._hb_timer = self._nc._loop.call_at(quiet_since + window, self._heartbeat_missed)
+            return
         if self._ordered:
             self._reset_ordered()
             self._arm_heartbeat()
@@ -139,7 +153,7 @@ class JetStreamSubscription:
         old = self._consumer
         cfg = replace(
             self._ordered_config,
-            name=f"{self._ordered_config.name or 'ordered'}_{nuid.next()[:6]}",
+            name=f"{self._ordered_config.name or 'ordered'}_{nuid.next()}",
             deliver_policy=DeliverPolicy.START_SEQUENCE,
             opt_start_seq=self._next_sseq,
             opt_start_time=None,
@@ -390,11 +404,29 @@ async def push_subscribe(
             raise InvalidOptionError("ordered consumers must use AckPolicy NONE")
         flow_control = True
         idle_heartbeat = idle_heartbeat if idle_heartbeat is not None else 5.0
-    stream_name = await _find_stream(ctx, subject, stream)
     consumer_name = durable or name
+    if bind and (not stream or not consumer_name):
+        raise InvalidOptionError("bind requires stream and durable (or name)")
+    stream_name = await _find_stream(ctx, subject, stream)
+    if not bind and consumer_name:
+        # A durable that exists already is joined by queue members (they share it), resumed by a lone subscriber.
+        try:
+            existing = await api.info(stream_name, consumer_name)
+        except ConsumerNotFoundError:
+            existing = None
+        if existing is not None:
+            if (existing.config.deliver_group or None) != (queue or None):
+                raise InvalidOptionError(
+                    f"durable {consumer_name!r} is delivered to queue group {existing.config.deliver_group!r}, "
+                    f"not {queue!r}"
+                )
+            if not queue and existing.push_bound:
+                raise InvalidOptionError(f"duplicate subscription: durable {consumer_name!r} is already bound")
+            # A queue member joins the group's deliver subject; a lone durable gets a new one (updated below),
+            # which also redelivers at once what the last subscriber left unacknowledged.
+            bind = bool(queue)
     if bind:
-        if not stream or not consumer_name:
-            raise InvalidOptionError("bind requires stream and durable (or name)")
+        assert consumer_name is not None
         info = await api.info(stream_name, consumer_name)
         deliver = info.config.deliver_subject
         if not deliver:
@@ -422,7 +454,7 @@ async def push_subscribe(
                 max_deliver=1,
                 mem_storage=True,
                 num_replicas=1,
-                name=f"ordered_{nuid.next()[:10]}",
+                name=f"ordered_{nuid.next()}",
             )
         info = await api.add(stream_name, cfg)
         ack_policy = info.config.ack_policy
@@ -463,11 +495,12 @@ async def pull_subscribe(
 
     api = ConsumerAPI(ctx)
     nc = ctx._nc
-    stream_name = await _find_stream(ctx, subject, stream)
     consumer_name = durable or name
+    if bind and (not stream or not consumer_name):
+        raise InvalidOptionError("bind requires stream and durable (or name)")
+    stream_name = await _find_stream(ctx, subject, stream)
     if bind:
-        if not stream or not consumer_name:
-            raise InvalidOptionError("bind requires stream and durable (or name)")
+        assert consumer_name is not None
         info = await api.info(stream_name, consumer_name)
     else:
         cfg = _base_config(config)
