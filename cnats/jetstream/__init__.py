@@ -5,6 +5,8 @@ pull consumers (next, fetch, consume), the ordered consumer and the legacy push/
 batch publishing too. KV and the object store come next.
 """
 
+# Key-Value names live in cnats.kv; API.md exports them from here too. Imported last: cnats.kv builds on the above.
+from ..kv import KV, KvEntry, KvOperation, KvStatus, KvWatcher
 from .api import (
     AccountInfo,
     AccountLimits,
@@ -61,8 +63,10 @@ from .context import JetStreamOptions
 from .jsmsg import DeliveryInfo, JsMsg
 from .manager import ConsumerAPI, DirectStreamAPI, JetStreamManager, Stream, StreamAPI
 from .push import JetStreamPullSubscription, JetStreamSubscription
+from .views import Views
 
 __all__ = [
+    "KV",
     "AccountInfo",
     "AccountLimits",
     "AccountTier",
@@ -96,6 +100,10 @@ __all__ = [
     "JetStreamSubscription",
     "JsHeaders",
     "JsMsg",
+    "KvEntry",
+    "KvOperation",
+    "KvStatus",
+    "KvWatcher",
     "LostStreamData",
     "OrderedConsumerOptions",
     "PeerInfo",
@@ -123,4 +131,5 @@ __all__ = [
     "StreamState",
     "Streams",
     "SubjectTransformConfig",
+    "Views",
 ]

@@ -23,6 +23,7 @@ from .context import JetStreamContext, JetStreamOptions, api_error
 from .jsmsg import JsMsg
 from .manager import JetStreamManager, Stream, StreamAPI
 from .push import JetStreamPullSubscription, JetStreamSubscription, pull_subscribe, push_subscribe
+from .views import Views
 
 if TYPE_CHECKING:
     from ..connection import NatsConnection
@@ -223,6 +224,7 @@ class JetStreamClient(JetStreamContext):
         self._reaper: asyncio.TimerHandle | None = None
         self.streams = Streams(self)
         self.consumers = Consumers(self)
+        self.views = Views(self)
 
     async def jetstream_manager(self, check_api: bool = True) -> JetStreamManager:
         jsm = JetStreamManager(self._nc, self._options)

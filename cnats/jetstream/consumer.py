@@ -153,6 +153,7 @@ class ConsumerMessages:
         self._pending_bytes = 0
         self._queue: deque[JsMsg] = deque()
         self._queued_bytes = 0
+        self._on_arrival: Callable[[JsMsg], None] | None = None  # a hook for the views (KV on_initialized)
         self._waiter: asyncio.Future[None] | None = None
         self._done = False
         self._error: BaseException | None = None
@@ -276,6 +277,8 @@ class ConsumerMessages:
         jsmsg = JsMsg(msg, self._nc, self._consumer._ctx.options.timeout)
         if not self._consumer._accept(jsmsg, self):
             return  # the ordered consumer saw a gap and is resetting
+        if self._on_arrival is not None:
+            self._on_arrival(jsmsg)
         if self._callback is not None and not self._callback_is_coroutine:
             try:
                 self._callback(jsmsg)

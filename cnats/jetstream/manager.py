@@ -31,6 +31,7 @@ from .context import JetStreamContext, check_name
 from .model import format_time
 
 if TYPE_CHECKING:
+    from ..kv import KvStatus
     from .client import JetStreamClient
     from .consumer import Consumer, OrderedConsumerOptions
 
@@ -162,6 +163,15 @@ class StreamAPI:
     async def get(self, name: str) -> Stream:
         info = await self.info(name)
         return Stream(self._ctx, info)
+
+    async def list_kvs(self) -> AsyncIterator[KvStatus]:
+        """The status of every KV bucket (the streams named ``KV_*``)."""
+        from ..kv import kv_status
+
+        async for info in self.list():
+            name = info.config.name or ""
+            if name.startswith("KV_"):
+                yield kv_status(name[3:], info)
 
 
 class ConsumerAPI:

@@ -1,0 +1,505 @@
+"""Key-Value store on JetStream (API.md section 6, ADR-8): a bucket is the stream ``KV_<bucket>``, a key the
+subject ``$KV.<bucket>.<key>``, a revision the stream sequence of a write."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    BadJsonError,
+    InvalidKeyError,
+    InvalidNameError,
+    InvalidOptionError,
+    MessageNotFoundError,
+    NatsError,
+    StreamNotFoundError,
+    WrongLastSequenceError,
+)
+from .headers import Headers
+from .jetstream.api import (
+    DeliverPolicy,
+    DiscardPolicy,
+    Placement,
+    PubHeaders,
+    Republish,
+    StorageType,
+    StoreCompression,
+    StreamConfig,
+    StreamInfo,
+)
+from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
+
+if TYPE_CHECKING:
+    from .jetstream.client import JetStreamClient
+    from .jetstream.jsmsg import JsMsg
+    from .jetstream.manager import StreamAPI
+
+__all__ = ["KV", "KvEntry", "KvOperation", "KvStatus", "KvWatcher", "kv_status", "open_kv"]
+
+_BUCKET = re.compile(r"^[-A-Za-z0-9_]+$")
+_KEY = re.compile(r"^[-/=.A-Za-z0-9_]+$")
+_OPERATION = "KV-Operation"
+_MAX_HISTORY = 64
+
+
+class KvOperation(str, Enum):
+    PUT = "PUT"
+    DEL = "DEL"
+    PURGE = "PURGE"
+
+
+def check_bucket(bucket: object) -> str:
+    if not isinstance(bucket, str) or not _BUCKET.match(bucket):
+        raise InvalidNameError(f"invalid bucket name: {bucket}")
+    return bucket
+
+
+def check_key(key: object, *, filter: bool = False) -> str:
+    """ADR-8 keys: ``[-/=.A-Za-z0-9_]``, not starting or ending with ``.``; filters also allow ``*`` and a final
+    ``>`` token."""
+    if not isinstance(key, str) or not key or key.startswith(".") or key.endswith("."):
+        raise InvalidKeyError(f"invalid key: {key}")
+    if filter:
+        tokens = key.split(".")
+        for i, token in enumerate(tokens):
+            if token == "*" or (token == ">" and i == len(tokens) - 1):
+                continue
+            if not token or not _KEY.match(token):
+                raise InvalidKeyError(f"invalid key: {key}")
+        return key
+    if not _KEY.match(key) or ".." in key:
+        raise InvalidKeyError(f"invalid key: {key}")
+    return key
+
+
+class KvEntry:
+    """One revision of a key (a PUT, or a DEL/PURGE marker)."""
+
+    __slots__ = ("bucket", "created", "delta", "key", "length", "operation", "revision", "value")
+
+    def __init__(
+        self,
+        bucket: str,
+        key: str,
+        value: bytes,
+        revision: int,
+        created: datetime,
+        delta: int,
+        operation: KvOperation,
+        length: int,
+    ) -> None:
+        self.bucket = bucket
+        self.key = key
+        self.value = value
+        self.revision = revision
+        self.created = created
+        self.delta = delta
+        self.operation = operation
+        self.length = length
+
+    def json(self, **loads_kwargs: Any) -> Any:
+        import json
+
+        try:
+            return json.loads(self.value, **loads_kwargs)
+        except ValueError as exc:
+            raise BadJsonError(f"value is not valid JSON: {exc}") from exc
+
+    def string(self) -> str:
+        return self.value.decode("utf-8", errors="replace")
+
+    def __repr__(self) -> str:
+        return f"<KvEntry {self.bucket}/{self.key} rev={self.revision} {self.operation.value} {self.value[:32]!r}>"
+
+
+def _operation(headers: Headers | None) -> KvOperation:
+    if headers is None:
+        return KvOperation.PUT
+    op = headers.get(_OPERATION)
+    try:
+        return KvOperation(op) if op else KvOperation.PUT
+    except ValueError:
+        return KvOperation.PUT
+
+
+def _length(data: bytes, headers: Headers | None) -> int:
+    if headers is not None:
+        size = headers.get("Nats-Msg-Size")
+        if size:
+            return int(size)
+    return len(data)
+
+
+@dataclass(kw_only=True)
+class KvStatus:
+    bucket: str
+    values: int
+    history: int
+    ttl: float
+    bucket_location: str
+    storage: StorageType
+    replicas: int
+    description: str
+    max_bytes: int
+    max_value_size: int
+    placement: Placement | None
+    republish: Republish | None
+    size: int
+    metadata: dict[str, str] | None
+    compression: bool
+    stream_info: StreamInfo
+
+
+def kv_status(bucket: str, info: StreamInfo) -> KvStatus:
+    """A bucket's status from its stream's info."""
+    cfg = info.config
+    return KvStatus(
+        bucket=bucket,
+        values=info.state.messages,
+        history=cfg.max_msgs_per_subject or 1,
+        ttl=cfg.max_age or 0.0,
+        bucket_location=(info.cluster.name if info.cluster and info.cluster.name else ""),
+        storage=cfg.storage or StorageType.FILE,
+        replicas=cfg.num_replicas or 1,
+        description=cfg.description or "",
+        max_bytes=cfg.max_bytes if cfg.max_bytes is not None else -1,
+        max_value_size=cfg.max_msg_size if cfg.max_msg_size is not None else -1,
+        placement=cfg.placement,
+        republish=cfg.republish,
+        size=info.state.bytes,
+        metadata=cfg.metadata,
+        compression=cfg.compression == StoreCompression.S2,
+        stream_info=info,
+    )
+
+
+class KvWatcher:
+    """Entries of a watch (live) or a history (ends once caught up); an async iterator of ``KvEntry``."""
+
+    def __init__(self, kv: KV, messages: ConsumerMessages, *, ignore_deletes: bool, ends: bool) -> None:
+        self._kv = kv
+        self._messages = messages
+        self._ignore_deletes = ignore_deletes
+        self._ends = ends  # history/keys: stop once caught up
+
+    def __aiter__(self) -> KvWatcher:
+        return self
+
+    async def __anext__(self) -> KvEntry:
+        while True:
+            msg = await self._messages.__anext__()
+            entry = self._kv._entry_from_jsmsg(msg)
+            if self._ends and entry.delta == 0:
+                self._messages.stop()
+            if self._ignore_deletes and entry.operation is not KvOperation.PUT:
+                continue
+            return entry
+
+    def stop(self) -> None:
+        self._messages.stop()
+
+    async def __aenter__(self) -> KvWatcher:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class KV:
+    """A bucket. Get one with ``await js.views.kv(bucket, ...)``."""
+
+    def __init__(self, js: JetStreamClient, bucket: str, *, direct: bool) -> None:
+        self._js = js
+        self.bucket = bucket
+        self._stream = f"KV_{bucket}"
+        self._prefix = f"$KV.{bucket}."
+        self._direct = direct
+
+    def _subject(self, key: str) -> str:
+        return self._prefix + key
+
+    # -- writes ---------------------------------------------------------------------------------------------------
+    async def put(
+        self, key: str, value: bytes | bytearray | memoryview | str, *, previous_seq: int | None = None
+    ) -> int:
+        check_key(key)
+        headers = None
+        if previous_seq is not None:
+            headers = {PubHeaders.EXPECTED_LAST_SUBJECT_SEQ.value: str(previous_seq)}
+        ack = await self._js.publish(self._subject(key), value, headers=headers)
+        return ack.seq
+
+    async def create(self, key: str, value: bytes | bytearray | memoryview | str) -> int:
+        """Write ``key`` only if it does not exist (a deleted or purged key counts as not existing)."""
+        try:
+            return await self.put(key, value, previous_seq=0)
+        except WrongLastSequenceError:
+            current = await self.get(key)
+            if current is not None and current.operation is not KvOperation.PUT:
+                return await self.update(key, value, current.revision)
+            raise
+
+    async def update(self, key: str, value: bytes | bytearray | memoryview | str, version: int) -> int:
+        if version <= 0:
+            raise InvalidOptionError("version must be greater than 0")
+        return await self.put(key, value, previous_seq=version)
+
+    async def _marker(self, key: str, operation: KvOperation, previous_seq: int | None) -> None:
+        if "*" in key or ">" in key.split(".")[-1:]:
+            check_key(key, filter=True)
+            for matching in [k async for k in await self.keys(key)]:
+                await self._marker(matching, operation, None)
+            return
+        check_key(key)
+        headers = Headers()
+        headers.set(_OPERATION, operation.value)
+        if operation is KvOperation.PURGE:
+            headers.set("Nats-Rollup", "sub")
+        if previous_seq is not None:
+            headers.set(PubHeaders.EXPECTED_LAST_SUBJECT_SEQ.value, str(previous_seq))
+        await self._js.publish(self._subject(key), b"", headers=headers)
+
+    async def delete(self, key: str, *, previous_seq: int | None = None) -> None:
+        """Write a DEL marker (earlier revisions stay in the history)."""
+        await self._marker(key, KvOperation.DEL, previous_seq)
+
+    async def purge(self, key: str, *, previous_seq: int | None = None) -> None:
+        """Write a PURGE marker and remove every earlier revision of the key."""
+        await self._marker(key, KvOperation.PURGE, previous_seq)
+
+    # -- reads ----------------------------------------------------------------------------------------------------
+    async def get(self, key: str, *, revision: int | None = None) -> KvEntry | None:
+        check_key(key)
+        subject = self._subject(key)
+        try:
+            if revision is not None:
+                stored = await self._js_manager_streams().get_message(self._stream, revision)
+                if stored.subject != subject:
+                    return None
+            elif self._direct:
+                from .jetstream.manager import DirectStreamAPI
+
+                stored = await DirectStreamAPI(self._js).get_message(self._stream, last_by_subj=subject)
+            else:
+                stored = await self._js_manager_streams().get_message(self._stream, last_by_subj=subject)
+        except MessageNotFoundError:
+            return None
+        return KvEntry(
+            self.bucket,
+            key,
+            stored.data,
+            stored.seq,
+            stored.time,
+            0,
+            _operation(stored.headers),
+            _length(stored.data, stored.headers),
+        )
+
+    def _js_manager_streams(self) -> StreamAPI:
+        from .jetstream.manager import StreamAPI
+
+        return StreamAPI(self._js)
+
+    def _entry_from_jsmsg(self, msg: JsMsg) -> KvEntry:
+        info = msg.info
+        created = datetime.fromtimestamp(info.timestamp_nanos / 1e9, tz=timezone.utc)
+        return KvEntry(
+            self.bucket,
+            msg.subject[len(self._prefix) :],
+            msg.data,
+            info.stream_sequence,
+            created,
+            info.pending,
+            _operation(msg.headers),
+            _length(msg.data, msg.headers),
+        )
+
+    async def _ordered(
+        self,
+        keys: str | Sequence[str],
+        deliver: DeliverPolicy,
+        *,
+        headers_only: bool = False,
+        start_seq: int | None = None,
+    ) -> tuple[OrderedConsumer, ConsumerMessages]:
+        filters = [keys] if isinstance(keys, str) else list(keys)
+        for k in filters:
+            check_key(k, filter=True)
+        options = OrderedConsumerOptions(
+            filter_subjects=[self._subject(k) for k in filters],
+            deliver_policy=deliver,
+            opt_start_seq=start_seq,
+            headers_only=headers_only or None,
+        )
+        consumer = OrderedConsumer(self._js, self._stream, options)
+        messages = await consumer.consume(max_messages=256, expires=10.0, idle_heartbeat=5.0)
+        return consumer, messages
+
+    @staticmethod
+    def _initially_empty(consumer: OrderedConsumer) -> bool:
+        info = consumer._info
+        return info is not None and info.num_pending == 0
+
+    async def watch(
+        self,
+        key: str | Sequence[str] = ">",
+        *,
+        include_history: bool = False,
+        ignore_deletes: bool = False,
+        headers_only: bool = False,
+        updates_only: bool = False,
+        resume_from_revision: int | None = None,
+        on_initialized: Callable[[], None] | None = None,
+    ) -> KvWatcher:
+        """Latest entry per key, then live updates (or all history first, or only updates)."""
+        if include_history and updates_only:
+            raise InvalidOptionError("include_history and updates_only are mutually exclusive")
+        if resume_from_revision is not None:
+            deliver, start = DeliverPolicy.START_SEQUENCE, resume_from_revision
+        elif updates_only:
+            deliver, start = DeliverPolicy.NEW, None
+        elif include_history:
+            deliver, start = DeliverPolicy.ALL, None
+        else:
+            deliver, start = DeliverPolicy.LAST_PER_SUBJECT, None
+        consumer, messages = await self._ordered(key, deliver, headers_only=headers_only, start_seq=start)
+        watcher = KvWatcher(self, messages, ignore_deletes=ignore_deletes, ends=False)
+        if on_initialized is not None:
+            if updates_only or self._initially_empty(consumer):
+                on_initialized()
+            else:
+                _call_when_caught_up(watcher, on_initialized)
+        return watcher
+
+    async def history(self, key: str | Sequence[str] = ">", *, headers_only: bool = False) -> KvWatcher:
+        """Every retained entry (markers included) for the key(s), then the iterator ends."""
+        consumer, messages = await self._ordered(key, DeliverPolicy.ALL, headers_only=headers_only)
+        if self._initially_empty(consumer):
+            messages.stop()
+        return KvWatcher(self, messages, ignore_deletes=False, ends=True)
+
+    async def keys(self, filter: str | Sequence[str] = ">") -> AsyncIterator[str]:
+        """The keys whose latest entry is a PUT; the iterator ends once they are all listed."""
+        consumer, messages = await self._ordered(filter, DeliverPolicy.LAST_PER_SUBJECT, headers_only=True)
+        if self._initially_empty(consumer):
+            messages.stop()
+        return _live_keys(KvWatcher(self, messages, ignore_deletes=True, ends=True))
+
+    async def status(self) -> KvStatus:
+        return kv_status(self.bucket, await self._js_manager_streams().info(self._stream))
+
+    async def purge_deletes(self, *, older_than: float = 1800.0) -> Any:
+        """Remove DEL/PURGE markers; a marker younger than ``older_than`` seconds keeps itself (only)."""
+        from .jetstream.api import PurgeResponse
+
+        cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than)
+        purged = 0
+        markers = [e async for e in await self._latest_markers()]
+        for entry in markers:
+            keep = 1 if older_than > 0 and entry.created > cutoff else 0
+            response = await self._js_manager_streams().purge(
+                self._stream, filter=self._subject(entry.key), keep=keep if keep else None
+            )
+            purged += response.purged
+        return PurgeResponse(success=True, purged=purged)
+
+    async def _latest_markers(self) -> AsyncIterator[KvEntry]:
+        consumer, messages = await self._ordered(">", DeliverPolicy.LAST_PER_SUBJECT, headers_only=True)
+        if self._initially_empty(consumer):
+            messages.stop()
+        return _markers(KvWatcher(self, messages, ignore_deletes=False, ends=True))
+
+    async def destroy(self) -> bool:
+        return await self._js_manager_streams().delete(self._stream)
+
+    async def close(self) -> None:
+        """Nothing to release (kept for nats.js parity)."""
+
+    def __repr__(self) -> str:
+        return f"<KV {self.bucket!r}>"
+
+
+async def _live_keys(watcher: KvWatcher) -> AsyncIterator[str]:
+    async for entry in watcher:
+        yield entry.key
+
+
+async def _markers(watcher: KvWatcher) -> AsyncIterator[KvEntry]:
+    async for entry in watcher:
+        if entry.operation is not KvOperation.PUT:
+            yield entry
+
+
+def _call_when_caught_up(watcher: KvWatcher, callback: Callable[[], None]) -> None:
+    """Call ``callback`` once, when the entry that completes the initial state arrives (its delta is 0)."""
+
+    def on_arrival(msg: JsMsg) -> None:
+        if msg.info.pending == 0:
+            watcher._messages._on_arrival = None
+            callback()
+
+    watcher._messages._on_arrival = on_arrival
+
+
+async def open_kv(
+    js: JetStreamClient,
+    bucket: str,
+    *,
+    history: int = 1,
+    ttl: float = 0.0,
+    max_bytes: int = -1,
+    max_value_size: int = -1,
+    storage: StorageType = StorageType.FILE,
+    replicas: int = 1,
+    description: str | None = None,
+    bind_only: bool = False,
+    compression: bool = False,
+    placement: Placement | None = None,
+    republish: Republish | None = None,
+    metadata: dict[str, str] | None = None,
+    allow_direct: bool | None = None,
+) -> KV:
+    """Bind to the bucket, creating its stream with the ADR-8 configuration when it does not exist."""
+    from .jetstream.manager import StreamAPI
+
+    check_bucket(bucket)
+    if history < 1 or history > _MAX_HISTORY:
+        raise InvalidOptionError(f"history must be between 1 and {_MAX_HISTORY}")
+    if bind_only:
+        return KV(js, bucket, direct=allow_direct is not False)
+    streams = StreamAPI(js)
+    name = f"KV_{bucket}"
+    try:
+        info = await streams.info(name)
+    except StreamNotFoundError:
+        config = StreamConfig(
+            name=name,
+            description=description,
+            subjects=[f"$KV.{bucket}.>"],
+            max_msgs_per_subject=history,
+            max_age=ttl,
+            max_bytes=max_bytes,
+            max_msg_size=max_value_size,
+            storage=storage,
+            num_replicas=replicas,
+            discard=DiscardPolicy.NEW,
+            allow_rollup_hdrs=True,
+            deny_delete=True,
+            deny_purge=False,
+            duplicate_window=min(ttl, 120.0) if ttl > 0 else 120.0,
+            allow_direct=True if allow_direct is None else allow_direct,
+            compression=StoreCompression.S2 if compression else StoreCompression.NONE,
+            placement=placement,
+            republish=republish,
+            metadata=metadata,
+        )
+        try:
+            info = await streams.add(config)
+        except NatsError:
+            info = await streams.info(name)  # created meanwhile by another client
+    return KV(js, bucket, direct=bool(info.config.allow_direct))
