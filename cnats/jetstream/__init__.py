@@ -1,11 +1,11 @@
 """JetStream (API.md section 5): the manager, the client, and the API types.
 
-Built so far: stream and consumer administration, direct gets, account info, acknowledged and pipelined publishing,
-pull consumers (next, fetch, consume), the ordered consumer and the legacy push/pull subscriptions. Atomic
-batch publishing too. KV and the object store come next.
+Built so far: stream and consumer administration, direct gets, account info, acknowledged, pipelined and atomic
+batch publishing, pull consumers (next, fetch, consume), the ordered consumer, the legacy push/pull subscriptions and
+the Key-Value store (``js.views.kv``). The object store comes next.
 """
 
-# Key-Value names live in cnats.kv; API.md exports them from here too. Imported last: cnats.kv builds on the above.
+# The Key-Value names live in cnats.kv (it only needs this package's submodules); API.md exports them from here.
 from ..kv import KV, KvEntry, KvOperation, KvStatus, KvWatcher
 from .api import (
     AccountInfo,
