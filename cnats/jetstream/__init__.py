@@ -5,8 +5,8 @@ batch publishing, pull consumers (next, fetch, consume), the ordered consumer, t
 the Key-Value store (``js.views.kv``). The object store comes next.
 """
 
-# The Key-Value names live in cnats.kv (it only needs this package's submodules); API.md exports them from here.
-from ..kv import KV, KvEntry, KvOperation, KvStatus, KvWatcher
+from typing import Any
+
 from .api import (
     AccountInfo,
     AccountLimits,
@@ -64,6 +64,18 @@ from .jsmsg import DeliveryInfo, JsMsg
 from .manager import ConsumerAPI, DirectStreamAPI, JetStreamManager, Stream, StreamAPI
 from .push import JetStreamPullSubscription, JetStreamSubscription
 from .views import Views
+
+_KV_NAMES = frozenset({"KV", "KvEntry", "KvOperation", "KvStatus", "KvWatcher"})
+
+
+def __getattr__(name: str) -> Any:
+    """The Key-Value names live in cnats.kv, which builds on this package: resolved on first use, not at import."""
+    if name in _KV_NAMES:
+        from .. import kv
+
+        return getattr(kv, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "KV",
