@@ -555,10 +555,15 @@ class OrderedConsumer(Consumer):
         api = ConsumerAPI(self._ctx)
         old = self.name
         self._serial += 1
-        info = await api.add(self.stream, self._config())
+        config = self._config()
+        info = await api.add(self.stream, config)
         self._info = info
         self.name = info.name
         self._expected_cseq = 1
+        if self._next_stream_seq is None and config.deliver_policy is DeliverPolicy.NEW:
+            # "Only what comes next" is anchored now: a consumer recreated before anything was delivered must start
+            # here, not at whatever is newest by then (a restart would otherwise lose what was written meanwhile).
+            self._next_stream_seq = info.delivered.stream_seq + 1
         if old:
             # gone already (or unreachable): it expires by its inactive threshold anyway
             with contextlib.suppress(NatsError):
