@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ._version import __version__
 from .auth import (
@@ -29,6 +31,15 @@ from .tls import TlsOptions
 
 Payload = bytes | bytearray | memoryview | str
 HeadersLike = Headers | Mapping[str, str | Sequence[str]]
+
+
+def __getattr__(name: str) -> Any:
+    """JetStream and Key-Value names (API.md 5-6) are importable from here too, loaded on first use."""
+    if not name.startswith("_") and name != "jetstream":
+        jetstream = importlib.import_module("cnats.jetstream")
+        if name in jetstream.__all__:
+            return getattr(jetstream, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
