@@ -14,9 +14,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import IO, Any
 
 from . import workloads as wl
+
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory that holds the cnats package
 
 __all__ = ["CLIENTS", "Result", "format_markdown", "format_table", "run_matrix", "run_single"]
 
@@ -75,7 +78,11 @@ class _Worker:
             "1" if uvloop else "0",
             subject,
         ]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, text=True)
+        # Run where this very cnats lives: `python -m` puts the working directory first on sys.path, and a source
+        # checkout there (without its compiled core) would otherwise shadow the installed package.
+        self.proc = subprocess.Popen(
+            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, text=True, cwd=_PACKAGE_ROOT
+        )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         line = self._readline(timeout)
