@@ -10,7 +10,6 @@ import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import nats
 import pytest
 from nats.aio.client import Client as NatsPyClient
 from nats.aio.msg import Msg as NatsPyMsg
@@ -67,24 +66,6 @@ async def py_subscribe(
             return sub
         assert time.monotonic() < deadline, f"nats-py subscription on {subject!r} never reached the server"
         await asyncio.sleep(0.02)
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def py(nats_server: NatsServer) -> AsyncIterator[NatsPyClient]:
-    client = await nats.connect(nats_server.url, name=PY_NAME, allow_reconnect=False)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 # -- publish / subscribe ----------------------------------------------------------------------------------------

@@ -4,36 +4,14 @@ are used by the other, acks from either side count, and msg_id de-duplication wo
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import nats
 import pytest
 from nats.aio.client import Client as NatsPyClient
 from nats.js import api as py_api
 
-import cnats
 from cnats import NatsConnection
 from cnats.errors import ConsumerNotFoundError
 from cnats.jetstream import AckPolicy, JetStreamClient, JetStreamManager, StorageType
-from cnats.testing import NatsServer
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def py(nats_server: NatsServer) -> AsyncIterator[NatsPyClient]:
-    client = await nats.connect(nats_server.url, name="nats-py-interop", allow_reconnect=False)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 @pytest.fixture

@@ -4,38 +4,16 @@ read and watched by the other with the same revisions, operations, keys and hist
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import nats
 import nats.js.errors as py_errors
 import pytest
 from nats.aio.client import Client as NatsPyClient
 
-import cnats
 from cnats import NatsConnection
 from cnats.errors import WrongLastSequenceError
 from cnats.jetstream import KV, JetStreamClient, KvEntry, KvOperation, KvWatcher
-from cnats.testing import NatsServer
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def py(nats_server: NatsServer) -> AsyncIterator[NatsPyClient]:
-    client = await nats.connect(nats_server.url, name="nats-py-kv", allow_reconnect=False)
-    try:
-        yield client
-    finally:
-        await client.close()
 
 
 @pytest.fixture
