@@ -521,6 +521,7 @@ class OrderedConsumer(Consumer):
         self._serial = 0
         self._next_stream_seq: int | None = None  # where to restart: the sequence after the last delivered
         self._expected_cseq = 1
+        self._resetting = False
         self._mode: str | None = None
 
     def _config(self) -> ConsumerConfig:
@@ -560,6 +561,7 @@ class OrderedConsumer(Consumer):
         self._info = info
         self.name = info.name
         self._expected_cseq = 1
+        self._resetting = False
         if self._next_stream_seq is None and config.deliver_policy is DeliverPolicy.NEW:
             # "Only what comes next" is anchored now: a consumer recreated before anything was delivered must start
             # here, not at whatever is newest by then (a restart would otherwise lose what was written meanwhile).
@@ -580,13 +582,13 @@ class OrderedConsumer(Consumer):
 
     def _accept(self, msg: JsMsg, messages: ConsumerMessages) -> bool:
         info = msg.info
-        if info.consumer != self.name:
-            return False  # from a server consumer we already replaced
+        if self._resetting or info.consumer != self.name:
+            return False  # from a server consumer we are replacing, or already replaced
         if info.delivery_sequence != self._expected_cseq:
             messages._status.emit(ConsumerStatus(ConsumerDebugEvents.RESET, info.delivery_sequence))
             messages._pending_msgs = 0
             messages._pending_bytes = 0
-            self.name = ""  # nothing more from this consumer is accepted
+            self._resetting = True  # nothing more from this consumer is accepted; _create deletes it
             messages._loop.create_task(messages._recover())
             return False
         self._expected_cseq += 1
