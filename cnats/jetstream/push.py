@@ -170,11 +170,15 @@ class JetStreamSubscription:
         with contextlib.suppress(NatsError):
             await api.delete(self._stream, old)
 
+    def _incoming(self, msg: Msg) -> JsMsg | None:
+        """The message as a JsMsg, or None when it was a control message or one the ordering logic drops."""
+        if self._control(msg):
+            return None
+        return self._wrap(msg)
+
     # -- callbacks ------------------------------------------------------------------------------------------------
     def _on_msg_inline(self, msg: Msg) -> None:
-        if self._control(msg):
-            return
-        jsmsg = self._wrap(msg)
+        jsmsg = self._incoming(msg)
         if jsmsg is None:
             return
         assert self._user_callback is not None
@@ -187,9 +191,7 @@ class JetStreamSubscription:
             jsmsg.ack()
 
     async def _on_msg_async(self, msg: Msg) -> None:
-        if self._control(msg):
-            return
-        jsmsg = self._wrap(msg)
+        jsmsg = self._incoming(msg)
         if jsmsg is None:
             return
         assert self._user_callback is not None
@@ -271,10 +273,7 @@ class JetStreamSubscription:
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
-            msg = await self._sub.next_msg(remaining)
-            if self._control(msg):
-                continue
-            jsmsg = self._wrap(msg)
+            jsmsg = self._incoming(await self._sub.next_msg(remaining))
             if jsmsg is None:
                 continue
             self._last = jsmsg
