@@ -25,6 +25,7 @@ from ..errors import (
     InvalidOptionError,
     JetStreamIdleHeartbeatError,
     NatsError,
+    NoRespondersError,
     StreamNotFoundError,
 )
 from ..events import StatusHub
@@ -331,6 +332,16 @@ class ConsumerMessages:
             self._pending_bytes = max(0, self._pending_bytes - left_bytes)
             self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, f"{code} {description}"))
             self._refill()
+            return
+        if code == 503:
+            # Nobody took the pull (JetStream, the stream or the consumer is gone): a fetch ends with the error; a
+            # consume forgets the pull and asks again when its heartbeat timer says nothing came.
+            self._status.emit(ConsumerStatus(ConsumerEvents.NO_RESPONDERS, description or "no responders"))
+            if not self._continuous:
+                self._end(NoRespondersError())
+                return
+            self._pending_msgs = 0
+            self._pending_bytes = 0
             return
         self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, f"{code} {description}"))
 

@@ -447,6 +447,37 @@ async def test_abort_on_missing_stream(js: JetStreamClient, jsm: JetStreamManage
         await collect(messages, timeout=10)
 
 
+async def test_fetch_without_responders_fails_at_once(js: JetStreamClient, jsm: JetStreamManager) -> None:
+    consumer = await durable(js, jsm)
+    await jsm.streams.delete("S")  # the consumer's pull subject has nobody behind it now: the server answers 503
+    started = time.monotonic()
+    messages = await consumer.fetch(max_messages=5, expires=5)
+    recorder = StatusRecorder(messages)
+    with pytest.raises(cnats.NoRespondersError):
+        await collect(messages, timeout=5)
+    assert time.monotonic() - started < 2  # not at `expires`
+    await eventually(lambda: len(recorder.of(ConsumerEvents.NO_RESPONDERS)) == 1, timeout=2)
+    with pytest.raises(cnats.NoRespondersError):
+        await consumer.next(expires=5)
+    await recorder.aclose()
+
+
+async def test_consume_without_responders_reports_and_keeps_trying(js: JetStreamClient, jsm: JetStreamManager) -> None:
+    consumer = await durable(js, jsm)
+    await jsm.consumers.delete("S", "d")
+    messages = await consumer.consume(max_messages=10, expires=2, idle_heartbeat=0.5)
+    recorder = StatusRecorder(messages)
+    await eventually(lambda: len(recorder.of(ConsumerEvents.NO_RESPONDERS)) >= 1, timeout=5)
+    await eventually(lambda: len(recorder.of(ConsumerEvents.CONSUMER_NOT_FOUND)) >= 1, timeout=5)
+    assert not messages.closed.done()
+    await jsm.consumers.add("S", durable_name="d", ack_policy=AckPolicy.EXPLICIT)
+    await publish_n(js, 1)
+    msg = await asyncio.wait_for(messages.__anext__(), 10)
+    assert msg.seq == 1
+    await messages.close()
+    await recorder.aclose()
+
+
 async def test_heartbeats_missed(chaos_proxy: ChaosProxy, jsm: JetStreamManager) -> None:
     nc = await cnats.connect(chaos_proxy.url, ping_interval=60)
     try:
