@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -123,6 +123,7 @@ class StatusHub(Generic[T]):
 
     def __init__(self) -> None:
         self._listeners: list[_StatusIterator[T]] = []
+        self._observers: list[Callable[[T], None]] = []
         self._closed = False
 
     def listen(self) -> AsyncIterator[T]:
@@ -137,12 +138,24 @@ class StatusHub(Generic[T]):
         if it in self._listeners:
             self._listeners.remove(it)
 
+    def observe(self, observer: Callable[[T], None]) -> None:
+        """Call ``observer`` synchronously with every later event (for the library's own reactions, such as
+        consumers re-pulling after a reconnect, which should not cost a task each)."""
+        self._observers.append(observer)
+
+    def unobserve(self, observer: Callable[[T], None]) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+
     def emit(self, status: T) -> None:
         for it in self._listeners:
             it._put(status)
+        for observer in tuple(self._observers):
+            observer(status)
 
     def close(self) -> None:
         self._closed = True
+        self._observers.clear()
         listeners, self._listeners = self._listeners, []
         for it in listeners:
             it._end()

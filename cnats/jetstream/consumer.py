@@ -28,7 +28,7 @@ from ..errors import (
     NoRespondersError,
     StreamNotFoundError,
 )
-from ..events import StatusHub
+from ..events import Events, Status, StatusHub
 from ..msg import Msg
 from ..nuid import nuid
 from .api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, ReplayPolicy
@@ -50,6 +50,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("cnats")
+
+
+_RECREATE_RETRY = 0.5  # seconds between attempts to recreate an ordered consumer's server consumer
 
 
 class ConsumerEvents(str, Enum):
@@ -167,6 +170,11 @@ class ConsumerMessages:
         self._sub: Subscription = nc._subscribe(f"{nc._opts.inbox_prefix}.{nuid.next()}", None, self._on_msg)
         if callback is not None and self._callback_is_coroutine:
             self._task = self._loop.create_task(self._run_callback())
+        self._recovering = False
+        self._recover_again = False
+        self._retry_timer: asyncio.TimerHandle | None = None
+        if continuous:
+            nc._status.observe(self._on_connection_status)
 
     # -- properties ---------------------------------------------------------------------------------------------
     @property
@@ -237,7 +245,37 @@ class ConsumerMessages:
         self._pending_bytes = 0
         self._loop.create_task(self._recover())
 
+    def _on_connection_status(self, status: Status) -> None:
+        if self._done:
+            return
+        if status.type == Events.DISCONNECT:
+            # nothing can arrive while offline: missed heartbeats would only be noise
+            if self._hb_timer is not None:
+                self._hb_timer.cancel()
+                self._hb_timer = None
+        elif status.type == Events.RECONNECT:
+            # The pulls may have died with the old server (a restart forgets them): ask again now rather than
+            # after a heartbeat interval; an ordered consumer is recreated where it left off.
+            self._pending_msgs = 0
+            self._pending_bytes = 0
+            self._loop.create_task(self._recover())
+
     async def _recover(self) -> None:
+        # One recovery at a time; a request arriving meanwhile runs once more afterwards (its cause may be newer).
+        if self._recovering:
+            self._recover_again = True
+            return
+        self._recovering = True
+        try:
+            while True:
+                self._recover_again = False
+                await self._recover_once()
+                if not self._recover_again or self._done:
+                    return
+        finally:
+            self._recovering = False
+
+    async def _recover_once(self) -> None:
         try:
             await self._consumer._before_repull()
         except (ConsumerNotFoundError, StreamNotFoundError) as exc:
@@ -252,6 +290,11 @@ class ConsumerMessages:
                 return
         except NatsError as exc:
             self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, str(exc)))
+        if not self._done and self._consumer._awaiting_replacement():
+            # an ordered consumer's replacement could not be made yet (a leader election, say): pulling from the
+            # old one would only bring messages it must discard, so try again shortly
+            self._retry_timer = self._loop.call_later(_RECREATE_RETRY, self._retry_recover)
+            return
         if not self._done:
             if self._consumer._ordered_reset_needed:
                 self._pending_msgs = 0
@@ -260,6 +303,11 @@ class ConsumerMessages:
                 self._start()
             else:
                 self._arm_heartbeat()
+
+    def _retry_recover(self) -> None:
+        self._retry_timer = None
+        if not self._done:
+            self._loop.create_task(self._recover())
 
     # -- receiving ----------------------------------------------------------------------------------------------
     def _on_msg(self, msg: Msg) -> None:
@@ -414,10 +462,11 @@ class ConsumerMessages:
             return
         self._done = True
         self._error = error
-        for timer in (self._hb_timer, self._expiry_timer):
+        for timer in (self._hb_timer, self._expiry_timer, self._retry_timer):
             if timer is not None:
                 timer.cancel()
-        self._hb_timer = self._expiry_timer = None
+        self._hb_timer = self._expiry_timer = self._retry_timer = None
+        self._nc._status.unobserve(self._on_connection_status)
         self._sub.unsubscribe()
         self._consumer._active = None
         self._wake()
@@ -440,6 +489,9 @@ class Consumer:
     # hooks the ordered consumer overrides
     def _accept(self, msg: JsMsg, messages: ConsumerMessages) -> bool:
         return True
+
+    def _awaiting_replacement(self) -> bool:
+        return False
 
     async def _before_repull(self) -> None:
         await self.info()
@@ -566,6 +618,9 @@ class OrderedConsumer(Consumer):
 
         api = ConsumerAPI(self._ctx)
         old = self.name
+        # From here on nothing from the old consumer is accepted: the replacement starts after the last message
+        # delivered, so one more accepted now would be delivered twice.
+        self._resetting = bool(old)
         self._serial += 1
         config = self._config()
         info = await api.add(self.stream, config)
@@ -581,6 +636,9 @@ class OrderedConsumer(Consumer):
             # gone already (or unreachable): it expires by its inactive threshold anyway
             with contextlib.suppress(NatsError):
                 await api.delete(self.stream, old)
+
+    def _awaiting_replacement(self) -> bool:
+        return self._resetting
 
     async def _prepare(self) -> None:
         await self._create()
