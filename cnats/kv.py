@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -31,6 +31,8 @@ from .jetstream.api import (
     StoreCompression,
     StreamConfig,
     StreamInfo,
+    StreamSource,
+    SubjectTransformConfig,
 )
 from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
 
@@ -213,15 +215,23 @@ class KvWatcher:
 class KV:
     """A bucket. Get one with ``await js.views.kv(bucket, ...)``."""
 
-    def __init__(self, js: JetStreamClient, bucket: str, *, direct: bool) -> None:
+    def __init__(
+        self, js: JetStreamClient, bucket: str, *, direct: bool, origin: str | None = None, write_api: str | None = None
+    ) -> None:
         self._js = js
         self.bucket = bucket
         self._stream = f"KV_{bucket}"
-        self._prefix = f"$KV.{bucket}."
+        # A mirror stores the origin bucket's subjects, and writes must reach the origin (through its domain's
+        # API prefix when the origin is external): reads use one prefix, writes another.
+        self._prefix = f"$KV.{origin or bucket}."
+        self._write_prefix = f"{write_api}.{self._prefix}" if write_api else self._prefix
         self._direct = direct
 
     def _subject(self, key: str) -> str:
         return self._prefix + key
+
+    def _write_subject(self, key: str) -> str:
+        return self._write_prefix + key
 
     # -- writes ---------------------------------------------------------------------------------------------------
     async def put(
@@ -231,7 +241,7 @@ class KV:
         headers = None
         if previous_seq is not None:
             headers = {PubHeaders.EXPECTED_LAST_SUBJECT_SEQ.value: str(previous_seq)}
-        ack = await self._js.publish(self._subject(key), value, headers=headers)
+        ack = await self._js.publish(self._write_subject(key), value, headers=headers)
         return ack.seq
 
     async def create(self, key: str, value: bytes | bytearray | memoryview | str) -> int:
@@ -262,7 +272,7 @@ class KV:
             headers.set("Nats-Rollup", "sub")
         if previous_seq is not None:
             headers.set(PubHeaders.EXPECTED_LAST_SUBJECT_SEQ.value, str(previous_seq))
-        await self._js.publish(self._subject(key), b"", headers=headers)
+        await self._js.publish(self._write_subject(key), b"", headers=headers)
 
     async def delete(self, key: str, *, previous_seq: int | None = None) -> None:
         """Write a DEL marker (earlier revisions stay in the history)."""
@@ -463,6 +473,8 @@ async def open_kv(
     republish: Republish | None = None,
     metadata: dict[str, str] | None = None,
     allow_direct: bool | None = None,
+    mirror: StreamSource | None = None,
+    sources: Sequence[StreamSource] | None = None,
 ) -> KV:
     """Bind to the bucket, creating its stream with the ADR-8 configuration when it does not exist."""
     from .jetstream.manager import StreamAPI
@@ -470,6 +482,8 @@ async def open_kv(
     check_bucket(bucket)
     if history < 1 or history > _MAX_HISTORY:
         raise InvalidOptionError(f"history must be between 1 and {_MAX_HISTORY}")
+    if mirror is not None and sources:
+        raise InvalidOptionError("a bucket is either a mirror or has sources, not both")
     if bind_only:
         return KV(js, bucket, direct=allow_direct is not False)
     streams = StreamAPI(js)
@@ -480,7 +494,7 @@ async def open_kv(
         config = StreamConfig(
             name=name,
             description=description,
-            subjects=[f"$KV.{bucket}.>"],
+            subjects=None if mirror is not None else [f"$KV.{bucket}.>"],
             max_msgs_per_subject=history,
             max_age=ttl,
             max_bytes=max_bytes,
@@ -498,8 +512,34 @@ async def open_kv(
             republish=republish,
             metadata=metadata,
         )
+        if mirror is not None:
+            config.mirror = _kv_source(mirror, None)
+            config.mirror_direct = True
+        elif sources:
+            config.sources = [_kv_source(source, bucket) for source in sources]
         try:
             info = await streams.add(config)
         except NatsError:
             info = await streams.info(name)  # created meanwhile by another client
-    return KV(js, bucket, direct=bool(info.config.allow_direct))
+    return _bound(js, bucket, info)
+
+
+def _kv_source(source: StreamSource, bucket: str | None) -> StreamSource:
+    """A mirror or source given by bucket name (``KV_`` added when missing); a source from another local bucket
+    gets its keys moved into this bucket's subjects."""
+    name = source.name if source.name.startswith("KV_") else f"KV_{source.name}"
+    copy = replace(source, name=name)
+    origin = name[3:]
+    if bucket is not None and source.external is None and origin != bucket and not source.subject_transforms:
+        copy.subject_transforms = [SubjectTransformConfig(src=f"$KV.{origin}.>", dest=f"$KV.{bucket}.>")]
+    return copy
+
+
+def _bound(js: JetStreamClient, bucket: str, info: StreamInfo) -> KV:
+    direct = bool(info.config.allow_direct)
+    mirror = info.config.mirror
+    if mirror is None:
+        return KV(js, bucket, direct=direct)
+    origin = mirror.name[3:] if mirror.name.startswith("KV_") else mirror.name
+    write_api = mirror.external.api if mirror.external is not None and mirror.external.api else None
+    return KV(js, bucket, direct=direct or bool(info.config.mirror_direct), origin=origin, write_api=write_api)
