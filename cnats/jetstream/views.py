@@ -1,4 +1,4 @@
-"""``js.views``: the Key-Value store and (later) the object store, built on the JetStream client."""
+"""``js.views``: the Key-Value store and the object store, built on the JetStream client."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from .api import Placement, Republish, StorageType, StreamSource
 
 if TYPE_CHECKING:
     from ..kv import KV
+    from ..objectstore import ObjectStore
     from .client import JetStreamClient
 
 __all__ = ["Views"]
@@ -39,11 +40,8 @@ class Views:
         metadata: Mapping[str, str] | None = None,
     ) -> KV:
         """The bucket's KV, creating its stream (``KV_<bucket>``) if missing; an existing one is used as is."""
-        from ..errors import InvalidOptionError
         from ..kv import open_kv
 
-        if mirror is not None or sources:
-            raise InvalidOptionError("KV mirrors and sources are not supported yet")
         return await open_kv(
             self._js,
             bucket,
@@ -60,4 +58,35 @@ class Views:
             republish=republish,
             metadata=dict(metadata) if metadata is not None else None,
             allow_direct=allow_direct,
+            mirror=mirror,
+            sources=sources,
+        )
+
+    async def os(
+        self,
+        bucket: str,
+        *,
+        description: str | None = None,
+        ttl: float = 0.0,
+        storage: StorageType = StorageType.FILE,
+        replicas: int = 1,
+        max_bytes: int = -1,
+        placement: Placement | None = None,
+        metadata: Mapping[str, str] | None = None,
+        compression: bool = False,
+    ) -> ObjectStore:
+        """The bucket's object store, creating its stream (``OBJ_<bucket>``) if missing."""
+        from ..objectstore import open_object_store
+
+        return await open_object_store(
+            self._js,
+            bucket,
+            description=description,
+            ttl=ttl,
+            storage=storage,
+            replicas=replicas,
+            max_bytes=max_bytes,
+            placement=placement,
+            metadata=dict(metadata) if metadata is not None else None,
+            compression=compression,
         )
