@@ -64,6 +64,7 @@ from .tls import TlsOptions, client_ssl_context
 if TYPE_CHECKING:
     from .jetstream.client import JetStreamClient
     from .jetstream.manager import JetStreamManager
+    from .services import ServicesAPI
 
 __all__ = ["NatsConnection", "connect"]
 
@@ -996,6 +997,14 @@ class NatsConnection(PublisherBase):
         if check_api:
             await jsm.get_account_info()
         return jsm
+
+    # -- services -----------------------------------------------------------------------------------------
+    @property
+    def services(self) -> ServicesAPI:
+        """The services framework (ADR-32 micro): ``add`` a service, or a ``client()`` to discover them."""
+        from .services import ServicesAPI
+
+        return ServicesAPI(self)
 
     # -- closing ------------------------------------------------------------------------------------------
     async def reconnect(self) -> None:

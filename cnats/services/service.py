@@ -1,0 +1,398 @@
+"""``Service`` and ``ServiceGroup``: a running ADR-32 service, its endpoints and its discovery subscriptions.
+
+A service answers ``$SRV.<VERB>``, ``$SRV.<VERB>.<name>`` and ``$SRV.<VERB>.<name>.<id>`` for PING, INFO and STATS
+(no queue group: every instance answers). It ends on ``stop()``, when the connection closes, or when one of its
+subscriptions fails; ``stopped`` then resolves with the reason (never raises).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from ..errors import InvalidOptionError, NatsError
+from ..msg import Msg
+from ..nuid import nuid
+from ..subscription import Subscription
+from .endpoint import ServiceEndpoint
+from .msg import ServiceHandler
+from .schema import (
+    SERVICE_API_PREFIX,
+    EndpointInfo,
+    ServiceIdentity,
+    ServiceInfo,
+    ServiceResponseType,
+    ServiceStats,
+    ServiceVerb,
+)
+from .validation import check_endpoint_subject, check_group_name, check_metadata, check_name, check_queue_group
+
+if TYPE_CHECKING:
+    from ..connection import NatsConnection
+
+__all__ = ["Service", "ServiceGroup", "StatsHandler"]
+
+logger = logging.getLogger("cnats")
+
+StatsHandler = Callable[[EndpointInfo], Any]  # may return an awaitable
+
+
+def _join(prefix: str, name: str) -> str:
+    if not prefix:
+        return name
+    return f"{prefix}.{name}" if name else prefix
+
+
+class _EndpointAdder:
+    """What ``Service`` and ``ServiceGroup`` share: adding endpoints and groups under a subject prefix."""
+
+    __slots__ = ()
+    _service: Service
+    _prefix: str
+    _group_queue: str | None
+
+    def add_endpoint(
+        self,
+        name: str,
+        handler: ServiceHandler | None = None,
+        *,
+        subject: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+        queue_group: str | None = None,
+    ) -> ServiceEndpoint:
+        """Add an endpoint listening on ``<group subject>.<subject or name>``; without ``handler`` the endpoint is an
+        async iterator of its requests."""
+        check_name("endpoint", name)
+        if handler is not None and not callable(handler):
+            raise InvalidOptionError("handler must be callable")
+        if subject is not None and (not isinstance(subject, str) or not subject):
+            raise InvalidOptionError(f"endpoint subject must be a non-empty str, got {subject!r}")
+        full_subject = check_endpoint_subject(_join(self._prefix, subject or name))
+        if queue_group is not None:
+            check_queue_group("endpoint", queue_group)
+        meta = check_metadata(metadata)
+        service = self._service
+        queue = queue_group or self._group_queue or service._queue_group
+        return service._add_endpoint(name, full_subject, queue, meta, handler)
+
+    def add_group(self, name: str = "", queue_group: str | None = None) -> ServiceGroup:
+        """A group: endpoints added to it listen under ``<this subject>.<name>`` and default to its queue group."""
+        check_group_name(name)
+        if queue_group is not None:
+            check_queue_group("group", queue_group)
+        return ServiceGroup(self._service, _join(self._prefix, name), queue_group or self._group_queue)
+
+
+class ServiceGroup(_EndpointAdder):
+    """A subject prefix (and optionally a queue group) shared by the endpoints added to it."""
+
+    __slots__ = ("_group_queue", "_prefix", "_service")
+
+    def __init__(self, service: Service, prefix: str, queue_group: str | None) -> None:
+        self._service = service
+        self._prefix = prefix
+        self._group_queue = queue_group
+
+    @property
+    def subject(self) -> str:
+        return self._prefix
+
+    @property
+    def queue_group(self) -> str | None:
+        return self._group_queue
+
+    def __repr__(self) -> str:
+        return f"<ServiceGroup subject={self._prefix!r} queue_group={self._group_queue!r}>"
+
+
+class Service(_EndpointAdder):
+    """A running service (create it with ``nc.services.add(...)``)."""
+
+    def __init__(
+        self,
+        nc: NatsConnection,
+        name: str,
+        version: str,
+        *,
+        description: str,
+        metadata: dict[str, str] | None,
+        queue_group: str,
+        stats_handler: StatsHandler | None,
+    ) -> None:
+        self._nc = nc
+        self._loop = nc._loop
+        self._service = self
+        self._prefix = ""
+        self._group_queue = None
+        self._id = nuid.next()
+        self._name = name
+        self._version = version
+        self._description = description
+        self._metadata = metadata
+        self._queue_group = queue_group
+        self._stats_handler = stats_handler
+        self._started = datetime.now(timezone.utc)
+        self._endpoints: list[ServiceEndpoint] = []
+        self._discovery: list[Subscription] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopped: asyncio.Future[Exception | None] = self._loop.create_future()
+        self._stopping: asyncio.Task[Exception | None] | None = None
+        self._stop_error: Exception | None = None
+        self._ping_response = json.dumps(self.ping().to_dict()).encode()
+
+    # -- public properties -------------------------------------------------------------------------------------
+    @property
+    def id(self) -> str:
+        return self._id
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def description(self) -> str:
+        return self._description
+
+    @property
+    def metadata(self) -> dict[str, str] | None:
+        return self._metadata
+
+    @property
+    def is_stopped(self) -> bool:
+        """True once the service is stopping or stopped (it takes no new endpoints)."""
+        return self._stopping is not None or self._stopped.done()
+
+    @property
+    def stopped(self) -> asyncio.Future[Exception | None]:
+        """Resolves (never raises) when the service has stopped: None, or the error that stopped it."""
+        return self._stopped
+
+    def __repr__(self) -> str:
+        return f"<Service name={self._name!r} id={self._id!r} version={self._version!r}>"
+
+    # -- starting ---------------------------------------------------------------------------------------------
+    async def _start(self) -> None:
+        """Subscribe the discovery subjects and wait until the server has them (the service is discoverable)."""
+        stats_async = self._stats_handler is not None
+        handlers: dict[ServiceVerb, Callable[[Msg], Any]] = {
+            ServiceVerb.PING: self._on_ping,
+            ServiceVerb.INFO: self._on_info,
+            ServiceVerb.STATS: self._on_stats_async if stats_async else self._on_stats,
+        }
+        try:
+            for verb, callback in handlers.items():
+                for subject in (
+                    f"{SERVICE_API_PREFIX}.{verb.value}",
+                    f"{SERVICE_API_PREFIX}.{verb.value}.{self._name}",
+                    f"{SERVICE_API_PREFIX}.{verb.value}.{self._name}.{self._id}",
+                ):
+                    sub = self._nc.subscribe(
+                        subject, callback=callback, pending_msgs_limit=None, pending_bytes_limit=None
+                    )
+                    self._watch(sub)
+                    self._discovery.append(sub)
+            self._nc.closed.add_done_callback(self._on_connection_closed)
+            await self._nc.flush()
+        except BaseException:
+            for sub in self._discovery:
+                sub.unsubscribe()
+            self._nc.closed.remove_done_callback(self._on_connection_closed)
+            raise
+
+    def _watch(self, sub: Subscription) -> None:
+        sub.closed.add_done_callback(self._on_subscription_closed)
+
+    # -- endpoints ----------------------------------------------------------------------------------------------
+    def _add_endpoint(
+        self,
+        name: str,
+        subject: str,
+        queue_group: str,
+        metadata: dict[str, str] | None,
+        handler: ServiceHandler | None,
+    ) -> ServiceEndpoint:
+        if self.is_stopped:
+            raise InvalidOptionError("the service is stopped")
+        endpoint = ServiceEndpoint(self, name, subject, queue_group, metadata, handler)
+        self._watch(endpoint._sub)
+        self._endpoints.append(endpoint)
+        return endpoint
+
+    def _remove_endpoint(self, endpoint: ServiceEndpoint) -> None:
+        if endpoint in self._endpoints:
+            self._endpoints.remove(endpoint)
+            self._spawn(endpoint._drain())
+
+    # -- discovery answers ---------------------------------------------------------------------------------------
+    def ping(self) -> ServiceIdentity:
+        """The identity this service answers PINGs with."""
+        return ServiceIdentity(
+            type=ServiceResponseType.PING,
+            name=self._name,
+            id=self._id,
+            version=self._version,
+            metadata=dict(self._metadata) if self._metadata is not None else None,
+        )
+
+    def info(self) -> ServiceInfo:
+        return ServiceInfo(
+            type=ServiceResponseType.INFO,
+            name=self._name,
+            id=self._id,
+            version=self._version,
+            metadata=dict(self._metadata) if self._metadata is not None else None,
+            description=self._description,
+            endpoints=[e._info() for e in self._endpoints],
+        )
+
+    async def stats(self) -> ServiceStats:
+        """The counters of every endpoint; each gets the ``stats_handler``'s value (when not None) as ``data``."""
+        endpoints = []
+        handler = self._stats_handler
+        for endpoint in list(self._endpoints):
+            stats = endpoint._stats()
+            if handler is not None:
+                try:
+                    data = handler(endpoint._info())
+                    if inspect.isawaitable(data):
+                        data = await data
+                except Exception as exc:  # counted like nats.js does; the STATS answer goes on
+                    logger.error("exception in the stats handler of service %r", self._name, exc_info=exc)
+                    endpoint._count_error(str(exc) or type(exc).__name__)
+                    stats = endpoint._stats()
+                else:
+                    stats.data = data
+            endpoints.append(stats)
+        return ServiceStats(
+            type=ServiceResponseType.STATS,
+            name=self._name,
+            id=self._id,
+            version=self._version,
+            metadata=dict(self._metadata) if self._metadata is not None else None,
+            started=self._started,
+            endpoints=endpoints,
+        )
+
+    def _stats_now(self) -> ServiceStats:
+        """``stats()`` without a stats handler: nothing to await."""
+        return ServiceStats(
+            type=ServiceResponseType.STATS,
+            name=self._name,
+            id=self._id,
+            version=self._version,
+            metadata=dict(self._metadata) if self._metadata is not None else None,
+            started=self._started,
+            endpoints=[e._stats() for e in self._endpoints],
+        )
+
+    def reset(self) -> None:
+        """Zero every endpoint's counters; ``started`` becomes now."""
+        self._started = datetime.now(timezone.utc)
+        for endpoint in self._endpoints:
+            endpoint._reset()
+
+    def _answer(self, msg: Msg, body: bytes) -> None:
+        if msg.reply:
+            try:
+                msg.respond(body)
+            except NatsError as err:  # closing connection: the requester is gone too
+                logger.debug("service %r could not answer %r: %r", self._name, msg.subject, err)
+
+    def _on_ping(self, msg: Msg) -> None:
+        self._answer(msg, self._ping_response)
+
+    def _on_info(self, msg: Msg) -> None:
+        self._answer(msg, json.dumps(self.info().to_dict()).encode())
+
+    def _on_stats(self, msg: Msg) -> None:
+        self._answer(msg, json.dumps(self._stats_now().to_dict()).encode())
+
+    async def _on_stats_async(self, msg: Msg) -> None:
+        stats = await self.stats()
+        try:
+            body = json.dumps(stats.to_dict()).encode()
+        except (TypeError, ValueError) as exc:
+            logger.error("the stats handler of service %r returned data that is not JSON: %r", self._name, exc)
+            for endpoint in stats.endpoints:
+                endpoint.data = None
+            body = json.dumps(stats.to_dict()).encode()
+        self._answer(msg, body)
+
+    # -- stopping ----------------------------------------------------------------------------------------------
+    async def stop(self, err: Exception | None = None) -> Exception | None:
+        """Drain the endpoints and the discovery subscriptions, then resolve ``stopped`` with ``err``. Idempotent:
+        later calls return what ``stopped`` resolved to."""
+        if self._stopping is None:
+            if self._stopped.done():
+                return self._stopped.result()
+            self._stopping = self._loop.create_task(self._stop(err))
+        await asyncio.shield(self._stopping)
+        return self._stopped.result()
+
+    def _stop_soon(self, err: Exception | None) -> None:
+        if self._stopping is None and not self._stopped.done():
+            self._stopping = self._loop.create_task(self._stop(err))
+
+    async def _stop(self, err: Exception | None) -> Exception | None:
+        closed = self._nc.closed
+        if closed.done():  # the connection closed first: its reason is the service's
+            self._on_connection_closed(closed)
+            return self._stopped.result()
+        self._stop_error = err
+        closed.remove_done_callback(self._on_connection_closed)
+        endpoints, self._endpoints = self._endpoints, []
+        drains: list[Awaitable[None]] = [e._drain() for e in endpoints]
+        drains += [self._drain_discovery(sub) for sub in self._discovery]
+        await asyncio.gather(*drains, return_exceptions=True)
+        self._discovery.clear()
+        # requests whose handler returned an awaitable, and endpoints stopped one by one, finish first
+        while pending := [task for task in self._tasks if not task.done()]:
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._resolve(err)
+        return err
+
+    @staticmethod
+    async def _drain_discovery(sub: Subscription) -> None:
+        if sub.is_closed:
+            return
+        with contextlib.suppress(NatsError):
+            await sub.drain()
+        await asyncio.shield(sub.closed)
+
+    def _resolve(self, err: Exception | None) -> None:
+        if not self._stopped.done():
+            self._stopped.set_result(err)
+
+    def _on_connection_closed(self, closed: asyncio.Future[Exception | None]) -> None:
+        error = None if closed.cancelled() else closed.result()
+        self._stop_error = error
+        self._endpoints = []
+        self._discovery.clear()
+        self._resolve(error)
+
+    def _on_subscription_closed(self, closed: asyncio.Future[Exception | None]) -> None:
+        error = None if closed.cancelled() else closed.result()
+        if error is not None and self._stopping is None and not self._stopped.done():
+            logger.error("service %r stops: one of its subscriptions failed: %r", self._name, error)
+            self._stop_soon(error)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = self._loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def __aenter__(self) -> Service:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
