@@ -32,7 +32,8 @@ CLIENTS: dict[str, tuple[str, dict[str, str]]] = {
 }
 SUB_WORKLOADS = {"sub (callback)", "sub (coroutine)", "sub (async for)"}
 REQUEST_WORKLOADS = {"request", "request x100"}
-JS_WORKLOADS = {"js publish"}
+JS_WORKLOADS = {"js publish", "kv put", "kv get"}
+BULK_JS_WORKLOADS = {"kv watch"}  # counted like messages: a watcher drains many entries quickly
 SERVER_CONFIG = 'max_pending: 1GB\nwrite_deadline: "30s"\n'
 
 
@@ -200,6 +201,8 @@ def run_matrix(
                         count = requests * (4 if name == "request x100" else 1)
                     elif name in JS_WORKLOADS:
                         count = requests
+                    elif name in BULK_JS_WORKLOADS:
+                        count = max(1, msgs // 4)
                     else:
                         count = msgs
                     for column in columns:

@@ -506,6 +506,129 @@ async def js_pub_nats_py(url: str, msgs: int, size: int) -> Measurement:
     return Measurement(msgs, elapsed)
 
 
+# -- Key-Value: sequential put and get, and a watcher draining a bucket's history ------------------------------
+
+KV_HISTORY = 64  # the watcher replays up to this many revisions per key
+
+
+async def _cnats_kv(url: str) -> tuple[Any, Any, Any]:
+    import cnats
+    from cnats.jetstream import StorageType
+
+    nc = await cnats.connect(url)
+    js = nc.jetstream()
+    bucket = f"bench_{cnats.nuid.next()}"
+    kv = await js.views.kv(bucket, storage=StorageType.MEMORY, history=KV_HISTORY)
+    return nc, js, kv
+
+
+async def _nats_py_kv(url: str) -> tuple[Any, Any, Any]:
+    import nats
+    from nats.js.api import KeyValueConfig, StorageType
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    bucket = f"benchpy_{time.monotonic_ns()}"
+    kv = await js.create_key_value(KeyValueConfig(bucket=bucket, storage=StorageType.MEMORY, history=KV_HISTORY))
+    return nc, js, kv
+
+
+async def kv_put_cnats(url: str, msgs: int, size: int) -> Measurement:
+    nc, _js, kv = await _cnats_kv(url)
+    value = b"x" * size
+    start = time.perf_counter()
+    for i in range(msgs):
+        await kv.put(f"k{i & 63}", value)
+    elapsed = time.perf_counter() - start
+    await kv.destroy()
+    await nc.close()
+    return Measurement(msgs, elapsed)
+
+
+async def kv_put_nats_py(url: str, msgs: int, size: int) -> Measurement:
+    nc, js, kv = await _nats_py_kv(url)
+    value = b"x" * size
+    start = time.perf_counter()
+    for i in range(msgs):
+        await kv.put(f"k{i & 63}", value)
+    elapsed = time.perf_counter() - start
+    await js.delete_key_value(kv._name)
+    await nc.close()
+    return Measurement(msgs, elapsed)
+
+
+async def kv_get_cnats(url: str, msgs: int, size: int) -> Measurement:
+    nc, _js, kv = await _cnats_kv(url)
+    await kv.put("key", b"x" * size)
+    start = time.perf_counter()
+    for _ in range(msgs):
+        await kv.get("key")
+    elapsed = time.perf_counter() - start
+    await kv.destroy()
+    await nc.close()
+    return Measurement(msgs, elapsed)
+
+
+async def kv_get_nats_py(url: str, msgs: int, size: int) -> Measurement:
+    nc, js, kv = await _nats_py_kv(url)
+    await kv.put("key", b"x" * size)
+    start = time.perf_counter()
+    for _ in range(msgs):
+        await kv.get("key")
+    elapsed = time.perf_counter() - start
+    await js.delete_key_value(kv._name)
+    await nc.close()
+    return Measurement(msgs, elapsed)
+
+
+async def _fill_bucket(js: Any, bucket: str, msgs: int, size: int) -> None:
+    """Write ``msgs`` revisions quickly (cnats pipelined publishes straight to the key subjects)."""
+    value = b"x" * size
+    for i in range(msgs):
+        await js.publish_async(f"$KV.{bucket}.k{i % 1024}", value)
+    await js.publish_async_completed()
+
+
+async def kv_watch_cnats(url: str, msgs: int, size: int) -> Measurement:
+    nc, js, kv = await _cnats_kv(url)
+    await _fill_bucket(js, kv.bucket, msgs, size)
+    start = time.perf_counter()
+    watcher = await kv.watch(include_history=True)
+    seen = 0
+    async for _ in watcher:
+        seen += 1
+        if seen == msgs:
+            break
+    elapsed = time.perf_counter() - start
+    watcher.stop()
+    await kv.destroy()
+    await nc.close()
+    return Measurement(msgs, elapsed)
+
+
+async def kv_watch_nats_py(url: str, msgs: int, size: int) -> Measurement:
+    import cnats
+
+    filler = await cnats.connect(url)
+    nc, js, kv = await _nats_py_kv(url)
+    await _fill_bucket(filler.jetstream(), kv._name, msgs, size)
+    await filler.close()
+    start = time.perf_counter()
+    watcher = await kv.watchall(include_history=True)
+    seen = 0
+    async for entry in watcher:
+        if entry is None:
+            continue
+        seen += 1
+        if seen == msgs:
+            break
+    elapsed = time.perf_counter() - start
+    await watcher.stop()
+    await js.delete_key_value(kv._name)
+    await nc.close()
+    return Measurement(msgs, elapsed)
+
+
 Workload = Callable[[str, int, int], Coroutine[Any, Any, Measurement]]
 
 # workload name -> client -> function; a missing client shows as "-" in the table
@@ -519,6 +642,9 @@ WORKLOADS: dict[str, dict[str, Workload]] = {
     "request x100": {"cnats": request_concurrent_cnats, "nats-py": request_concurrent_nats_py},
     # cnats pipelines (publish_async); nats-py awaits each ack, as its users do
     "js publish": {"cnats": js_pub_cnats, "nats-py": js_pub_nats_py},
+    "kv put": {"cnats": kv_put_cnats, "nats-py": kv_put_nats_py},
+    "kv get": {"cnats": kv_get_cnats, "nats-py": kv_get_nats_py},
+    "kv watch": {"cnats": kv_watch_cnats, "nats-py": kv_watch_nats_py},
     "responder": {"cnats": serve_responder},
 }
 

@@ -32,6 +32,9 @@ def test_quick_matrix_measures_every_workload_for_every_client() -> None:
         "request",
         "request x100",
         "js publish",
+        "kv put",
+        "kv get",
+        "kv watch",
     }
     for row in rows.values():
         assert not row["errors"], row

@@ -1,4 +1,6 @@
-"""The ``cnats`` command line (API.md section 9.2). Commands arrive with the features they drive."""
+"""``cnats bench``: the comparison table (cnats, its pure-Python core, nats-py, raw socket), a single workload on a
+subject (API.md section 9.2 form), the protocol cores side by side, or memory use. The measuring lives in
+``cnats.benchmark``; this module only reads the options and prints."""
 
 from __future__ import annotations
 
@@ -6,53 +8,39 @@ import argparse
 import functools
 import importlib.util
 import json
-import signal
-import subprocess
 import sys
-import threading
-from collections.abc import Sequence
 from typing import Any
 
-from ._version import __version__
-from .protocol import USES_CYTHON
+from ..protocol import USES_CYTHON
 
-__all__ = ["main"]
-
-
-def _cmd_info(args: argparse.Namespace) -> int:
-    from .testing import find_server_binary
-
-    print(f"cnats {__version__}")
-    print(f"protocol core: {'cython (compiled)' if USES_CYTHON else 'pure python'}")
-    try:
-        binary = find_server_binary()
-    except FileNotFoundError as exc:
-        print(f"nats-server: not found ({exc})")
-        return 0
-    version = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    print(f"nats-server: {binary} ({version})")
-    return 0
+__all__ = ["register"]
 
 
 def _uvloop_installed() -> bool:
     return importlib.util.find_spec("uvloop") is not None
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
+def _url(args: argparse.Namespace) -> str | None:
+    # Only an explicit -s: without one, bench starts its own embedded server ($NATS_URL is not consulted, so a
+    # quick run never lands on a shared server by accident).
+    return args.servers[0] if args.servers else None
+
+
+def _bench(args: argparse.Namespace) -> int:
     if args.protocol:
-        from .benchmark.protocol import format_protocol_table, run_protocol_bench
+        from ..benchmark.protocol import format_protocol_table, run_protocol_bench
 
         frames = 20_000 if args.quick else 200_000
         core = "cython" if USES_CYTHON else "python"
         print(f"protocol cores, best of 5 runs of {frames} frames each (in use: {core})")
         print(format_protocol_table(run_protocol_bench(frames=frames, repeat=2 if args.quick else 5)))
         return 0
-    from .benchmark import harness
+    from ..benchmark import harness
 
     uvloop = _uvloop_installed() and not args.no_uvloop
     if args.memory:
         return _bench_memory(args, harness, uvloop)
-    url = args.servers[0] if args.servers else None
+    url = _url(args)
     if args.subject:
         return _bench_single(args, harness, url, uvloop)
     sizes = [args.size] if args.size else ([16] if args.quick else [16, 128, 1024])
@@ -74,12 +62,11 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def _bench_memory(args: argparse.Namespace, harness: Any, uvloop: bool) -> int:
-    from .benchmark.memory import format_memory, measure_memory
+    from ..benchmark.memory import format_memory, measure_memory
 
     publishes = args.msgs or (200_000 if args.quick else 10_000_000)
     subscriptions = 1_000 if args.quick else 10_000
-    url = args.servers[0] if args.servers else None
-    with harness._server(url) as server_url:
+    with harness._server(_url(args)) as server_url:
         coro = measure_memory(server_url, publishes=publishes, subscriptions=subscriptions)
         if uvloop:
             import uvloop as _uvloop
@@ -132,42 +119,12 @@ def _bench_single(args: argparse.Namespace, harness: Any, url: str | None, uvloo
     return 0
 
 
-def _cmd_server(args: argparse.Namespace) -> int:
-    from .testing import NatsServer
-
-    server = NatsServer(
-        jetstream=args.js,
-        port=args.port,
-        cluster=args.cluster,
-        store_dir=args.store_dir,
-        config=open(args.config).read() if args.config else None,  # noqa: SIM115 - tiny file, read once
-        tls=args.tls,
-    )
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    server.start()
-    try:
-        for url in server.urls:
-            print(url, flush=True)
-        stop.wait()
-    finally:
-        server.stop()
-    return 0
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cnats", description="cnats: the fast asyncio NATS client")
-    parser.add_argument("--version", action="version", version=f"cnats {__version__}")
-    parser.add_argument("-s", "--server", dest="servers", action="append", help="server URL (repeatable)")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    info = sub.add_parser("info", help="which protocol core is in use and which nats-server is found")
-    info.set_defaults(run=_cmd_info)
-
-    bench = sub.add_parser(
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bench = commands.add_parser(
         "bench",
         help="benchmarks: without SUBJECT the full comparison table (cnats, its pure-Python core, nats-py, raw socket)",
+        description="Without SUBJECT: the comparison table against an embedded nats-server (or -s URL). With SUBJECT: "
+        "one workload. Progress is shown on a terminal only.",
     )
     bench.add_argument("subject", nargs="?", help="run one workload on this subject (API.md 9.2 form)")
     bench.add_argument("--pub", type=int, default=1, help="publishers (single-workload form)")
@@ -184,29 +141,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--protocol", action="store_true", help="measure only the two protocol cores, side by side")
     bench.add_argument("--memory", action="store_true", help="peak RSS while publishing, and the cost of subscriptions")
-    bench.set_defaults(run=_cmd_bench)
-
-    server = sub.add_parser("server", help="run the embedded nats-server until interrupted")
-    server.add_argument("--port", type=int, default=4222)
-    server.add_argument("--js", action="store_true", help="enable JetStream")
-    server.add_argument("--store-dir")
-    server.add_argument("--config", help="extra nats-server configuration file, appended to the generated one")
-    server.add_argument("--cluster", type=int, default=1)
-    server.add_argument("--tls", action="store_true", help="TLS with throw-away certificates")
-    server.set_defaults(run=_cmd_server)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        return int(args.run(args))
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # noqa: BLE001 - one clear line, never a traceback
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    bench.add_argument(
+        "-s",
+        "--server",
+        dest="servers",
+        action="append",
+        default=argparse.SUPPRESS,
+        metavar="URL",
+        help="measure against this server instead of an embedded one",
+    )
+    bench.set_defaults(run=_bench)
