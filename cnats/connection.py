@@ -68,6 +68,11 @@ if TYPE_CHECKING:
 
 __all__ = ["NatsConnection", "connect"]
 
+
+def _retrieve_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
+
 logger = logging.getLogger("cnats")
 protocol_logger = logging.getLogger("cnats.protocol")
 
@@ -593,6 +598,8 @@ class NatsConnection(PublisherBase):
         if self._state == _State.CLOSED:
             raise ConnectionClosedError()
         future: asyncio.Future[None] = self._loop.create_future()
+        # the caller may stop waiting (cancelled, timed out): a close failing the future later is then nobody's error
+        future.add_done_callback(_retrieve_exception)
         if self._transport is not None and self._state != _State.CONNECTING:
             self._pongs.append(future)
             self._write_now(_PING)

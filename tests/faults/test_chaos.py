@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+from typing import Any
 
 import pytest
 from helpers.core import StatusLog, eventually
 
+import cnats
 from cnats import DebugEvents, Events, Msg, connect
 from cnats.errors import NatsConnectionRefusedError
 from cnats.testing import ChaosProxy, NatsServer
@@ -174,3 +177,25 @@ async def test_server_that_never_comes_back_closes_with_the_last_error(chaos_pro
             chaos_proxy.refuse(False)
         await log.aclose()
         await nc.close()
+
+
+async def test_an_abandoned_flush_is_not_reported_when_the_connection_closes(chaos_proxy: ChaosProxy) -> None:
+    """A flush the caller stopped waiting for is failed by close(): nobody awaits it, and asyncio must not log
+    'Future exception was never retrieved' for it."""
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        nc = await cnats.connect(chaos_proxy.url, ping_interval=60)
+        chaos_proxy.blackhole()
+        with pytest.raises(cnats.NatsTimeoutError):
+            await nc.flush(timeout=0.1)
+        waiter = asyncio.ensure_future(nc.flush())
+        await asyncio.sleep(0.05)
+        waiter.cancel()
+        await nc.close()
+        await asyncio.sleep(0)
+        gc.collect()
+        assert [c for c in reported if "never retrieved" in str(c.get("message"))] == []
+    finally:
+        loop.set_exception_handler(None)
