@@ -35,6 +35,7 @@ from .jetstream.api import (
     SubjectTransformConfig,
 )
 from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
+from .jetstream.model import parse_time
 
 if TYPE_CHECKING:
     from .jetstream.client import JetStreamClient
@@ -82,7 +83,7 @@ def check_key(key: object, *, filter: bool = False) -> str:
 class KvEntry:
     """One revision of a key (a PUT, or a DEL/PURGE marker)."""
 
-    __slots__ = ("bucket", "created", "delta", "key", "length", "operation", "revision", "value")
+    __slots__ = ("_created", "bucket", "delta", "key", "length", "operation", "revision", "value")
 
     def __init__(
         self,
@@ -90,7 +91,7 @@ class KvEntry:
         key: str,
         value: bytes,
         revision: int,
-        created: datetime,
+        created: datetime | str | int,
         delta: int,
         operation: KvOperation,
         length: int,
@@ -99,10 +100,20 @@ class KvEntry:
         self.key = key
         self.value = value
         self.revision = revision
-        self.created = created
+        # a direct get's RFC 3339 text or a delivery's nanoseconds become a datetime only if asked for
+        self._created = created
         self.delta = delta
         self.operation = operation
         self.length = length
+
+    @property
+    def created(self) -> datetime:
+        created = self._created
+        if isinstance(created, str):
+            created = self._created = parse_time(created) or datetime.fromtimestamp(0, tz=timezone.utc)
+        elif isinstance(created, int):
+            created = self._created = datetime.fromtimestamp(created / 1e9, tz=timezone.utc)
+        return created
 
     def json(self, **loads_kwargs: Any) -> Any:
         import json
@@ -226,6 +237,7 @@ class KV:
         self._prefix = f"$KV.{origin or bucket}."
         self._write_prefix = f"{write_api}.{self._prefix}" if write_api else self._prefix
         self._direct = direct
+        self._direct_get_subject = f"{js.api_prefix}.DIRECT.GET.{self._stream}"
 
     def _subject(self, key: str) -> str:
         return self._prefix + key
@@ -285,7 +297,9 @@ class KV:
     # -- reads ----------------------------------------------------------------------------------------------------
     async def get(self, key: str, *, revision: int | None = None) -> KvEntry | None:
         check_key(key)
-        subject = self._subject(key)
+        subject = self._prefix + key
+        if revision is None and self._direct:
+            return await self._get_direct(key, subject)
         try:
             if revision is not None:
                 stored = await self._js_manager_streams().get_message(self._stream, revision)
@@ -310,6 +324,26 @@ class KV:
             _length(stored.data, stored.headers),
         )
 
+    async def _get_direct(self, key: str, subject: str) -> KvEntry | None:
+        """The latest entry by a direct get, read straight from the answer's headers (the hot path of ``get``)."""
+        # a valid key needs no JSON escaping
+        payload = b'{"last_by_subj":"' + subject.encode() + b'"}'
+        js = self._js
+        msg = await js._nc.request(self._direct_get_subject, payload, timeout=js._options.timeout)
+        headers = msg.headers
+        if headers is None or headers.code >= 300:  # 404: no such key
+            return None
+        return KvEntry(
+            self.bucket,
+            key,
+            msg.data,
+            int(headers.get("Nats-Sequence") or 0),
+            headers.get("Nats-Time-Stamp"),
+            0,
+            _operation(headers),
+            _length(msg.data, headers),
+        )
+
     def _js_manager_streams(self) -> StreamAPI:
         from .jetstream.manager import StreamAPI
 
@@ -317,13 +351,12 @@ class KV:
 
     def _entry_from_jsmsg(self, msg: JsMsg) -> KvEntry:
         info = msg.info
-        created = datetime.fromtimestamp(info.timestamp_nanos / 1e9, tz=timezone.utc)
         return KvEntry(
             self.bucket,
             msg.subject[len(self._prefix) :],
             msg.data,
             info.stream_sequence,
-            created,
+            info.timestamp_nanos,
             info.pending,
             _operation(msg.headers),
             _length(msg.data, msg.headers),
