@@ -204,8 +204,11 @@ class KvWatcher:
         return self
 
     async def __anext__(self) -> KvEntry:
+        messages = self._messages
         while True:
-            msg = await self._messages.__anext__()
+            msg = messages._take_nowait()
+            if msg is None:
+                msg = await messages.__anext__()
             entry = self._kv._entry_from_jsmsg(msg)
             if self._ends and entry.delta == 0:
                 self._messages.stop()
@@ -351,15 +354,22 @@ class KV:
 
     def _entry_from_jsmsg(self, msg: JsMsg) -> KvEntry:
         info = msg.info
+        core = msg._msg  # the plain fields, without JsMsg's properties: this runs for every watched entry
+        data = core.data
+        headers = core.headers
+        if headers is None:
+            operation, length = KvOperation.PUT, len(data)
+        else:
+            operation, length = _operation(headers), _length(data, headers)
         return KvEntry(
             self.bucket,
-            msg.subject[len(self._prefix) :],
-            msg.data,
+            core.subject[len(self._prefix) :],
+            data,
             info.stream_sequence,
             info.timestamp_nanos,
             info.pending,
-            _operation(msg.headers),
-            _length(msg.data, msg.headers),
+            operation,
+            length,
         )
 
     async def _ordered(

@@ -164,6 +164,9 @@ class ConsumerMessages:
         self._closed: asyncio.Future[Exception | None] = self._loop.create_future()
         self._status: StatusHub[ConsumerStatus] = StatusHub()
         self._hb_timer: asyncio.TimerHandle | None = None
+        self._last_activity = 0.0
+        self._js_timeout = consumer._ctx.options.timeout
+        self._ordered = isinstance(consumer, OrderedConsumer)  # only it may refuse a delivery (_accept)
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._missed = 0
         self._task: asyncio.Task[None] | None = None
@@ -226,15 +229,24 @@ class ConsumerMessages:
             self._pull(self._max_messages - outstanding_msgs, None)
 
     def _arm_heartbeat(self) -> None:
-        if self._hb_timer is not None:
-            self._hb_timer.cancel()
-        if self._heartbeat and not self._done:
-            self._hb_timer = self._loop.call_later(self._heartbeat * 2, self._heartbeat_missed)
+        """Note activity now. One timer watches for silence: when it fires it compares with the last activity and
+        either waits for the rest of the window or reports missed heartbeats (no timer work per message)."""
+        self._last_activity = self._loop.time()
+        if self._hb_timer is None and self._heartbeat and not self._done:
+            self._hb_timer = self._loop.call_later(self._heartbeat * 2, self._heartbeat_due)
 
-    def _heartbeat_missed(self) -> None:
+    def _heartbeat_due(self) -> None:
         self._hb_timer = None
         if self._done:
             return
+        window = self._heartbeat * 2
+        silent = self._loop.time() - self._last_activity
+        if silent < window:
+            self._hb_timer = self._loop.call_later(window - silent, self._heartbeat_due)
+            return
+        self._heartbeat_missed()
+
+    def _heartbeat_missed(self) -> None:
         self._missed += 1
         self._status.emit(ConsumerStatus(ConsumerEvents.HEARTBEATS_MISSED, self._missed))
         if not self._continuous:
@@ -314,17 +326,21 @@ class ConsumerMessages:
         if self._done:
             return
         self._missed = 0
-        self._arm_heartbeat()
+        self._last_activity = self._loop.time()
+        if self._hb_timer is None:
+            self._arm_heartbeat()
         headers = msg.headers
         if headers is not None and headers.code and not msg.data:
             self._on_status(headers.code, headers.description, msg)
             return
         self.received += 1
         self._pending_msgs -= 1
-        size = _wire_size(msg)
-        self._pending_bytes -= size
-        jsmsg = JsMsg(msg, self._nc, self._consumer._ctx.options.timeout)
-        if not self._consumer._accept(jsmsg, self):
+        size = 0
+        if self._max_bytes is not None:  # bytes are only counted for pulls that ask by bytes
+            size = _wire_size(msg)
+            self._pending_bytes -= size
+        jsmsg = JsMsg(msg, self._nc, self._js_timeout)
+        if self._ordered and not self._consumer._accept(jsmsg, self):
             return  # the ordered consumer saw a gap and is resetting
         if self._on_arrival is not None:
             self._on_arrival(jsmsg)
@@ -407,9 +423,17 @@ class ConsumerMessages:
             if waiter is None or waiter.done():
                 waiter = self._waiter = self._loop.create_future()
             await asyncio.shield(waiter)
+        return self._take_nowait()
+
+    def _take_nowait(self) -> JsMsg | None:
+        """The next queued message, if any (the iterators' fast path: no coroutine when one is waiting)."""
+        queue = self._queue
+        if not queue:
+            return None
         self.processed += 1
-        msg = self._queue.popleft()
-        self._queued_bytes -= _wire_size(msg._msg)
+        msg = queue.popleft()
+        if self._max_bytes is not None:
+            self._queued_bytes -= _wire_size(msg._msg)
         self._refill()  # pull more only as messages are taken: what waits unread stays bounded
         return msg
 
@@ -432,6 +456,9 @@ class ConsumerMessages:
     async def __anext__(self) -> JsMsg:
         if self._callback is not None:
             raise RuntimeError("messages delivered to a callback cannot be iterated")
+        msg = self._take_nowait()
+        if msg is not None:
+            return msg
         msg = await self._next()
         if msg is None:
             if self._error is not None:

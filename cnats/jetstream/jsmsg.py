@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import BadJsonError, InvalidOptionError, NatsTimeoutError
 from ..headers import Headers
@@ -19,8 +18,10 @@ _WPI = b"+WPI"
 _TERM = b"+TERM"
 
 
-@dataclass(frozen=True, kw_only=True)
-class DeliveryInfo:
+class DeliveryInfo(NamedTuple):
+    """Where a delivery stands, from its ``$JS.ACK`` reply subject. Immutable; a tuple because it is built for every
+    message a consumer receives, and a tuple is the cheapest immutable record Python builds."""
+
     domain: str
     account_hash: str | None
     stream: str
@@ -32,6 +33,9 @@ class DeliveryInfo:
     timestamp_nanos: int
     pending: int
     redelivered: bool
+
+
+_new_delivery_info = tuple.__new__  # positional, skipping NamedTuple's keyword-handling __new__
 
 
 def parse_delivery_info(reply: str) -> DeliveryInfo:
@@ -52,18 +56,9 @@ def parse_delivery_info(reply: str) -> DeliveryInfo:
         raise InvalidOptionError(f"not a JetStream reply subject: {reply!r}")
     stream, consumer, delivered, sseq, cseq, ts, pending = rest[:7]
     count = int(delivered)
-    return DeliveryInfo(
-        domain=domain,
-        account_hash=account,
-        stream=stream,
-        consumer=consumer,
-        delivery_count=count,
-        redelivery_count=count,
-        stream_sequence=int(sseq),
-        delivery_sequence=int(cseq),
-        timestamp_nanos=int(ts),
-        pending=int(pending),
-        redelivered=count > 1,
+    return _new_delivery_info(
+        DeliveryInfo,
+        (domain, account, stream, consumer, count, count, int(sseq), int(cseq), int(ts), int(pending), count > 1),
     )
 
 
