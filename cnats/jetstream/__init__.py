@@ -2,7 +2,7 @@
 
 Built so far: stream and consumer administration, direct gets, account info, acknowledged, pipelined and atomic
 batch publishing, pull consumers (next, fetch, consume), the ordered consumer, the legacy push/pull subscriptions and
-the Key-Value store (``js.views.kv``). The object store comes next.
+the Key-Value store (``js.views.kv``) and the object store (``js.views.os``).
 """
 
 from typing import Any
@@ -66,14 +66,30 @@ from .push import JetStreamPullSubscription, JetStreamSubscription
 from .views import Views
 
 _KV_NAMES = frozenset({"KV", "KvEntry", "KvOperation", "KvStatus", "KvWatcher"})
+_OBJECT_STORE_NAMES = frozenset(
+    {
+        "ObjectInfo",
+        "ObjectResult",
+        "ObjectStore",
+        "ObjectStoreLink",
+        "ObjectStoreMeta",
+        "ObjectStoreMetaOptions",
+        "ObjectStoreStatus",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
-    """The Key-Value names live in cnats.kv, which builds on this package: resolved on first use, not at import."""
+    """The Key-Value and object-store names live in cnats.kv and cnats.objectstore, which build on this package:
+    resolved on first use, not at import."""
     if name in _KV_NAMES:
         from .. import kv
 
         return getattr(kv, name)
+    if name in _OBJECT_STORE_NAMES:
+        from .. import objectstore
+
+        return getattr(objectstore, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -117,6 +133,13 @@ __all__ = [
     "KvStatus",
     "KvWatcher",
     "LostStreamData",
+    "ObjectInfo",
+    "ObjectResult",
+    "ObjectStore",
+    "ObjectStoreLink",
+    "ObjectStoreMeta",
+    "ObjectStoreMetaOptions",
+    "ObjectStoreStatus",
     "OrderedConsumerOptions",
     "PeerInfo",
     "Placement",

@@ -32,6 +32,7 @@ from .model import format_time
 
 if TYPE_CHECKING:
     from ..kv import KvStatus
+    from ..objectstore import ObjectStoreStatus
     from .client import JetStreamClient
     from .consumer import Consumer, OrderedConsumerOptions
 
@@ -172,6 +173,15 @@ class StreamAPI:
             name = info.config.name or ""
             if name.startswith("KV_"):
                 yield kv_status(name[3:], info)
+
+    async def list_object_stores(self) -> AsyncIterator[ObjectStoreStatus]:
+        """The status of every object store (the streams named ``OBJ_*``)."""
+        from ..objectstore import object_store_status
+
+        async for info in self.list():
+            name = info.config.name or ""
+            if name.startswith("OBJ_"):
+                yield object_store_status(name[4:], info)
 
 
 class ConsumerAPI:

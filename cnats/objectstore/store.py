@@ -1,0 +1,412 @@
+"""``ObjectStore``: a bucket of objects on the stream ``OBJ_<bucket>`` (ADR-20). An object is a meta entry on
+``$O.<bucket>.M.<base64url(name)>`` (one per name, kept by rollup) and its chunks on ``$O.<bucket>.C.<nuid>``
+(a fresh nuid per version, so a replaced version's chunks can be purged by subject)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from ..errors import (
+    BucketNotFoundError,
+    InvalidOptionError,
+    MessageNotFoundError,
+    NatsError,
+    NoRespondersError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    StreamNotFoundError,
+)
+from ..jetstream.api import (
+    DeliverPolicy,
+    DiscardPolicy,
+    Placement,
+    PubAck,
+    PubHeaders,
+    PurgeResponse,
+    StorageType,
+    StoreCompression,
+    StoredMsg,
+    StreamConfig,
+)
+from ..jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
+from ..jetstream.manager import DirectStreamAPI, StreamAPI
+from ..msg import to_headers
+from ..nuid import nuid
+from .chunks import ChunkWriter, ObjectData, iter_chunks
+from .model import (
+    ObjectInfo,
+    ObjectStoreLink,
+    ObjectStoreMeta,
+    ObjectStoreMetaOptions,
+    ObjectStoreStatus,
+    check_bucket,
+    check_object_name,
+    decode_info,
+    encode_info,
+    encode_name,
+    format_digest,
+    object_store_status,
+)
+from .reader import ObjectResult
+from .watch import ObjectWatcher, info_from_jsmsg
+
+if TYPE_CHECKING:
+    from ..jetstream.client import JetStreamClient
+
+__all__ = ["ObjectStore", "open_object_store"]
+
+DEFAULT_CHUNK_SIZE = 128 * 1024
+_ROLLUP = {"Nats-Rollup": "sub"}
+
+
+def _not_found() -> BucketNotFoundError:
+    return BucketNotFoundError("object store not found")
+
+
+def _as_meta(meta: ObjectStoreMeta | str) -> ObjectStoreMeta:
+    if isinstance(meta, str):
+        meta = ObjectStoreMeta(name=meta)
+    elif not isinstance(meta, ObjectStoreMeta):
+        raise InvalidOptionError(f"meta must be an ObjectStoreMeta or a name, not {type(meta).__name__}")
+    check_object_name(meta.name)
+    return meta
+
+
+class ObjectStore:
+    """A bucket of objects. Get one with ``await js.views.os(bucket, ...)``."""
+
+    def __init__(self, js: JetStreamClient, bucket: str, *, direct: bool) -> None:
+        self._js = js
+        self._bucket = bucket
+        self._stream = f"OBJ_{bucket}"
+        self._direct = direct
+        self._streams = StreamAPI(js)
+
+    @property
+    def bucket(self) -> str:
+        return self._bucket
+
+    def _meta_subject(self, name: str) -> str:
+        return f"$O.{self._bucket}.M.{encode_name(name)}"
+
+    def _chunk_subject(self, object_nuid: str) -> str:
+        return f"$O.{self._bucket}.C.{object_nuid}"
+
+    # -- reading meta -------------------------------------------------------------------------------------------
+    async def _stored_meta(self, name: str) -> StoredMsg | None:
+        subject = self._meta_subject(name)
+        try:
+            if self._direct:
+                return await DirectStreamAPI(self._js).get_message(self._stream, last_by_subj=subject)
+            return await self._streams.get_message(self._stream, last_by_subj=subject)
+        except MessageNotFoundError:
+            return None
+        except (StreamNotFoundError, NoRespondersError):
+            raise _not_found() from None
+
+    async def info(self, name: str) -> ObjectInfo | None:
+        """The object's latest meta (a deleted object has ``deleted=True``); None if it was never stored."""
+        check_object_name(name)
+        stored = await self._stored_meta(name)
+        if stored is None:
+            return None
+        return decode_info(stored.data, stored.seq, stored.time)
+
+    async def list(self) -> list[ObjectInfo]:
+        """Every object that is not deleted (links included)."""
+        consumer, messages = await self._meta_consumer(DeliverPolicy.LAST_PER_SUBJECT)
+        infos: list[ObjectInfo] = []
+        try:
+            if consumer._info is not None and consumer._info.num_pending:
+                async for msg in messages:
+                    info = info_from_jsmsg(msg)
+                    if not info.deleted:
+                        infos.append(info)
+                    if msg.info.pending == 0:
+                        break
+        finally:
+            await messages.close()
+            with contextlib.suppress(NatsError):
+                await consumer.delete()
+        return infos
+
+    async def _meta_consumer(self, deliver: DeliverPolicy) -> tuple[OrderedConsumer, ConsumerMessages]:
+        """An ordered consumer of the meta entries (one per object) and its messages."""
+        options = OrderedConsumerOptions(filter_subjects=f"$O.{self._bucket}.M.>", deliver_policy=deliver)
+        consumer = OrderedConsumer(self._js, self._stream, options)
+        try:
+            messages = await consumer.consume(max_messages=256, expires=10.0, idle_heartbeat=5.0)
+        except StreamNotFoundError:
+            raise _not_found() from None
+        return consumer, messages
+
+    # -- objects --------------------------------------------------------------------------------------------------
+    async def get(self, name: str) -> ObjectResult | None:
+        """The object's info and chunks (an async iterator); None if it is missing or deleted. Links are followed."""
+        info = await self.info(name)
+        if info is None or info.deleted:
+            return None
+        if info.is_link:
+            assert info.options is not None and info.options.link is not None
+            link = info.options.link
+            if not link.name:
+                raise InvalidOptionError("link is a bucket")
+            target = self if link.bucket == self._bucket else await bind_object_store(self._js, link.bucket)
+            linked = await target.info(link.name)
+            if linked is None or linked.deleted:
+                return None
+            if linked.is_link:
+                raise InvalidOptionError("link to a link is not supported")
+            return ObjectResult(self._js, target._stream, target._chunk_subject(linked.nuid), linked)
+        return ObjectResult(self._js, self._stream, self._chunk_subject(info.nuid), info)
+
+    async def get_blob(self, name: str) -> bytes | None:
+        result = await self.get(name)
+        return None if result is None else await result.read()
+
+    async def put(
+        self,
+        meta: ObjectStoreMeta | str,
+        data: ObjectData,
+        *,
+        timeout: float | None = None,
+        previous_revision: int | None = None,
+    ) -> ObjectInfo:
+        """Store ``data`` under ``meta.name``: chunks first (pipelined), then the meta entry, then the previous
+        version's chunks are purged. On failure the new chunks are purged and the error is raised."""
+        meta = _as_meta(meta)
+        if meta.options is not None and meta.options.link is not None:
+            raise InvalidOptionError("link cannot be set when putting the object in bucket")
+        if previous_revision is not None and (not isinstance(previous_revision, int) or previous_revision < 0):
+            raise InvalidOptionError("previous_revision must be an int >= 0")
+        chunk_size = (meta.options.max_chunk_size if meta.options else None) or DEFAULT_CHUNK_SIZE
+        if chunk_size <= 0:
+            raise InvalidOptionError("max_chunk_size must be greater than 0")
+        headers = to_headers(meta.headers)
+        server = self._js._nc.info
+        if server is not None and server.max_payload:
+            chunk_size = min(chunk_size, server.max_payload)
+        previous = await self.info(meta.name)
+        object_nuid = nuid.next()
+        chunk_subject = self._chunk_subject(object_nuid)
+        writer = ChunkWriter(self._js, chunk_subject, chunk_size, timeout)
+        try:
+            async with contextlib.aclosing(iter_chunks(data, chunk_size)) as chunks:
+                async for chunk in chunks:
+                    await writer.write(chunk)
+            digest = await writer.finish()
+            info = ObjectInfo(
+                name=meta.name,
+                description=meta.description,
+                headers=headers,
+                options=ObjectStoreMetaOptions(max_chunk_size=chunk_size),
+                metadata=dict(meta.metadata) if meta.metadata is not None else None,
+                bucket=self._bucket,
+                nuid=object_nuid,
+                size=writer.size,
+                chunks=writer.chunks,
+                digest=format_digest(digest),
+                mtime=datetime.now(timezone.utc),
+                revision=0,
+            )
+            meta_headers = dict(_ROLLUP)
+            if previous_revision is not None:
+                meta_headers[PubHeaders.EXPECTED_LAST_SUBJECT_SEQ.value] = str(previous_revision)
+            ack = await self._js.publish(
+                self._meta_subject(meta.name), encode_info(info), headers=meta_headers, timeout=timeout
+            )
+        except BaseException:
+            await writer.settle()
+            with contextlib.suppress(NatsError):
+                await self._streams.purge(self._stream, filter=chunk_subject)
+            raise
+        info.revision = ack.seq
+        if previous is not None and previous.nuid and previous.chunks and not previous.deleted:
+            await self._streams.purge(self._stream, filter=self._chunk_subject(previous.nuid))
+        return info
+
+    async def put_blob(
+        self,
+        meta: ObjectStoreMeta | str,
+        data: bytes | None,
+        *,
+        timeout: float | None = None,
+        previous_revision: int | None = None,
+    ) -> ObjectInfo:
+        return await self.put(meta, data, timeout=timeout, previous_revision=previous_revision)
+
+    async def _publish_meta(self, info: ObjectInfo) -> PubAck:
+        return await self._js.publish(self._meta_subject(info.name), encode_info(info), headers=_ROLLUP)
+
+    async def delete(self, name: str) -> PurgeResponse:
+        """Mark the object deleted (its meta stays, with no data) and purge its chunks."""
+        info = await self.info(name)
+        if info is None:
+            return PurgeResponse(success=False, purged=0)
+        chunks = self._chunk_subject(info.nuid)
+        info = dataclasses.replace(info, deleted=True, size=0, chunks=0, digest="", mtime=datetime.now(timezone.utc))
+        await self._publish_meta(info)
+        return await self._streams.purge(self._stream, filter=chunks)
+
+    async def _check_free(self, name: str) -> None:
+        current = await self.info(name)
+        if current is not None and not current.deleted:
+            raise ObjectExistsError("an object already exists with that name")
+
+    async def _write_link(self, name: str, link: ObjectStoreLink) -> ObjectInfo:
+        info = ObjectInfo(
+            name=name,
+            options=ObjectStoreMetaOptions(link=link),
+            bucket=self._bucket,
+            nuid=nuid.next(),
+            size=0,
+            chunks=0,
+            digest="",
+            mtime=datetime.now(timezone.utc),
+            revision=0,
+        )
+        info.revision = (await self._publish_meta(info)).seq
+        return info
+
+    async def link(self, name: str, info: ObjectInfo) -> ObjectInfo:
+        """A meta-only entry ``name`` that ``get`` follows to the object ``info`` describes (in any store)."""
+        check_object_name(name)
+        if not isinstance(info, ObjectInfo):
+            raise InvalidOptionError("info must be an ObjectInfo")
+        if info.deleted:
+            raise ObjectNotFoundError("src object is deleted")
+        if info.is_link:
+            raise InvalidOptionError("src object is a link")
+        await self._check_free(name)
+        return await self._write_link(name, ObjectStoreLink(bucket=info.bucket, name=info.name))
+
+    async def link_store(self, name: str, store: ObjectStore) -> ObjectInfo:
+        """A meta-only entry ``name`` pointing at a whole store."""
+        check_object_name(name)
+        if not isinstance(store, ObjectStore):
+            raise InvalidOptionError("store must be an ObjectStore")
+        await self._check_free(name)
+        return await self._write_link(name, ObjectStoreLink(bucket=store.bucket))
+
+    async def update(self, name: str, meta: ObjectStoreMeta) -> PubAck:
+        """Replace the object's description, headers and metadata; a different ``meta.name`` renames it."""
+        check_object_name(name)
+        if not isinstance(meta, ObjectStoreMeta):
+            raise InvalidOptionError("meta must be an ObjectStoreMeta")
+        check_object_name(meta.name)
+        info = await self.info(name)
+        if info is None:
+            raise ObjectNotFoundError("object not found")
+        if info.deleted:
+            raise ObjectNotFoundError("cannot update meta for a deleted object")
+        renamed = meta.name != name
+        if renamed:
+            await self._check_free(meta.name)
+        updated = dataclasses.replace(
+            info,
+            name=meta.name,
+            description=meta.description,
+            headers=to_headers(meta.headers) or None,
+            metadata=dict(meta.metadata) if meta.metadata is not None else None,
+            mtime=datetime.now(timezone.utc),
+        )
+        ack = await self._publish_meta(updated)
+        if renamed:
+            await self._streams.purge(self._stream, filter=self._meta_subject(name))
+        return ack
+
+    async def watch(self, *, include_history: bool = False, ignore_deletes: bool = False) -> ObjectWatcher:
+        """Changes to the store's objects. With ``include_history`` the current info of every object comes first;
+        a ``None`` marks the end of that initial state (it comes first without ``include_history``)."""
+        deliver = DeliverPolicy.LAST_PER_SUBJECT if include_history else DeliverPolicy.NEW
+        consumer, messages = await self._meta_consumer(deliver)
+        initial = include_history and consumer._info is not None and consumer._info.num_pending > 0
+        return ObjectWatcher(messages, initial=initial, ignore_deletes=ignore_deletes)
+
+    # -- the bucket ----------------------------------------------------------------------------------------------
+    async def status(self) -> ObjectStoreStatus:
+        try:
+            info = await self._streams.info(self._stream)
+        except StreamNotFoundError:
+            raise _not_found() from None
+        return object_store_status(self._bucket, info)
+
+    async def seal(self) -> ObjectStoreStatus:
+        """Make the store read-only (the stream's ``sealed``): writes fail from now on."""
+        try:
+            info = await self._streams.update(self._stream, sealed=True)
+        except StreamNotFoundError:
+            raise _not_found() from None
+        return object_store_status(self._bucket, info)
+
+    async def destroy(self) -> bool:
+        """Delete the store and every object in it."""
+        try:
+            return await self._streams.delete(self._stream)
+        except StreamNotFoundError:
+            raise _not_found() from None
+
+    def __repr__(self) -> str:
+        return f"<ObjectStore {self._bucket!r}>"
+
+
+async def bind_object_store(js: JetStreamClient, bucket: str) -> ObjectStore:
+    """An existing store (``BucketNotFoundError`` if it does not exist)."""
+    check_bucket(bucket)
+    try:
+        info = await StreamAPI(js).info(f"OBJ_{bucket}")
+    except StreamNotFoundError:
+        raise _not_found() from None
+    return ObjectStore(js, bucket, direct=bool(info.config.allow_direct))
+
+
+async def open_object_store(
+    js: JetStreamClient,
+    bucket: str,
+    *,
+    description: str | None = None,
+    ttl: float = 0.0,
+    storage: StorageType = StorageType.FILE,
+    replicas: int = 1,
+    max_bytes: int = -1,
+    placement: Placement | None = None,
+    metadata: dict[str, str] | None = None,
+    compression: bool = False,
+) -> ObjectStore:
+    """Bind to the store, creating its stream with the ADR-20 configuration when it does not exist."""
+    check_bucket(bucket)
+    if ttl < 0:
+        raise InvalidOptionError("ttl must be >= 0")
+    if replicas < 1:
+        raise InvalidOptionError("replicas must be >= 1")
+    streams = StreamAPI(js)
+    name = f"OBJ_{bucket}"
+    try:
+        info = await streams.info(name)
+    except StreamNotFoundError:
+        config = StreamConfig(
+            name=name,
+            description=description,
+            subjects=[f"$O.{bucket}.C.>", f"$O.{bucket}.M.>"],
+            max_age=ttl,
+            max_bytes=max_bytes,
+            storage=storage,
+            num_replicas=replicas,
+            discard=DiscardPolicy.NEW,
+            allow_rollup_hdrs=True,
+            allow_direct=True,
+            compression=StoreCompression.S2 if compression else StoreCompression.NONE,
+            placement=placement,
+            metadata=metadata,
+        )
+        try:
+            info = await streams.add(config)
+        except NatsError as exc:
+            try:
+                info = await streams.info(name)  # created meanwhile by another client
+            except StreamNotFoundError:
+                raise exc from None
+    return ObjectStore(js, bucket, direct=bool(info.config.allow_direct))
