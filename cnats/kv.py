@@ -562,8 +562,11 @@ async def open_kv(
             config.sources = [_kv_source(source, bucket) for source in sources]
         try:
             info = await streams.add(config)
-        except NatsError:
-            info = await streams.info(name)  # created meanwhile by another client
+        except NatsError as exc:
+            try:
+                info = await streams.info(name)  # created meanwhile by another client
+            except StreamNotFoundError:
+                raise exc from None  # it was not: the server's reason for refusing is the error to report
     return _bound(js, bucket, info)
 
 

@@ -457,3 +457,10 @@ async def test_keys_when_every_key_is_deleted(kv: KV) -> None:
     await kv.delete("a")
     await kv.purge("b")
     assert await keys_of(kv) == []
+
+
+async def test_a_refused_bucket_reports_the_servers_reason(js: JetStreamClient) -> None:
+    with pytest.raises(cnats.JetStreamApiError) as caught:
+        await js.views.kv("three", replicas=3)  # one server cannot hold three replicas
+    assert not isinstance(caught.value, StreamNotFoundError)
+    assert "replicas" in str(caught.value).lower() or caught.value.err_code, caught.value
