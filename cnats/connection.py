@@ -55,7 +55,14 @@ from .msg import Msg, to_headers
 from .nuid import nuid
 from .options import Authenticator, ConnectOptions
 from .protocol import Parser, PublisherBase, WriteBuffer
-from .request import ReplyWaiter, RequestManyIterator, RequestStrategy, ResponseWaiter, check_no_responders
+from .request import (
+    ReplyWaiter,
+    RequestDeadlines,
+    RequestManyIterator,
+    RequestStrategy,
+    ResponseWaiter,
+    check_no_responders,
+)
 from .servers import ServerAddress, ServerPool
 from .subjects import check_subject
 from .subscription import MsgCallback, PendingPolicy, Subscription
@@ -72,6 +79,7 @@ __all__ = ["NatsConnection", "connect"]
 def _retrieve_exception(future: asyncio.Future[Any]) -> None:
     if not future.cancelled():
         future.exception()
+
 
 logger = logging.getLogger("cnats")
 protocol_logger = logging.getLogger("cnats.protocol")
@@ -271,6 +279,7 @@ class NatsConnection(PublisherBase):
         self._resp_prefix = ""
         self._resp_sub: Subscription | None = None
         self._resp_map: dict[str, ResponseWaiter] = {}
+        self._deadlines = RequestDeadlines(self._loop)
         self._weakself = weakref.ref(self)
         self._debug = options.debug
         self._ssl: ssl.SSLContext | None = None
@@ -497,13 +506,13 @@ class NatsConnection(PublisherBase):
         prefix = self._mux_inbox()
         token = nuid.next()
         future: asyncio.Future[Msg] = self._loop.create_future()
-        self._resp_map[token] = ReplyWaiter(future)
-        timer = self._loop.call_later(timeout, _expire, future, subject, timeout)
+        waiter = ReplyWaiter(future, subject, timeout)
+        self._resp_map[token] = waiter
+        self._deadlines.add(waiter)
         try:
             self.publish(subject, payload, reply=prefix + token, headers=headers)
             msg = await future
         finally:
-            timer.cancel()
             self._resp_map.pop(token, None)  # already gone when close() failed every pending request
         check_no_responders(msg, subject)
         return msg
@@ -586,6 +595,7 @@ class NatsConnection(PublisherBase):
     def _fail_requests(self, error: Exception) -> None:
         waiters = list(self._resp_map.values())
         self._resp_map.clear()
+        self._deadlines.close()
         for waiter in waiters:
             waiter.fail(error)
 
@@ -1087,11 +1097,6 @@ class NatsConnection(PublisherBase):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
-
-
-def _expire(future: asyncio.Future[Msg], subject: str, timeout: float) -> None:
-    if not future.done():
-        future.set_exception(NatsTimeoutError(f"request to {subject!r} timed out after {timeout} s"))
 
 
 async def connect(

@@ -226,6 +226,46 @@ async def test_request_to_silent_subscriber_times_out_after_the_timeout(
     assert 0.35 <= elapsed < 2.0
 
 
+async def test_concurrent_requests_with_different_timeouts_each_expire_on_time(
+    nc: NatsConnection, nc2: NatsConnection
+) -> None:
+    """Timeouts share one timer per timeout value: a short one made after a long one still expires first, and an
+    answered request in front of the queue does not hold back the ones behind it."""
+    nc2.subscribe("svc.silent2")
+    nc2.subscribe("svc.echo2", callback=lambda m: m.respond(m.data))
+    await nc2.flush()
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    ended: dict[str, float] = {}
+
+    async def timed(name: str, subject: str, timeout: float) -> None:
+        try:
+            await nc.request(subject, b"?", timeout=timeout)
+            ended[name] = -1.0
+        except NatsTimeoutError as exc:
+            assert f"after {timeout} s" in str(exc)
+            ended[name] = loop.time() - start
+
+    await asyncio.gather(
+        timed("answered", "svc.echo2", 0.3),
+        timed("long", "svc.silent2", 0.6),
+        timed("short", "svc.silent2", 0.15),
+        timed("same-as-answered", "svc.silent2", 0.3),
+    )
+    assert ended["answered"] == -1.0
+    assert 0.1 <= ended["short"] < ended["same-as-answered"] < ended["long"] < 2.0
+    assert ended["same-as-answered"] >= 0.25 and ended["long"] >= 0.55
+
+
+async def test_answered_requests_do_not_accumulate_deadlines(nc: NatsConnection, nc2: NatsConnection) -> None:
+    nc2.subscribe("svc.echo3", callback=lambda m: m.respond(m.data))
+    await nc2.flush()
+    for _ in range(500):
+        await nc.request("svc.echo3", b"x", timeout=30)
+    queues = nc._deadlines._queues
+    assert sum(len(q.entries) for q in queues.values()) <= 1  # only the last one may still wait to be dropped
+
+
 async def test_late_answer_to_timed_out_request_is_not_given_to_the_next_request(
     nc: NatsConnection, nc2: NatsConnection
 ) -> None:
