@@ -11,11 +11,16 @@ Fixtures:
     A started ``NatsServer(jetstream=True)``, stopped at teardown. ``@pytest.mark.nats_server(**kwargs)``
     gives other keyword arguments; they replace the defaults (``@pytest.mark.nats_server(jetstream=False)``).
     Markers on the module, class and function are merged, the closest one winning per keyword.
+``nats_cluster``
+    A started ``NatsServer(jetstream=True, cluster=3)``: three routed nodes with JetStream, stopped at teardown.
+    ``@pytest.mark.nats_cluster(**kwargs)`` gives other keyword arguments, merged the same way.
 ``nats_server_factory``
     A callable ``(**kwargs) -> NatsServer`` taking ``NatsServer``'s own arguments and defaults; it returns
     started servers, and every server it made is stopped at teardown.
+``chaos_proxy``
+    A started ``ChaosProxy`` in front of ``nats_server`` (an async fixture: needs pytest-asyncio).
 
-The fixtures are plain synchronous fixtures, usable from ``async def`` tests too. When a test fails, the end
+The server fixtures are plain synchronous fixtures, usable from ``async def`` tests too. When a test fails, the end
 of the server log is printed (pytest shows it under "Captured stderr teardown"), because the log file itself
 is removed when the server stops.
 """
@@ -31,18 +36,26 @@ import pytest
 from .chaos import ChaosProxy
 from .server import NatsServer, _tail
 
-__all__ = ["chaos_proxy", "nats_server", "nats_server_factory"]
+__all__ = ["chaos_proxy", "nats_cluster", "nats_server", "nats_server_factory"]
 
-_MARKER = (
-    "nats_server(**kwargs): keyword arguments for the nats_server fixture's NatsServer "
-    "(they replace the default jetstream=True)"
-)
-_DEFAULTS: dict[str, Any] = {"jetstream": True}
+# marker name -> (the fixture's NatsServer defaults, the marker's help line)
+_MARKERS: dict[str, tuple[dict[str, Any], str]] = {
+    "nats_server": (
+        {"jetstream": True},
+        "keyword arguments for the nats_server fixture's NatsServer (they replace the default jetstream=True)",
+    ),
+    "nats_cluster": (
+        {"jetstream": True, "cluster": 3},
+        "keyword arguments for the nats_cluster fixture's NatsServer "
+        "(they replace the defaults jetstream=True, cluster=3)",
+    ),
+}
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", _MARKER)
+    for name, (_, help_text) in _MARKERS.items():
+        config.addinivalue_line("markers", f"{name}(**kwargs): {help_text}")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -65,12 +78,12 @@ def _dump_log(request: pytest.FixtureRequest, server: NatsServer) -> None:
         sys.stderr.write(f"---- {server!r}: end of {server.log_file} ----\n{_tail(server.log_file, 60)}")
 
 
-def _marker_kwargs(request: pytest.FixtureRequest) -> dict[str, Any]:
-    kwargs = dict(_DEFAULTS)
+def _marker_kwargs(request: pytest.FixtureRequest, name: str) -> dict[str, Any]:
+    kwargs = dict(_MARKERS[name][0])
     # iter_markers yields the closest marker first; apply the farthest first so the closest wins.
-    for marker in reversed(list(request.node.iter_markers("nats_server"))):
+    for marker in reversed(list(request.node.iter_markers(name))):
         if marker.args:
-            raise TypeError("@pytest.mark.nats_server takes keyword arguments only")
+            raise TypeError(f"@pytest.mark.{name} takes keyword arguments only")
         kwargs.update(marker.kwargs)
     return kwargs
 
@@ -84,15 +97,25 @@ def _started(kwargs: dict[str, Any]) -> NatsServer:
         raise
 
 
-@pytest.fixture
-def nats_server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
-    """A started ``NatsServer(jetstream=True)`` (``@pytest.mark.nats_server`` overrides), then stopped."""
-    server = _started(_marker_kwargs(request))
+def _server_fixture(request: pytest.FixtureRequest, marker: str) -> Iterator[NatsServer]:
+    server = _started(_marker_kwargs(request, marker))
     try:
         yield server
     finally:
         _dump_log(request, server)
         server.stop()
+
+
+@pytest.fixture
+def nats_server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
+    """A started ``NatsServer(jetstream=True)`` (``@pytest.mark.nats_server`` overrides), then stopped."""
+    yield from _server_fixture(request, "nats_server")
+
+
+@pytest.fixture
+def nats_cluster(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
+    """A started ``NatsServer(jetstream=True, cluster=3)`` (``@pytest.mark.nats_cluster`` overrides), then stopped."""
+    yield from _server_fixture(request, "nats_cluster")
 
 
 @pytest.fixture

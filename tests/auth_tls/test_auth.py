@@ -549,7 +549,7 @@ async def test_seed_not_in_repr_errors_or_logs(
 @users_server
 async def test_password_not_in_debug_protocol_log(nats_server: NatsServer, caplog: pytest.LogCaptureFixture) -> None:
     # debug=True logs protocol lines on "cnats.protocol"; the CONNECT line must not carry the password in clear
-    # (docs/auth-tls.md: "Passwords, tokens and seeds never appear in repr(), log lines or error messages").
+    # (docs/connecting.md: "Passwords, tokens and seeds never appear in repr(), log lines or error messages").
     caplog.set_level(logging.DEBUG, logger="cnats")
     nc = await connect(nats_server.url, user=USER, password=PASSWORD, debug=True)
     try:

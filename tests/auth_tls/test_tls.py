@@ -275,7 +275,7 @@ async def test_tls_handshake_first_with_ssl_context(tls_first_server: NatsServer
 
 
 async def test_tls_handshake_first_untrusted_server_raises_tls_error(tls_first_server: NatsServer) -> None:
-    # docs/auth-tls.md: "A TLS handshake that fails raises TlsError" - also when TLS comes first.
+    # docs/tls.md: "A TLS handshake that fails raises TlsError" - also when TLS comes first.
     with pytest.raises(TlsError):
         await connect(tls_first_server.url, tls=True, tls_handshake_first=True, timeout=5)
 

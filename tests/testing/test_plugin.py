@@ -1,4 +1,4 @@
-"""The cnats pytest plugin (fixtures nats_server / nats_server_factory, marker nats_server), via pytester."""
+"""The cnats pytest plugin (fixtures nats_server / nats_cluster / nats_server_factory, their markers), via pytester."""
 
 from __future__ import annotations
 
@@ -144,6 +144,54 @@ def test_never_runs(nats_server):
     result.stdout.fnmatch_lines(["*RuntimeError: nats-server n1 exited with code*"])
 
 
-def test_marker_is_registered(pytester: pytest.Pytester) -> None:
+def test_markers_are_registered(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest(*PLUGIN, "--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.nats_server(**kwargs):*"])
+    result.stdout.fnmatch_lines(["@pytest.mark.nats_server(**kwargs):*", "@pytest.mark.nats_cluster(**kwargs):*"])
+
+
+def test_nats_cluster_fixture(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        HELPERS
+        + """
+import cnats
+from cnats.jetstream import StreamConfig
+
+@pytest.mark.asyncio
+async def test_three_nodes_with_jetstream(nats_cluster):
+    assert len(nats_cluster.urls) == 3 and all(info(p)["jetstream"] is True for p in nats_cluster.ports)
+    nc = await cnats.connect(nats_cluster.url)
+    try:
+        # the node the client is connected to announces the whole cluster
+        assert sorted(nc.info.connect_urls) == sorted(u.removeprefix("nats://") for u in nats_cluster.urls)
+        jsm = await nc.jetstream_manager()
+        stream = await jsm.streams.add(StreamConfig(name="R3", subjects=["r3.>"], num_replicas=3))
+        assert len(stream.cluster.replicas) == 2  # a leader and two followers
+        assert (await nc.jetstream().publish("r3.x", b"1")).seq == 1
+    finally:
+        await nc.close()
+    pathlib.Path("cluster.ports").write_text(" ".join(map(str, nats_cluster.ports)))
+
+@pytest.mark.nats_cluster(cluster=2, jetstream=False)
+def test_marker_replaces_defaults(nats_cluster):
+    assert len(nats_cluster.ports) == 2
+    assert not info(nats_cluster.port).get("jetstream")
+"""
+    )
+    result = pytester.runpytest(*PLUGIN, "--strict-markers")
+    result.assert_outcomes(passed=2)
+    ports = [int(p) for p in (pytester.path / "cluster.ports").read_text().split()]
+    assert len(ports) == 3 and all(refused(p) for p in ports)  # every node stopped at teardown
+
+
+def test_nats_server_without_jetstream(pytester: pytest.Pytester) -> None:
+    # the documented way to get a plain core-NATS server from the nats_server fixture
+    pytester.makepyfile(
+        HELPERS
+        + """
+@pytest.mark.nats_server(jetstream=False)
+def test_core_only(nats_server):
+    assert not info(nats_server.port).get("jetstream")
+"""
+    )
+    result = pytester.runpytest(*PLUGIN, "--strict-markers")
+    result.assert_outcomes(passed=1)
