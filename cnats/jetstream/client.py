@@ -56,8 +56,8 @@ def publish_headers(
     return out
 
 
-def parse_pub_ack(msg: Msg, subject: str) -> PubAck:
-    """The PubAck in a publish's answer, or the error it carries."""
+def pub_ack_fields(msg: Msg, subject: str) -> dict[str, Any]:
+    """The fields of the PubAck in a publish's answer (checked to name a stream), or the error it carries."""
     check_no_responders(msg, subject)
     try:
         data = _json_decode(msg.data.decode())
@@ -67,9 +67,15 @@ def parse_pub_ack(msg: Msg, subject: str) -> PubAck:
         raise JetStreamInvalidAckError("invalid publish acknowledgement")
     if isinstance(data.get("error"), dict):
         raise api_error(data["error"])
-    stream = data.get("stream")
-    if not stream:
+    if not data.get("stream"):
         raise JetStreamInvalidAckError("invalid publish acknowledgement: no stream")
+    return data
+
+
+def parse_pub_ack(msg: Msg, subject: str) -> PubAck:
+    """The PubAck in a publish's answer, or the error it carries."""
+    data = pub_ack_fields(msg, subject)
+    stream = data["stream"]
     return PubAck(
         stream=stream,
         seq=int(data.get("seq", 0)),
