@@ -188,8 +188,11 @@ def run_matrix(
     columns: Sequence[str] = tuple(CLIENTS),
     uvloop: bool = False,
     progress: IO[str] | None = None,
+    repeat: int = 1,
 ) -> list[Result]:
-    """Every workload for every size and client; each measurement in a fresh worker process."""
+    """Every workload for every size and client; each measurement in a fresh worker process. With ``repeat`` > 1
+    each cell is measured that many times (clients taking turns) and keeps its best figure: interference from other
+    processes only ever slows a run down, so the best run is the closest to what the client itself can do."""
     names = [w for w in wl.WORKLOADS if w != "responder"] if workloads is None else list(workloads)
     results: list[Result] = []
     with _server(url) as server_url:
@@ -205,22 +208,28 @@ def run_matrix(
                         count = max(1, msgs // 4)
                     else:
                         count = msgs
-                    for column in columns:
-                        client = CLIENTS[column][0]
-                        if client not in wl.WORKLOADS[name] or not _available(client):
-                            result.figures[column] = None
-                            continue
-                        if progress is not None:
-                            progress.write(f"\r{name} {size} B {column}...{' ' * 20}")
-                            progress.flush()
-                        try:
-                            data = _measure(name, column, server_url, count, size, uvloop, _subject_for(name))
-                        except Exception as exc:  # noqa: BLE001 - one failed cell must not lose the table
-                            result.figures[column] = None
-                            result.errors[column] = str(exc)
-                            continue
-                        result.figures[column] = data["msgs"] / data["elapsed_s"] if data["elapsed_s"] else None
-                        result.latency_us[column] = data["latency_us"]
+                    for _ in range(max(1, repeat)):
+                        for column in columns:
+                            client = CLIENTS[column][0]
+                            if client not in wl.WORKLOADS[name] or not _available(client):
+                                result.figures[column] = None
+                                continue
+                            if column in result.errors:
+                                continue
+                            if progress is not None:
+                                progress.write(f"\r{name} {size} B {column}...{' ' * 20}")
+                                progress.flush()
+                            try:
+                                data = _measure(name, column, server_url, count, size, uvloop, _subject_for(name))
+                            except Exception as exc:  # noqa: BLE001 - one failed cell must not lose the table
+                                result.figures[column] = None
+                                result.errors[column] = str(exc)
+                                continue
+                            rate = data["msgs"] / data["elapsed_s"] if data["elapsed_s"] else None
+                            best = result.figures.get(column)
+                            if best is None or (rate is not None and rate > best):
+                                result.figures[column] = rate
+                                result.latency_us[column] = data["latency_us"]
                     results.append(result)
     if progress is not None:
         progress.write("\r" + " " * 60 + "\r")

@@ -47,7 +47,9 @@ def _bench(args: argparse.Namespace) -> int:
     msgs = args.msgs or (5_000 if args.quick else 200_000)
     requests = 200 if args.quick else 5_000
     progress = sys.stderr if sys.stderr.isatty() and not args.json else None
-    results = harness.run_matrix(url=url, sizes=sizes, msgs=msgs, requests=requests, uvloop=uvloop, progress=progress)
+    results = harness.run_matrix(
+        url=url, sizes=sizes, msgs=msgs, requests=requests, uvloop=uvloop, progress=progress, repeat=args.repeat
+    )
     if args.json:
         print(harness.results_json(results, uvloop))
         return 0
@@ -136,6 +138,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     bench.add_argument("--json", action="store_true", help="machine-readable output")
     bench.add_argument("--markdown", action="store_true", help="the table as Markdown")
     bench.add_argument("--quick", action="store_true", help="a short smoke run")
+    bench.add_argument(
+        "--repeat", type=int, default=1, metavar="N", help="measure each cell N times and keep the best (full table)"
+    )
     bench.add_argument(
         "--no-uvloop", action="store_true", help="use the asyncio event loop even if uvloop is installed"
     )
