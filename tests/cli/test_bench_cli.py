@@ -76,3 +76,11 @@ def test_memory_benchmark() -> None:
     result = cnats_cli("bench", "--memory", "--quick")
     assert result.returncode == 0, result.stderr
     assert "peak RSS" in result.stdout and "B each with a plain callback" in result.stdout
+
+
+def test_repeat_keeps_the_best_of_several_measurements() -> None:
+    from cnats.benchmark import harness
+
+    results = harness.run_matrix(sizes=(16,), msgs=2000, workloads=["pub"], columns=["cnats"], repeat=2)
+    assert len(results) == 1 and not results[0].errors
+    assert results[0].figures["cnats"] is not None and results[0].figures["cnats"] > 0
