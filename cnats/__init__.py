@@ -33,39 +33,14 @@ Payload = bytes | bytearray | memoryview | str
 HeadersLike = Headers | Mapping[str, str | Sequence[str]]
 
 
-_SERVICE_NAMES = frozenset(
-    {
-        "SERVICE_API_PREFIX",
-        "SERVICE_ERROR_CODE_HEADER",
-        "SERVICE_ERROR_HEADER",
-        "EndpointInfo",
-        "EndpointStats",
-        "Service",
-        "ServiceClient",
-        "ServiceEndpoint",
-        "ServiceError",
-        "ServiceGroup",
-        "ServiceHandler",
-        "ServiceIdentity",
-        "ServiceInfo",
-        "ServiceMsg",
-        "ServiceResponseType",
-        "ServiceStats",
-        "ServiceVerb",
-        "ServicesAPI",
-    }
-)
-
-
 def __getattr__(name: str) -> Any:
     """JetStream, Key-Value, object-store and service names (API.md 5-8) are importable from here too, loaded on
     first use."""
-    if name in _SERVICE_NAMES:
-        return getattr(importlib.import_module("cnats.services"), name)
     if not name.startswith("_") and name not in ("jetstream", "services"):
-        jetstream = importlib.import_module("cnats.jetstream")
-        if name in jetstream.__all__:
-            return getattr(jetstream, name)
+        for module_name in ("cnats.jetstream", "cnats.services"):
+            module = importlib.import_module(module_name)
+            if name in module.__all__:
+                return getattr(module, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

@@ -16,8 +16,6 @@ from .errors import (
     InvalidNameError,
     InvalidOptionError,
     MessageNotFoundError,
-    NatsError,
-    StreamNotFoundError,
     WrongLastSequenceError,
 )
 from .headers import Headers
@@ -536,10 +534,9 @@ async def open_kv(
         return KV(js, bucket, direct=allow_direct is not False)
     streams = StreamAPI(js)
     name = f"KV_{bucket}"
-    try:
-        info = await streams.info(name)
-    except StreamNotFoundError:
-        config = StreamConfig(
+
+    def config() -> StreamConfig:
+        created = StreamConfig(
             name=name,
             description=description,
             subjects=None if mirror is not None else [f"$KV.{bucket}.>"],
@@ -561,18 +558,13 @@ async def open_kv(
             metadata=metadata,
         )
         if mirror is not None:
-            config.mirror = _kv_source(mirror, None)
-            config.mirror_direct = True
+            created.mirror = _kv_source(mirror, None)
+            created.mirror_direct = True
         elif sources:
-            config.sources = [_kv_source(source, bucket) for source in sources]
-        try:
-            info = await streams.add(config)
-        except NatsError as exc:
-            try:
-                info = await streams.info(name)  # created meanwhile by another client
-            except StreamNotFoundError:
-                raise exc from None  # it was not: the server's reason for refusing is the error to report
-    return _bound(js, bucket, info)
+            created.sources = [_kv_source(source, bucket) for source in sources]
+        return created
+
+    return _bound(js, bucket, await streams.info_or_add(name, config))
 
 
 def _kv_source(source: StreamSource, bucket: str | None) -> StreamSource:

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from cnats import NatsConnection
+    from cnats.jetstream import JetStreamClient, JetStreamManager
+    from cnats.testing import NatsServer
 
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Callable[[], Any]]:
@@ -24,3 +29,25 @@ def pytest_report_header(config: pytest.Config) -> str:
 
     loop = "uvloop" if os.environ.get("CNATS_TEST_UVLOOP", "") not in ("", "0") else "asyncio"
     return f"cnats: protocol core {'cython' if cnats.USES_CYTHON else 'pure python'}, event loop {loop}"
+
+
+# The connection most tests need; a directory whose tests need other options defines its own ``nc``.
+@pytest.fixture
+async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
+    import cnats
+
+    conn = await cnats.connect(nats_server.url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def js(nc: NatsConnection) -> JetStreamClient:
+    return nc.jetstream()
+
+
+@pytest.fixture
+async def jsm(nc: NatsConnection) -> JetStreamManager:
+    return await nc.jetstream_manager()

@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InvalidOptionError, MessageNotFoundError, StreamNotFoundError
+from ..errors import InvalidOptionError, MessageNotFoundError, NatsError, StreamNotFoundError
 from ..headers import Headers, parse_header_block
 from ..msg import Msg
 from ..nuid import nuid
@@ -164,6 +164,21 @@ class StreamAPI:
     async def get(self, name: str) -> Stream:
         info = await self.info(name)
         return Stream(self._ctx, info)
+
+    async def info_or_add(self, name: str, config: Callable[[], StreamConfig]) -> StreamInfo:
+        """The stream's info, adding it from ``config()`` when it does not exist (the views' create-or-bind). A
+        stream another client adds meanwhile is used; a stream the server refuses raises the server's reason."""
+        try:
+            return await self.info(name)
+        except StreamNotFoundError:
+            pass
+        try:
+            return await self.add(config())
+        except NatsError as exc:
+            try:
+                return await self.info(name)
+            except StreamNotFoundError:
+                raise exc from None
 
     async def list_kvs(self) -> AsyncIterator[KvStatus]:
         """The status of every KV bucket (the streams named ``KV_*``)."""

@@ -384,10 +384,9 @@ async def open_object_store(
         raise InvalidOptionError("replicas must be >= 1")
     streams = StreamAPI(js)
     name = f"OBJ_{bucket}"
-    try:
-        info = await streams.info(name)
-    except StreamNotFoundError:
-        config = StreamConfig(
+
+    def config() -> StreamConfig:
+        return StreamConfig(
             name=name,
             description=description,
             subjects=[f"$O.{bucket}.C.>", f"$O.{bucket}.M.>"],
@@ -402,11 +401,6 @@ async def open_object_store(
             placement=placement,
             metadata=metadata,
         )
-        try:
-            info = await streams.add(config)
-        except NatsError as exc:
-            try:
-                info = await streams.info(name)  # created meanwhile by another client
-            except StreamNotFoundError:
-                raise exc from None
+
+    info = await streams.info_or_add(name, config)
     return ObjectStore(js, bucket, direct=bool(info.config.allow_direct))

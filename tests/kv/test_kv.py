@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -34,25 +33,6 @@ from cnats.jetstream import (
 from cnats.testing import NatsServer
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-def js(nc: NatsConnection) -> JetStreamClient:
-    return nc.jetstream()
-
-
-@pytest.fixture
-async def jsm(nc: NatsConnection) -> JetStreamManager:
-    return await nc.jetstream_manager()
 
 
 @pytest.fixture

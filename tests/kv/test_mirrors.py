@@ -4,30 +4,13 @@ bucket with sources gets the other buckets' keys moved into its own subjects."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 from helpers.core import eventually
 
-import cnats
 from cnats import NatsConnection
 from cnats.errors import InvalidOptionError
 from cnats.jetstream import KV, JetStreamClient, KvEntry, KvOperation, StreamSource
-from cnats.testing import NatsServer
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-def js(nc: NatsConnection) -> JetStreamClient:
-    return nc.jetstream()
 
 
 async def value_of(kv: KV, key: str) -> bytes | None:

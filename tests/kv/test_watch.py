@@ -5,32 +5,16 @@ restart without repeating or skipping an entry, and a long run of updates in ord
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
 
 import cnats
-from cnats import NatsConnection
 from cnats.errors import InvalidKeyError, InvalidOptionError
 from cnats.jetstream import KV, JetStreamClient, KvEntry, KvOperation, KvWatcher
 from cnats.testing import NatsServer
 from tests.helpers.core import eventually, stays
 
 TIMEOUT = 10.0
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-def js(nc: NatsConnection) -> JetStreamClient:
-    return nc.jetstream()
 
 
 @pytest.fixture
