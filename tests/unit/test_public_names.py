@@ -1,5 +1,5 @@
-"""API.md section 0: every public name is importable from ``cnats``; JetStream and KV names also from
-``cnats.jetstream``."""
+"""API.md section 0: every public name is importable from ``cnats``; JetStream, KV and object-store names also from
+``cnats.jetstream``, service names also from ``cnats.services``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,33 @@ JETSTREAM_NAMES = [
     "KvStatus",
     "KvWatcher",
     "Views",
+    "ObjectStore",
+    "ObjectInfo",
+    "ObjectResult",
+    "ObjectStoreLink",
+    "ObjectStoreMeta",
+    "ObjectStoreMetaOptions",
+    "ObjectStoreStatus",
+]
+SERVICE_NAMES = [
+    "SERVICE_API_PREFIX",
+    "SERVICE_ERROR_HEADER",
+    "SERVICE_ERROR_CODE_HEADER",
+    "ServiceVerb",
+    "ServiceResponseType",
+    "ServiceHandler",
+    "ServicesAPI",
+    "Service",
+    "ServiceGroup",
+    "ServiceEndpoint",
+    "ServiceMsg",
+    "ServiceError",
+    "ServiceIdentity",
+    "EndpointInfo",
+    "ServiceInfo",
+    "EndpointStats",
+    "ServiceStats",
+    "ServiceClient",
 ]
 CORE_NAMES = [
     "connect",
@@ -68,6 +95,13 @@ CORE_NAMES = [
 @pytest.mark.parametrize("name", JETSTREAM_NAMES)
 def test_jetstream_names_from_both_modules(name: str) -> None:
     assert getattr(cnats, name) is getattr(cnats.jetstream, name)
+
+
+@pytest.mark.parametrize("name", SERVICE_NAMES)
+def test_service_names_from_both_modules(name: str) -> None:
+    services = importlib.import_module("cnats.services")
+    assert name in services.__all__
+    assert getattr(cnats, name) is getattr(services, name)
 
 
 @pytest.mark.parametrize("name", CORE_NAMES)
