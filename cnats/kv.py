@@ -564,7 +564,7 @@ async def open_kv(
             created.sources = [_kv_source(source, bucket) for source in sources]
         return created
 
-    return _bound(js, bucket, await streams.info_or_add(name, config))
+    return _bound(js, bucket, await streams._info_or_add(name, config))
 
 
 def _kv_source(source: StreamSource, bucket: str | None) -> StreamSource:

@@ -165,7 +165,7 @@ class StreamAPI:
         info = await self.info(name)
         return Stream(self._ctx, info)
 
-    async def info_or_add(self, name: str, config: Callable[[], StreamConfig]) -> StreamInfo:
+    async def _info_or_add(self, name: str, config: Callable[[], StreamConfig]) -> StreamInfo:
         """The stream's info, adding it from ``config()`` when it does not exist (the views' create-or-bind). A
         stream another client adds meanwhile is used; a stream the server refuses raises the server's reason."""
         try:

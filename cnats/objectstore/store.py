@@ -402,5 +402,5 @@ async def open_object_store(
             metadata=metadata,
         )
 
-    info = await streams.info_or_add(name, config)
+    info = await streams._info_or_add(name, config)
     return ObjectStore(js, bucket, direct=bool(info.config.allow_direct))

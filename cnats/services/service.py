@@ -25,6 +25,7 @@ from .msg import ServiceHandler
 from .schema import (
     SERVICE_API_PREFIX,
     EndpointInfo,
+    EndpointStats,
     ServiceIdentity,
     ServiceInfo,
     ServiceResponseType,
@@ -234,65 +235,51 @@ class Service(_EndpointAdder):
             self._spawn(endpoint._drain())
 
     # -- discovery answers ---------------------------------------------------------------------------------------
+    def _identity(self) -> dict[str, Any]:
+        """The fields every discovery answer starts with."""
+        metadata = dict(self._metadata) if self._metadata is not None else None
+        return {"name": self._name, "id": self._id, "version": self._version, "metadata": metadata}
+
     def ping(self) -> ServiceIdentity:
         """The identity this service answers PINGs with."""
-        return ServiceIdentity(
-            type=ServiceResponseType.PING,
-            name=self._name,
-            id=self._id,
-            version=self._version,
-            metadata=dict(self._metadata) if self._metadata is not None else None,
-        )
+        return ServiceIdentity(type=ServiceResponseType.PING, **self._identity())
 
     def info(self) -> ServiceInfo:
         return ServiceInfo(
             type=ServiceResponseType.INFO,
-            name=self._name,
-            id=self._id,
-            version=self._version,
-            metadata=dict(self._metadata) if self._metadata is not None else None,
+            **self._identity(),
             description=self._description,
             endpoints=[e._info() for e in self._endpoints],
         )
 
     async def stats(self) -> ServiceStats:
         """The counters of every endpoint; each gets the ``stats_handler``'s value (when not None) as ``data``."""
-        endpoints = []
         handler = self._stats_handler
+        if handler is None:
+            return self._stats_now()
+        endpoints = []
         for endpoint in list(self._endpoints):
             stats = endpoint._stats()
-            if handler is not None:
-                try:
-                    data = handler(endpoint._info())
-                    if inspect.isawaitable(data):
-                        data = await data
-                except Exception as exc:  # counted like nats.js does; the STATS answer goes on
-                    logger.error("exception in the stats handler of service %r", self._name, exc_info=exc)
-                    endpoint._count_error(str(exc) or type(exc).__name__)
-                    stats = endpoint._stats()
-                else:
-                    stats.data = data
+            try:
+                data = handler(endpoint._info())
+                if inspect.isawaitable(data):
+                    data = await data
+            except Exception as exc:  # counted like nats.js does; the STATS answer goes on
+                logger.error("exception in the stats handler of service %r", self._name, exc_info=exc)
+                endpoint._count_error(str(exc) or type(exc).__name__)
+                stats = endpoint._stats()
+            else:
+                stats.data = data
             endpoints.append(stats)
-        return ServiceStats(
-            type=ServiceResponseType.STATS,
-            name=self._name,
-            id=self._id,
-            version=self._version,
-            metadata=dict(self._metadata) if self._metadata is not None else None,
-            started=self._started,
-            endpoints=endpoints,
-        )
+        return self._stats_document(endpoints)
 
     def _stats_now(self) -> ServiceStats:
         """``stats()`` without a stats handler: nothing to await."""
+        return self._stats_document([e._stats() for e in self._endpoints])
+
+    def _stats_document(self, endpoints: list[EndpointStats]) -> ServiceStats:
         return ServiceStats(
-            type=ServiceResponseType.STATS,
-            name=self._name,
-            id=self._id,
-            version=self._version,
-            metadata=dict(self._metadata) if self._metadata is not None else None,
-            started=self._started,
-            endpoints=[e._stats() for e in self._endpoints],
+            type=ServiceResponseType.STATS, **self._identity(), started=self._started, endpoints=endpoints
         )
 
     def reset(self) -> None:
