@@ -14,13 +14,14 @@ from helpers.core import eventually
 
 import cnats
 from cnats import NatsConnection
-from cnats.errors import NatsError
+from cnats.errors import JetStreamApiError, NatsError, NoRespondersError
 from cnats.jetstream import (
     AckPolicy,
     ConsumerMessages,
     JetStreamClient,
     JetStreamManager,
     PubAck,
+    PublishExpect,
 )
 from cnats.testing import NatsServer
 
@@ -45,6 +46,19 @@ async def nc(cluster: NatsServer) -> AsyncIterator[NatsConnection]:
 async def jsm(nc: NatsConnection) -> JetStreamManager:
     manager = await nc.jetstream_manager(timeout=3)
     await manager.streams.add(name="R", subjects=["r.>"], num_replicas=3)
+
+    # The stream exists once its leader says so; the node this client talks to may learn of its subjects a moment
+    # later (a publish then gets 503). Probe with a publish the server refuses without storing it.
+    async def reachable() -> bool:
+        try:
+            await nc.jetstream(timeout=2).publish("r.probe", b"", expect=PublishExpect(stream_name="not-R"))
+        except NoRespondersError:
+            return False
+        except JetStreamApiError:
+            return True
+        raise AssertionError("the probe was stored")
+
+    await eventually(reachable, timeout=10, interval=0.05, what="stream R reachable")
     return manager
 
 

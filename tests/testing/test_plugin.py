@@ -153,6 +153,8 @@ def test_nats_cluster_fixture(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         HELPERS
         + """
+import asyncio
+
 import cnats
 from cnats.jetstream import StreamConfig
 
@@ -166,7 +168,14 @@ async def test_three_nodes_with_jetstream(nats_cluster):
         jsm = await nc.jetstream_manager()
         stream = await jsm.streams.add(StreamConfig(name="R3", subjects=["r3.>"], num_replicas=3))
         assert len(stream.cluster.replicas) == 2  # a leader and two followers
-        assert (await nc.jetstream().publish("r3.x", b"1")).seq == 1
+        # the stream's subjects reach this node's interest graph a moment after the stream exists: retry a 503
+        for _ in range(100):
+            try:
+                ack = await nc.jetstream().publish("r3.x", b"1")
+                break
+            except cnats.NoRespondersError:
+                await asyncio.sleep(0.05)
+        assert ack.seq == 1
     finally:
         await nc.close()
     pathlib.Path("cluster.ports").write_text(" ".join(map(str, nats_cluster.ports)))
