@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 
-import cnats
 from cnats import Headers, Match, Msg, NatsConnection, create_inbox
 from cnats.errors import BadHeaderError, MaxPayloadExceededError, NoRespondersError
 from cnats.testing import NatsServer
@@ -18,15 +16,6 @@ pytestmark = pytest.mark.nats_server(jetstream=False)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def round_trip(nc: NatsConnection, headers: Headers | None, payload: bytes = b"data") -> Msg:

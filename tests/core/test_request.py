@@ -54,15 +54,6 @@ async def collect(it: AsyncIterator[Msg]) -> list[Msg]:
 
 
 @pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
 async def nc2(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
     """A second connection, for responders."""
     conn = await cnats.connect(nats_server.url)

@@ -8,20 +8,9 @@ import nats
 import pytest
 from nats.aio.client import Client as NatsPyClient
 
-import cnats
-from cnats import NatsConnection
 from cnats.testing import NatsServer
 
 PY_NAME = "nats-py-interop"  # the nats-py client's connection name (tests find it in /connz by it)
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

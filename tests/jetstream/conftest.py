@@ -3,23 +3,10 @@ storage) and a client. A module that needs a manager without the stream defines 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
-import cnats
 from cnats import NatsConnection
 from cnats.jetstream import JetStreamClient, JetStreamManager
-from cnats.testing import NatsServer
-
-
-@pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @pytest.fixture

@@ -19,15 +19,6 @@ def nats_server(nats_server_factory: Callable[..., NatsServer]) -> NatsServer:
 
 
 @pytest.fixture
-async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
 async def connect(nats_server: NatsServer) -> AsyncIterator[Callable[..., Awaitable[NatsConnection]]]:
     """More connections to the same server (other service instances, requesters), closed at teardown."""
     conns: list[NatsConnection] = []
