@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import workloads as wl
+from .rawsocket import publish_stream
+from .sessions import REQUEST_SUBJECT, SESSIONS
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory that holds the cnats package
 
@@ -63,6 +65,8 @@ class _Worker:
         size: int,
         uvloop: bool,
         subject: str,
+        *,
+        sliced: bool = False,
     ) -> None:
         full_env = {**os.environ, **env}
         if not full_env.get("CNATS_NO_EXTENSIONS"):
@@ -78,11 +82,18 @@ class _Worker:
             str(size),
             "1" if uvloop else "0",
             subject,
+            *(["sliced"] if sliced else []),
         ]
         # Run where this very cnats lives: `python -m` puts the working directory first on sys.path, and a source
         # checkout there (without its compiled core) would otherwise shadow the installed package.
         self.proc = subprocess.Popen(
-            args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=full_env, text=True, cwd=_PACKAGE_ROOT
+            args,
+            stdin=subprocess.PIPE if sliced else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=full_env,
+            text=True,
+            cwd=_PACKAGE_ROOT,
         )
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -97,6 +108,27 @@ class _Worker:
             raise RuntimeError(f"worker failed: {self._stderr()}")
         parsed: dict[str, Any] = json.loads(line)
         return parsed
+
+    def run_slice(self, n: int, timeout: float = 600.0) -> dict[str, Any]:
+        """Sliced form: ``n`` more operations; their seconds and latencies."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(f"{n}\n")
+        self.proc.stdin.flush()
+        line = self._readline(timeout)
+        if not line:
+            raise RuntimeError(f"worker failed: {self._stderr()}")
+        parsed: dict[str, Any] = json.loads(line)
+        return parsed
+
+    def finish(self) -> None:
+        """Sliced form: close the session (deleting what it created on the server) and wait for the exit."""
+        if self.proc.stdin is not None and self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.stdin.write("\n")
+                self.proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=30)
+        self.stop()
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -151,10 +183,60 @@ def _measure(
     try:
         if workload in SUB_WORKLOADS:
             worker.wait_ready()
-            wl.raw_publish_stream(url, msgs, size, publisher_subject or subject)
+            publish_stream(url, msgs, size, publisher_subject or subject)
         return worker.result()
     finally:
         worker.stop()
+
+
+SLICES = 10  # turns per client in a sliced measurement
+
+
+def _measure_sliced(
+    workload: str, columns: Sequence[str], url: str, msgs: int, size: int, uvloop: bool
+) -> dict[str, dict[str, Any] | Exception]:
+    """One session per client, open side by side; the clients take turns for ``SLICES`` slices of ``msgs // SLICES``
+    operations (the order rotating every turn), so a slow spell of the machine hits every client alike. Each
+    client's figure is its operations over its own time."""
+    out: dict[str, dict[str, Any] | Exception] = {}
+    workers: dict[str, _Worker] = {}
+    try:
+        for column in columns:
+            client, env = CLIENTS[column]
+            worker = _Worker(workload, client, env, url, msgs, size, uvloop, _subject_for(workload), sliced=True)
+            try:
+                worker.wait_ready()
+            except Exception as exc:  # noqa: BLE001 - one failed client must not lose the row
+                worker.stop()
+                out[column] = exc
+                continue
+            workers[column] = worker
+        per_slice = max(1, msgs // SLICES)
+        done = {column: 0 for column in workers}
+        elapsed = {column: 0.0 for column in workers}
+        latencies: dict[str, list[float]] = {column: [] for column in workers}
+        names = list(workers)
+        for turn in range(SLICES + 1):  # turn 0 warms every session up and is not counted
+            shift = turn % max(1, len(names))
+            for column in names[shift:] + names[:shift]:
+                if column in out:
+                    continue
+                try:
+                    data = workers[column].run_slice(max(1, per_slice // 5) if turn == 0 else per_slice)
+                except Exception as exc:  # noqa: BLE001
+                    out[column] = exc
+                    continue
+                if turn:
+                    done[column] += per_slice
+                    elapsed[column] += data["elapsed_s"]
+                    latencies[column].extend(data["latencies_us"])
+        for column in names:
+            if column not in out:
+                out[column] = wl.Measurement(done[column], elapsed[column], latencies[column]).to_dict()
+    finally:
+        for worker in workers.values():
+            worker.finish()
+    return out
 
 
 @contextlib.contextmanager
@@ -170,7 +252,7 @@ def _server(url: str | None) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _responder(url: str, uvloop: bool) -> Iterator[None]:
-    worker = _Worker("responder", "cnats", CLIENTS["cnats"][1], url, 0, 0, uvloop, wl.REQUEST_SUBJECT)
+    worker = _Worker("responder", "cnats", CLIENTS["cnats"][1], url, 0, 0, uvloop, REQUEST_SUBJECT)
     try:
         worker.wait_ready()
         yield
@@ -209,35 +291,52 @@ def run_matrix(
                     else:
                         count = msgs
                     for _ in range(max(1, repeat)):
+                        runnable = []
                         for column in columns:
                             client = CLIENTS[column][0]
                             if client not in wl.WORKLOADS[name] or not _available(client):
                                 result.figures[column] = None
-                                continue
-                            if column in result.errors:
-                                continue
+                            elif column not in result.errors:
+                                runnable.append(column)
+                        if name in SESSIONS:
+                            if progress is not None:
+                                progress.write(f"\r{name} {size} B (clients taking turns)...{' ' * 20}")
+                                progress.flush()
+                            for column, data in _measure_sliced(
+                                name, runnable, server_url, count, size, uvloop
+                            ).items():
+                                _record(result, column, data)
+                            continue
+                        for column in runnable:
                             if progress is not None:
                                 progress.write(f"\r{name} {size} B {column}...{' ' * 20}")
                                 progress.flush()
                             try:
                                 data = _measure(name, column, server_url, count, size, uvloop, _subject_for(name))
                             except Exception as exc:  # noqa: BLE001 - one failed cell must not lose the table
-                                result.figures[column] = None
-                                result.errors[column] = str(exc)
-                                continue
-                            rate = data["msgs"] / data["elapsed_s"] if data["elapsed_s"] else None
-                            best = result.figures.get(column)
-                            if best is None or (rate is not None and rate > best):
-                                result.figures[column] = rate
-                                result.latency_us[column] = data["latency_us"]
+                                data = exc
+                            _record(result, column, data)
                     results.append(result)
     if progress is not None:
         progress.write("\r" + " " * 60 + "\r")
     return results
 
 
+def _record(result: Result, column: str, data: dict[str, Any] | Exception) -> None:
+    """Keep a cell's best figure (with its latencies) over repeated measurements."""
+    if isinstance(data, Exception):
+        result.figures[column] = None
+        result.errors[column] = str(data)
+        return
+    rate = data["msgs"] / data["elapsed_s"] if data["elapsed_s"] else None
+    best = result.figures.get(column)
+    if best is None or (rate is not None and rate > best):
+        result.figures[column] = rate
+        result.latency_us[column] = data["latency_us"]
+
+
 def _subject_for(workload: str) -> str:
-    return wl.REQUEST_SUBJECT if workload in REQUEST_WORKLOADS else wl.SUBJECT
+    return REQUEST_SUBJECT if workload in REQUEST_WORKLOADS else wl.SUBJECT
 
 
 def _rate(value: float | None) -> str:
@@ -353,7 +452,7 @@ def run_single(
         if request:
             mode = "request"
             with _responder(server_url, uvloop):
-                data = _measure("request", column, server_url, msgs, size, uvloop, wl.REQUEST_SUBJECT)
+                data = _measure("request", column, server_url, msgs, size, uvloop, REQUEST_SUBJECT)
         elif subs and pubs:
             mode = "pubsub"
             data = _measure("pub+sub", column, server_url, msgs, size, uvloop, subject)

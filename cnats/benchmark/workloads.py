@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
+import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
+
+from .rawsocket import publish_stream, raw_connect, wait_for
+from .sessions import REQUEST_SUBJECT, SESSIONS, Session, SessionFactory, cnats_kv, nats_py_kv
 
 __all__ = ["WORKLOADS", "Measurement", "run_workload"]
 
@@ -37,65 +40,6 @@ class Measurement:
                 "max": lat[-1],
             }
         return {"msgs": self.msgs, "elapsed_s": self.elapsed_s, "latency_us": latency}
-
-
-# -- raw socket helpers --------------------------------------------------------------------------------------------
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    rest = url.split("://", 1)[-1]
-    host, _, port = rest.rpartition(":")
-    return host.strip("[]") or "127.0.0.1", int(port)
-
-
-def raw_connect(url: str) -> socket.socket:
-    """A blocking socket past the INFO/CONNECT/PING/PONG handshake."""
-    sock = socket.create_connection(_host_port(url))
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    _read_line(sock)  # INFO
-    sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true}\r\nPING\r\n')
-    _wait_for(sock, b"PONG\r\n")
-    return sock
-
-
-def _read_line(sock: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\r\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        data += chunk
-    return data
-
-
-def _wait_for(sock: socket.socket, marker: bytes) -> None:
-    tail = b""
-    while marker not in tail:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        tail = (tail + chunk)[-4096:]
-
-
-def raw_publish_stream(url: str, msgs: int, size: int, subject: str = SUBJECT) -> float:
-    """Write ``msgs`` pre-encoded PUB frames as fast as the socket takes them; seconds until the server has them."""
-    frame = b"PUB %s %d\r\n%s\r\n" % (subject.encode(), size, b"x" * size)
-    per_chunk = max(1, 65536 // len(frame))
-    chunk = frame * per_chunk
-    sock = raw_connect(url)
-    try:
-        start = time.perf_counter()
-        sent = 0
-        while sent + per_chunk <= msgs:
-            sock.sendall(chunk)
-            sent += per_chunk
-        if sent < msgs:
-            sock.sendall(frame * (msgs - sent))
-        sock.sendall(b"PING\r\n")
-        _wait_for(sock, b"PONG\r\n")
-        return time.perf_counter() - start
-    finally:
-        sock.close()
 
 
 # -- publish -------------------------------------------------------------------------------------------------------
@@ -138,7 +82,7 @@ async def pub_nats_py(url: str, msgs: int, size: int) -> Measurement:
 
 
 async def pub_raw(url: str, msgs: int, size: int) -> Measurement:
-    return Measurement(msgs, raw_publish_stream(url, msgs, size))
+    return Measurement(msgs, publish_stream(url, msgs, size, SUBJECT))
 
 
 # -- subscribe (the publisher is another process, started by the harness once the worker says READY) ------------
@@ -264,7 +208,7 @@ async def sub_raw(url: str, msgs: int, size: int) -> Measurement:
     loop = asyncio.get_running_loop()
     sock = raw_connect(url)
     sock.sendall(b"SUB %s 1\r\nPING\r\n" % SUBJECT.encode())
-    _wait_for(sock, b"PONG\r\n")
+    wait_for(sock, b"PONG\r\n")
     frame_len = len(b"MSG %s 1 %d\r\n" % (SUBJECT.encode(), size)) + size + 2
     total = frame_len * msgs
 
@@ -350,8 +294,6 @@ async def pubsub_nats_py(url: str, msgs: int, size: int) -> Measurement:
 
 # -- request/reply (the responder is a cnats process started by the harness) ---------------------------------------
 
-REQUEST_SUBJECT = "cnats.bench.req"
-
 
 async def serve_responder(url: str, msgs: int, size: int) -> Measurement:
     """Answers every request with its own payload until stopped (SIGTERM)."""
@@ -369,218 +311,6 @@ async def serve_responder(url: str, msgs: int, size: int) -> Measurement:
     return Measurement(0, 0.0)
 
 
-async def _timed_requests(request: Callable[[], Awaitable[Any]], msgs: int) -> Measurement:
-    latencies = []
-    clock = time.perf_counter
-    start = clock()
-    for _ in range(msgs):
-        t0 = clock()
-        await request()
-        latencies.append((clock() - t0) * 1e6)
-    return Measurement(msgs, clock() - start, latencies)
-
-
-async def request_cnats(url: str, msgs: int, size: int) -> Measurement:
-    import cnats
-
-    nc = await cnats.connect(url)
-    payload = b"x" * size
-    result = await _timed_requests(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=5), msgs)
-    await nc.close()
-    return result
-
-
-async def request_nats_py(url: str, msgs: int, size: int) -> Measurement:
-    import nats
-
-    nc = await nats.connect(url)
-    payload = b"x" * size
-    result = await _timed_requests(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=5), msgs)
-    await nc.close()
-    return result
-
-
-async def request_raw(url: str, msgs: int, size: int) -> Measurement:
-    sock = raw_connect(url)
-    sock.sendall(b"SUB _RAW.reply 1\r\nPING\r\n")
-    _wait_for(sock, b"PONG\r\n")
-    frame = b"PUB %s _RAW.reply %d\r\n%s\r\n" % (REQUEST_SUBJECT.encode(), size, b"x" * size)
-    reply_len = len(b"MSG _RAW.reply 1 %d\r\n" % size) + size + 2
-    latencies = []
-    clock = time.perf_counter
-
-    def run() -> float:
-        start = clock()
-        for _ in range(msgs):
-            t0 = clock()
-            sock.sendall(frame)
-            got = 0
-            while got < reply_len:
-                n = len(sock.recv(65536))
-                if not n:
-                    raise ConnectionError("server closed the connection")
-                got += n
-            latencies.append((clock() - t0) * 1e6)
-        return clock() - start
-
-    elapsed = await asyncio.get_running_loop().run_in_executor(None, run)
-    sock.close()
-    return Measurement(msgs, elapsed, latencies)
-
-
-async def _concurrent(request: Callable[[], Awaitable[Any]], msgs: int, in_flight: int = 100) -> Measurement:
-    remaining = msgs
-
-    async def worker() -> None:
-        nonlocal remaining
-        while remaining > 0:
-            remaining -= 1
-            await request()
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(in_flight)))
-    return Measurement(msgs, time.perf_counter() - start)
-
-
-async def request_concurrent_cnats(url: str, msgs: int, size: int) -> Measurement:
-    import cnats
-
-    nc = await cnats.connect(url)
-    payload = b"x" * size
-    result = await _concurrent(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=10), msgs)
-    await nc.close()
-    return result
-
-
-async def request_concurrent_nats_py(url: str, msgs: int, size: int) -> Measurement:
-    import nats
-
-    nc = await nats.connect(url)
-    payload = b"x" * size
-    result = await _concurrent(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=10), msgs)
-    await nc.close()
-    return result
-
-
-# -- JetStream: pipelined publish (cnats publish_async) against nats-py's sequential js.publish ------------------
-
-JS_SUBJECT = "cnats.bench.js"
-
-
-async def js_pub_cnats(url: str, msgs: int, size: int) -> Measurement:
-    import cnats
-
-    nc = await cnats.connect(url)
-    jsm = await nc.jetstream_manager()
-    stream = f"BENCH_{cnats.nuid.next()}"
-    await jsm.streams.add(name=stream, subjects=[f"{JS_SUBJECT}.{stream}"], storage="memory")
-    js = nc.jetstream()
-    payload = b"x" * size
-    subject = f"{JS_SUBJECT}.{stream}"
-    start = time.perf_counter()
-    for _ in range(msgs):
-        await js.publish_async(subject, payload)
-    await js.publish_async_completed()
-    elapsed = time.perf_counter() - start
-    await jsm.streams.delete(stream)
-    await nc.close()
-    return Measurement(msgs, elapsed)
-
-
-async def js_pub_nats_py(url: str, msgs: int, size: int) -> Measurement:
-    import nats
-    from nats.js.api import StorageType
-
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    stream = f"BENCHPY_{time.monotonic_ns()}"
-    subject = f"{JS_SUBJECT}.{stream}"
-    await js.add_stream(name=stream, subjects=[subject], storage=StorageType.MEMORY)
-    payload = b"x" * size
-    start = time.perf_counter()
-    for _ in range(msgs):
-        await js.publish(subject, payload)
-    elapsed = time.perf_counter() - start
-    await js.delete_stream(stream)
-    await nc.close()
-    return Measurement(msgs, elapsed)
-
-
-# -- Key-Value: sequential put and get, and a watcher draining a bucket's history ------------------------------
-
-KV_HISTORY = 64  # the watcher replays up to this many revisions per key
-
-
-async def _cnats_kv(url: str) -> tuple[Any, Any, Any]:
-    import cnats
-    from cnats.jetstream import StorageType
-
-    nc = await cnats.connect(url)
-    js = nc.jetstream()
-    bucket = f"bench_{cnats.nuid.next()}"
-    kv = await js.views.kv(bucket, storage=StorageType.MEMORY, history=KV_HISTORY)
-    return nc, js, kv
-
-
-async def _nats_py_kv(url: str) -> tuple[Any, Any, Any]:
-    import nats
-    from nats.js.api import KeyValueConfig, StorageType
-
-    nc = await nats.connect(url)
-    js = nc.jetstream()
-    bucket = f"benchpy_{time.monotonic_ns()}"
-    kv = await js.create_key_value(KeyValueConfig(bucket=bucket, storage=StorageType.MEMORY, history=KV_HISTORY))
-    return nc, js, kv
-
-
-async def kv_put_cnats(url: str, msgs: int, size: int) -> Measurement:
-    nc, _js, kv = await _cnats_kv(url)
-    value = b"x" * size
-    start = time.perf_counter()
-    for i in range(msgs):
-        await kv.put(f"k{i & 63}", value)
-    elapsed = time.perf_counter() - start
-    await kv.destroy()
-    await nc.close()
-    return Measurement(msgs, elapsed)
-
-
-async def kv_put_nats_py(url: str, msgs: int, size: int) -> Measurement:
-    nc, js, kv = await _nats_py_kv(url)
-    value = b"x" * size
-    start = time.perf_counter()
-    for i in range(msgs):
-        await kv.put(f"k{i & 63}", value)
-    elapsed = time.perf_counter() - start
-    await js.delete_key_value(kv._name)
-    await nc.close()
-    return Measurement(msgs, elapsed)
-
-
-async def kv_get_cnats(url: str, msgs: int, size: int) -> Measurement:
-    nc, _js, kv = await _cnats_kv(url)
-    await kv.put("key", b"x" * size)
-    start = time.perf_counter()
-    for _ in range(msgs):
-        await kv.get("key")
-    elapsed = time.perf_counter() - start
-    await kv.destroy()
-    await nc.close()
-    return Measurement(msgs, elapsed)
-
-
-async def kv_get_nats_py(url: str, msgs: int, size: int) -> Measurement:
-    nc, js, kv = await _nats_py_kv(url)
-    await kv.put("key", b"x" * size)
-    start = time.perf_counter()
-    for _ in range(msgs):
-        await kv.get("key")
-    elapsed = time.perf_counter() - start
-    await js.delete_key_value(kv._name)
-    await nc.close()
-    return Measurement(msgs, elapsed)
-
-
 async def _fill_bucket(js: Any, bucket: str, msgs: int, size: int) -> None:
     """Write ``msgs`` revisions quickly (cnats pipelined publishes straight to the key subjects)."""
     value = b"x" * size
@@ -590,7 +320,7 @@ async def _fill_bucket(js: Any, bucket: str, msgs: int, size: int) -> None:
 
 
 async def kv_watch_cnats(url: str, msgs: int, size: int) -> Measurement:
-    nc, js, kv = await _cnats_kv(url)
+    nc, js, kv = await cnats_kv(url)
     await _fill_bucket(js, kv.bucket, msgs, size)
     start = time.perf_counter()
     watcher = await kv.watch(include_history=True)
@@ -610,7 +340,7 @@ async def kv_watch_nats_py(url: str, msgs: int, size: int) -> Measurement:
     import cnats
 
     filler = await cnats.connect(url)
-    nc, js, kv = await _nats_py_kv(url)
+    nc, js, kv = await nats_py_kv(url)
     await _fill_bucket(filler.jetstream(), kv._name, msgs, size)
     await filler.close()
     start = time.perf_counter()
@@ -631,6 +361,25 @@ async def kv_watch_nats_py(url: str, msgs: int, size: int) -> Measurement:
 
 Workload = Callable[[str, int, int], Coroutine[Any, Any, Measurement]]
 
+
+def _whole(factory: SessionFactory) -> Workload:
+    """A session workload run in one go (``cnats bench SUBJECT --request``, and a harness run of one slice)."""
+
+    async def run(url: str, msgs: int, size: int) -> Measurement:
+        session = await factory(url, size)
+        try:
+            elapsed, latencies = await session.run(msgs)
+        finally:
+            await session.close()
+        return Measurement(msgs, elapsed, latencies)
+
+    return run
+
+
+def _sessions(name: str) -> dict[str, Workload]:
+    return {client: _whole(factory) for client, factory in SESSIONS[name].items()}
+
+
 # workload name -> client -> function; a missing client shows as "-" in the table
 WORKLOADS: dict[str, dict[str, Workload]] = {
     "pub": {"cnats": pub_cnats, "nats-py": pub_nats_py, "raw": pub_raw},
@@ -638,33 +387,54 @@ WORKLOADS: dict[str, dict[str, Workload]] = {
     "sub (coroutine)": {"cnats": sub_coroutine_cnats, "nats-py": sub_coroutine_nats_py},
     "sub (async for)": {"cnats": sub_iterator_cnats, "nats-py": sub_iterator_nats_py},
     "pub+sub": {"cnats": pubsub_cnats, "nats-py": pubsub_nats_py},
-    "request": {"cnats": request_cnats, "nats-py": request_nats_py, "raw": request_raw},
-    "request x100": {"cnats": request_concurrent_cnats, "nats-py": request_concurrent_nats_py},
-    # cnats pipelines (publish_async); nats-py awaits each ack, as its users do
-    "js publish": {"cnats": js_pub_cnats, "nats-py": js_pub_nats_py},
-    "kv put": {"cnats": kv_put_cnats, "nats-py": kv_put_nats_py},
-    "kv get": {"cnats": kv_get_cnats, "nats-py": kv_get_nats_py},
+    "request": _sessions("request"),
+    "request x100": _sessions("request x100"),
+    "js publish": _sessions("js publish"),
+    "kv put": _sessions("kv put"),
+    "kv get": _sessions("kv get"),
     "kv watch": {"cnats": kv_watch_cnats, "nats-py": kv_watch_nats_py},
     "responder": {"cnats": serve_responder},
 }
 
 
-def run_workload(workload: str, client: str, url: str, msgs: int, size: int, uvloop: bool) -> dict[str, Any]:
-    func = WORKLOADS[workload][client]
-    result: Measurement
+def _run(main: Coroutine[Any, Any, Any], uvloop: bool) -> Any:
     if uvloop:
         import uvloop as _uvloop
 
-        result = _uvloop.run(func(url, msgs, size))
-    else:
-        result = asyncio.run(func(url, msgs, size))
+        return _uvloop.run(main)
+    return asyncio.run(main)
+
+
+def run_workload(workload: str, client: str, url: str, msgs: int, size: int, uvloop: bool) -> dict[str, Any]:
+    result: Measurement = _run(WORKLOADS[workload][client](url, msgs, size), uvloop)
     return result.to_dict()
 
 
+async def serve_slices(workload: str, client: str, url: str, size: int) -> None:
+    """The sliced form: READY once the session is open, then for each line ``N`` on stdin run ``N`` operations and
+    print ``{"elapsed_s", "latencies_us"}``; an empty line (or end of input) closes the session."""
+    session: Session = await SESSIONS[workload][client](url, size)
+    loop = asyncio.get_running_loop()
+    try:
+        _ready()
+        while True:
+            line = (await loop.run_in_executor(None, sys.stdin.readline)).strip()
+            if not line:
+                break
+            elapsed, latencies = await session.run(int(line))
+            print(json.dumps({"elapsed_s": elapsed, "latencies_us": latencies}), flush=True)
+    finally:
+        await session.close()
+
+
 def main_worker(argv: list[str]) -> None:
-    """``python -m cnats.benchmark.worker WORKLOAD CLIENT URL MSGS SIZE UVLOOP SUBJECT``: prints one JSON line."""
+    """``python -m cnats.benchmark.worker WORKLOAD CLIENT URL MSGS SIZE UVLOOP SUBJECT [sliced]``: prints one JSON
+    line (or, sliced, one per slice asked for on stdin)."""
     global SUBJECT
-    workload, client, url, msgs, size, uvloop, subject = argv
-    if not workload.startswith("request") and workload != "responder":
+    workload, client, url, msgs, size, uvloop, subject, *mode = argv
+    if workload not in SESSIONS and workload != "responder":
         SUBJECT = subject  # a worker process runs one workload: a module-level setting is enough
+    if mode == ["sliced"]:
+        _run(serve_slices(workload, client, url, int(size)), uvloop == "1")
+        return
     print(json.dumps(run_workload(workload, client, url, int(msgs), int(size), uvloop == "1")), flush=True)

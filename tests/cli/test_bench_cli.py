@@ -40,9 +40,10 @@ def test_quick_matrix_measures_every_workload_for_every_client() -> None:
         assert not row["errors"], row
         for column in ("cnats", "cnats-pure", "nats-py"):
             assert row["figures"][column] > 0, (row["workload"], column)
-    for workload in ("pub", "sub (callback)", "request"):
+    for workload in ("pub", "sub (callback)", "request", "kv put", "kv get"):
         assert rows[workload]["figures"]["raw"] > 0
-    assert rows["request"]["latency_us"]["cnats"]["p50"] > 0
+    for workload in ("request", "kv put", "kv get"):
+        assert rows[workload]["latency_us"]["cnats"]["p50"] > 0
 
 
 def test_quick_matrix_prints_a_table() -> None:
@@ -84,3 +85,30 @@ def test_repeat_keeps_the_best_of_several_measurements() -> None:
     results = harness.run_matrix(sizes=(16,), msgs=2000, workloads=["pub"], columns=["cnats"], repeat=2)
     assert len(results) == 1 and not results[0].errors
     assert results[0].figures["cnats"] is not None and results[0].figures["cnats"] > 0
+
+
+def test_round_trip_rows_take_turns_in_slices_and_clean_up() -> None:
+    """Round-trip workloads keep one session per client open and alternate slices; closing the sessions deletes the
+    buckets they made."""
+    import asyncio
+
+    import cnats
+    from cnats.benchmark import harness
+
+    with NatsServer(jetstream=True) as server:
+        results = harness.run_matrix(
+            url=server.url, sizes=(16,), requests=200, workloads=["kv put"], columns=["cnats", "nats-py", "raw"]
+        )
+        (row,) = results
+        assert not row.errors
+        for column in ("cnats", "nats-py", "raw"):
+            assert row.figures[column] is not None and row.figures[column] > 0
+            latency = row.latency_us[column]
+            assert latency is not None and 0 < latency["p50"] <= latency["max"]
+
+        async def streams() -> list[str]:
+            async with await cnats.connect(server.url) as nc:
+                jsm = await nc.jetstream_manager()
+                return [name async for name in jsm.streams.names()]
+
+        assert asyncio.run(streams()) == []

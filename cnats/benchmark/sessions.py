@@ -1,0 +1,391 @@
+"""Workloads of operations that each wait for the server (request/reply, JetStream publish, KV put and get), set up
+once and then run in as many slices as the harness asks for.
+
+Slicing is what makes these rows comparable on a small shared machine: a round trip crosses three processes, so a
+slow spell of the host moves a whole run by half. The harness keeps one session per client open and lets the clients
+take turns in short slices, so every client meets the same spells."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .rawsocket import raw_connect, wait_for
+
+__all__ = ["REQUEST_SUBJECT", "SESSIONS", "Session"]
+
+REQUEST_SUBJECT = "cnats.bench.req"
+JS_SUBJECT = "cnats.bench.js"
+KV_HISTORY = 64  # a watcher replays up to this many revisions per key
+IN_FLIGHT = 100  # the concurrent request row
+
+
+class Session:
+    """One client's open workload: ``run(n)`` performs ``n`` operations and returns (seconds, latencies in us)."""
+
+    def __init__(
+        self,
+        op: Callable[[], Awaitable[Any]] | None = None,
+        *,
+        close: Callable[[], Awaitable[Any]] | None = None,
+        timed: bool = True,
+    ) -> None:
+        self._op = op
+        self._close = close
+        self._timed = timed
+
+    async def run(self, n: int) -> tuple[float, list[float]]:
+        assert self._op is not None
+        op = self._op
+        clock = time.perf_counter
+        latencies: list[float] = []
+        start = clock()
+        if self._timed:
+            for _ in range(n):
+                t0 = clock()
+                await op()
+                latencies.append((clock() - t0) * 1e6)
+        else:
+            for _ in range(n):
+                await op()
+        return clock() - start, latencies
+
+    async def close(self) -> None:
+        if self._close is not None:
+            await self._close()
+
+
+class _ConcurrentSession(Session):
+    """``IN_FLIGHT`` callers sharing ``n`` operations."""
+
+    async def run(self, n: int) -> tuple[float, list[float]]:
+        assert self._op is not None
+        op = self._op
+        remaining = n
+
+        async def caller() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                await op()
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(IN_FLIGHT)))
+        return time.perf_counter() - start, []
+
+
+class _BatchSession(Session):
+    """Operations whose slice ends with one wait for all of them (pipelined JetStream publishes)."""
+
+    def __init__(self, op: Callable[[], Awaitable[Any]], settle: Callable[[], Awaitable[Any]], **kw: Any) -> None:
+        super().__init__(op, **kw)
+        self._settle = settle
+
+    async def run(self, n: int) -> tuple[float, list[float]]:
+        assert self._op is not None
+        op = self._op
+        start = time.perf_counter()
+        for _ in range(n):
+            await op()
+        await self._settle()
+        return time.perf_counter() - start, []
+
+
+class _RawSession(Session):
+    """The raw-socket bound: a blocking socket in a worker thread, one pre-encoded frame per operation."""
+
+    def __init__(self, sock: socket.socket, frame: Callable[[int], bytes], close: Callable[[], Any]) -> None:
+        super().__init__()
+        self._sock = sock
+        self._frame = frame
+        self._reader = _FrameReader(sock)
+        self._close_raw = close
+
+    async def run(self, n: int) -> tuple[float, list[float]]:
+        return await asyncio.get_running_loop().run_in_executor(None, self._run, n)
+
+    def _run(self, n: int) -> tuple[float, list[float]]:
+        sock, frame, reader = self._sock, self._frame, self._reader
+        clock = time.perf_counter
+        latencies = []
+        start = clock()
+        for i in range(n):
+            t0 = clock()
+            sock.sendall(frame(i))
+            reader.next_payload()
+            latencies.append((clock() - t0) * 1e6)
+        return clock() - start, latencies
+
+    async def close(self) -> None:
+        self._close_raw()
+        self._sock.close()
+
+
+class _FrameReader:
+    """Reads one MSG/HMSG frame at a time from a blocking socket (answering the server's PINGs)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._buf = b""
+
+    def next_payload(self) -> bytes:
+        while True:
+            eol = self._buf.find(b"\r\n")
+            if eol < 0:
+                self._fill()
+                continue
+            line = self._buf[:eol]
+            if line.startswith((b"MSG ", b"HMSG ")):
+                total = int(line.rsplit(b" ", 1)[1])
+                end = eol + 2 + total + 2
+                while len(self._buf) < end:
+                    self._fill()
+                payload = self._buf[eol + 2 : eol + 2 + total]
+                self._buf = self._buf[end:]
+                return payload
+            self._buf = self._buf[eol + 2 :]
+            if line == b"PING":
+                self._sock.sendall(b"PONG\r\n")
+            elif line.startswith(b"-ERR"):
+                raise ConnectionError(line.decode())
+
+    def _fill(self) -> None:
+        chunk = self._sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        self._buf += chunk
+
+
+def _raw_socket(url: str) -> tuple[socket.socket, _FrameReader]:
+    sock = raw_connect(url)
+    sock.sendall(b"SUB _RAW.* 1\r\nPING\r\n")
+    wait_for(sock, b"PONG\r\n")
+    return sock, _FrameReader(sock)
+
+
+def _raw_api(sock: socket.socket, reader: _FrameReader, subject: str, body: dict[str, Any] | None) -> Any:
+    payload = json.dumps(body).encode() if body is not None else b""
+    sock.sendall(b"PUB %s _RAW.api %d\r\n%s\r\n" % (subject.encode(), len(payload), payload))
+    return json.loads(reader.next_payload())
+
+
+# -- request/reply (the responder is a cnats process started by the harness) ---------------------------------------
+
+
+async def request_cnats(url: str, size: int) -> Session:
+    import cnats
+
+    nc = await cnats.connect(url)
+    payload = b"x" * size
+    return Session(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=5), close=nc.close)
+
+
+async def request_nats_py(url: str, size: int) -> Session:
+    import nats
+
+    nc = await nats.connect(url)
+    payload = b"x" * size
+    return Session(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=5), close=nc.close)
+
+
+async def request_raw(url: str, size: int) -> Session:
+    sock, _ = _raw_socket(url)
+    frame = b"PUB %s _RAW.reply %d\r\n%s\r\n" % (REQUEST_SUBJECT.encode(), size, b"x" * size)
+    return _RawSession(sock, lambda i: frame, lambda: None)
+
+
+async def request_concurrent_cnats(url: str, size: int) -> Session:
+    import cnats
+
+    nc = await cnats.connect(url)
+    payload = b"x" * size
+    return _ConcurrentSession(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=10), close=nc.close)
+
+
+async def request_concurrent_nats_py(url: str, size: int) -> Session:
+    import nats
+
+    nc = await nats.connect(url)
+    payload = b"x" * size
+    return _ConcurrentSession(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=10), close=nc.close)
+
+
+# -- JetStream: pipelined publish (cnats publish_async) against nats-py's sequential js.publish ------------------
+
+
+async def js_pub_cnats(url: str, size: int) -> Session:
+    import cnats
+
+    nc = await cnats.connect(url)
+    jsm = await nc.jetstream_manager()
+    stream = f"BENCH_{cnats.nuid.next()}"
+    subject = f"{JS_SUBJECT}.{stream}"
+    await jsm.streams.add(name=stream, subjects=[subject], storage="memory")
+    js = nc.jetstream()
+    payload = b"x" * size
+
+    async def close() -> None:
+        await jsm.streams.delete(stream)
+        await nc.close()
+
+    return _BatchSession(lambda: js.publish_async(subject, payload), js.publish_async_completed, close=close)
+
+
+async def js_pub_nats_py(url: str, size: int) -> Session:
+    import nats
+    from nats.js.api import StorageType
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    stream = f"BENCHPY_{time.monotonic_ns()}"
+    subject = f"{JS_SUBJECT}.{stream}"
+    await js.add_stream(name=stream, subjects=[subject], storage=StorageType.MEMORY)
+    payload = b"x" * size
+
+    async def close() -> None:
+        await js.delete_stream(stream)
+        await nc.close()
+
+    return Session(lambda: js.publish(subject, payload), close=close, timed=False)
+
+
+# -- Key-Value: sequential put and get -----------------------------------------------------------------------------
+
+
+async def cnats_kv(url: str) -> tuple[Any, Any, Any]:
+    import cnats
+    from cnats.jetstream import StorageType
+
+    nc = await cnats.connect(url)
+    js = nc.jetstream()
+    bucket = f"bench_{cnats.nuid.next()}"
+    kv = await js.views.kv(bucket, storage=StorageType.MEMORY, history=KV_HISTORY)
+    return nc, js, kv
+
+
+async def nats_py_kv(url: str) -> tuple[Any, Any, Any]:
+    import nats
+    from nats.js.api import KeyValueConfig, StorageType
+
+    nc = await nats.connect(url)
+    js = nc.jetstream()
+    bucket = f"benchpy_{time.monotonic_ns()}"
+    kv = await js.create_key_value(KeyValueConfig(bucket=bucket, storage=StorageType.MEMORY, history=KV_HISTORY))
+    return nc, js, kv
+
+
+def _key_cycle() -> Callable[[], str]:
+    """The keys of sequential puts: 64 of them in turn (what the history limit then keeps is bounded)."""
+    keys = [f"k{i}" for i in range(64)]
+    state = [0]
+
+    def next_key() -> str:
+        state[0] = (state[0] + 1) & 63
+        return keys[state[0]]
+
+    return next_key
+
+
+async def kv_put_cnats(url: str, size: int) -> Session:
+    nc, _js, kv = await cnats_kv(url)
+    value = b"x" * size
+    key = _key_cycle()
+
+    async def close() -> None:
+        await kv.destroy()
+        await nc.close()
+
+    return Session(lambda: kv.put(key(), value), close=close)
+
+
+async def kv_put_nats_py(url: str, size: int) -> Session:
+    nc, js, kv = await nats_py_kv(url)
+    value = b"x" * size
+    key = _key_cycle()
+
+    async def close() -> None:
+        await js.delete_key_value(kv._name)
+        await nc.close()
+
+    return Session(lambda: kv.put(key(), value), close=close)
+
+
+def _raw_bucket(url: str) -> tuple[socket.socket, _FrameReader, str, Callable[[], None]]:
+    """A KV bucket's stream created over a raw socket (the ADR-8 settings the clients use)."""
+    sock, reader = _raw_socket(url)
+    bucket = f"benchraw_{time.monotonic_ns()}"
+    config = {
+        "name": f"KV_{bucket}",
+        "subjects": [f"$KV.{bucket}.>"],
+        "storage": "memory",
+        "max_msgs_per_subject": KV_HISTORY,
+        "discard": "new",
+        "allow_rollup_hdrs": True,
+        "deny_delete": True,
+        "allow_direct": True,
+        "num_replicas": 1,
+    }
+    answer = _raw_api(sock, reader, f"$JS.API.STREAM.CREATE.KV_{bucket}", config)
+    if "error" in answer:
+        raise RuntimeError(f"raw bucket: {answer['error']}")
+
+    def delete() -> None:
+        _raw_api(sock, reader, f"$JS.API.STREAM.DELETE.KV_{bucket}", None)
+
+    return sock, reader, bucket, delete
+
+
+async def kv_put_raw(url: str, size: int) -> Session:
+    sock, _reader, bucket, delete = _raw_bucket(url)
+    value = b"x" * size
+    frames = [b"PUB $KV.%s.k%d _RAW.reply %d\r\n%s\r\n" % (bucket.encode(), i, size, value) for i in range(64)]
+    return _RawSession(sock, lambda i: frames[i & 63], delete)
+
+
+async def kv_get_cnats(url: str, size: int) -> Session:
+    nc, _js, kv = await cnats_kv(url)
+    await kv.put("key", b"x" * size)
+
+    async def close() -> None:
+        await kv.destroy()
+        await nc.close()
+
+    return Session(lambda: kv.get("key"), close=close)
+
+
+async def kv_get_nats_py(url: str, size: int) -> Session:
+    nc, js, kv = await nats_py_kv(url)
+    await kv.put("key", b"x" * size)
+
+    async def close() -> None:
+        await js.delete_key_value(kv._name)
+        await nc.close()
+
+    return Session(lambda: kv.get("key"), close=close)
+
+
+async def kv_get_raw(url: str, size: int) -> Session:
+    sock, reader, bucket, delete = _raw_bucket(url)
+    value = b"x" * size
+    sock.sendall(b"PUB $KV.%s.key _RAW.reply %d\r\n%s\r\n" % (bucket.encode(), size, value))
+    reader.next_payload()
+    body = b'{"last_by_subj":"$KV.%s.key"}' % bucket.encode()
+    frame = b"PUB $JS.API.DIRECT.GET.KV_%s _RAW.reply %d\r\n%s\r\n" % (bucket.encode(), len(body), body)
+    return _RawSession(sock, lambda i: frame, delete)
+
+
+SessionFactory = Callable[[str, int], Awaitable[Session]]
+
+# workload name -> client -> factory (url, payload size)
+SESSIONS: dict[str, dict[str, SessionFactory]] = {
+    "request": {"cnats": request_cnats, "nats-py": request_nats_py, "raw": request_raw},
+    "request x100": {"cnats": request_concurrent_cnats, "nats-py": request_concurrent_nats_py},
+    # cnats pipelines (publish_async); nats-py awaits each ack, as its users do
+    "js publish": {"cnats": js_pub_cnats, "nats-py": js_pub_nats_py},
+    "kv put": {"cnats": kv_put_cnats, "nats-py": kv_put_nats_py, "raw": kv_put_raw},
+    "kv get": {"cnats": kv_get_cnats, "nats-py": kv_get_nats_py, "raw": kv_get_raw},
+}
