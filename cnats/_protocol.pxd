@@ -34,6 +34,11 @@ cdef class PublisherBase:
     cdef public bint _headers_ok
     cdef public bint _flush_scheduled
     cdef public object _call_soon
+    cdef public object _transport
+    cdef public bint _write_paused
+    cdef public bint _debug
+
+    cdef int _publish(self, object subject, object payload, object reply, object headers) except -1
 
 
 cdef class _Ready:

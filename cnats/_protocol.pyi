@@ -3,6 +3,7 @@
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from .errors import ProtocolError
 from .headers import Headers
 
 DEFAULT_MAX_PAYLOAD: int
@@ -21,6 +22,7 @@ class ParserHandler(Protocol):
     def on_pong(self) -> None: ...
     def on_ok(self) -> None: ...
     def on_err(self, text: str) -> None: ...  # the -ERR text without its quotes
+    def on_protocol_error(self, error: ProtocolError) -> None: ...  # malformed input seen by received()
 
 class MsgBase:
     @property
@@ -61,6 +63,7 @@ class Parser:
     def reset(self) -> None: ...
     def get_buffer(self, sizehint: int = -1) -> memoryview: ...
     def buffer_updated(self, nbytes: int) -> None: ...  # raises ProtocolError on malformed input
+    def received(self, nbytes: int) -> None: ...  # buffer_updated, reporting ProtocolError to the handler
     def feed(self, data: bytes | bytearray | memoryview) -> None: ...
 
 class PublisherBase:
@@ -71,6 +74,10 @@ class PublisherBase:
     _headers_ok: bool
     _flush_scheduled: bool
     _call_soon: Any
+    _transport: Any
+    _write_paused: bool
+    _debug: bool
+    def _flush_pending(self) -> None: ...
     def publish(
         self,
         subject: str,
@@ -79,6 +86,22 @@ class PublisherBase:
         reply: str | None = None,
         headers: Headers | Mapping[str, Any] | None = None,
     ) -> None: ...
+
+class ReplyMux:
+    """The shared response inbox of request/reply (see the class docstring in either core)."""
+
+    prefix: str
+    waiters: dict[str, Any]  # token -> a pending request, or an object with deliver(msg) and fail(error)
+    def __init__(self, loop: Any, prefix: str, timeout_error: type, no_responders_error: type) -> None: ...
+    def next_token(self) -> str: ...
+    def request(
+        self, publisher: PublisherBase, subject: str, payload: Any, headers: Any, timeout: float
+    ) -> Awaitable[Any]: ...
+    def add(self, token: str, waiter: Any) -> None: ...
+    def forget(self, token: str) -> None: ...
+    def __call__(self, msg: MsgBase) -> None: ...
+    def deadlines_pending(self) -> int: ...
+    def fail_all(self, error: BaseException) -> None: ...
 
 class SubscriptionBase:
     """Base of Subscription: the compiled per-message delivery (the parser's sink)."""

@@ -8,6 +8,7 @@ and reply, the payload ``bytes`` (the single copy of the data) and the message o
 """
 
 import json
+from collections import deque
 
 cimport cython
 
@@ -19,7 +20,7 @@ from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.list cimport PyList_Append
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.ref cimport Py_INCREF
-from cpython.unicode cimport PyUnicode_DecodeUTF8
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
 from .errors import BadPayloadError, BadSubjectError, MaxPayloadExceededError, OutboundBufferLimitError
@@ -28,6 +29,8 @@ from .headers import Headers, parse_header_block
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
+    object PyUnicode_Substring(object s, Py_ssize_t start, Py_ssize_t end)
+    const Py_ssize_t PY_SSIZE_T_MAX
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024
 DEFAULT_MAX_CONTROL_LINE = 64 * 1024
@@ -348,11 +351,26 @@ cdef class PublisherBase:
 
     NatsConnection derives from it and keeps these fields current: ``_pub_open`` (False once closed or while
     draining publishes), ``_headers_ok`` (the server takes headers), ``_flush_scheduled`` (a flush is queued with
-    ``_call_soon``; ``_flush_pending()`` clears it). Everything off the hot path stays in Python.
+    ``_call_soon``; ``_flush_pending()`` clears it), ``_transport`` (None while disconnected), ``_write_paused``
+    (the socket asked us to wait) and ``_debug`` (``_log_out(data)`` sees what is written). Everything off the hot
+    path stays in Python.
     """
+
+    def _flush_pending(self):
+        """Hand what is buffered to the socket (unless disconnected or the socket asked us to pause)."""
+        self._flush_scheduled = False
+        transport = self._transport
+        if transport is not None and not self._write_paused and self._wb._len:
+            data = self._wb.take()
+            if self._debug:
+                self._log_out(data)
+            transport.write(data)
 
     def publish(self, subject, payload=b"", *, reply=None, headers=None):
         """Buffer one message for the server; it is written within this event-loop turn. Never blocks."""
+        self._publish(subject, payload, reply, headers)
+
+    cdef int _publish(self, object subject, object payload, object reply, object headers) except -1:
         cdef Py_ssize_t pending
         if not self._pub_open:
             self._raise_closed_or_draining()
@@ -367,6 +385,7 @@ cdef class PublisherBase:
         elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._call_soon(self._flush_pending)
+        return 0
 
 
 @cython.final
@@ -657,6 +676,15 @@ cdef class Parser:
         self._end += nbytes
         self._parse()
 
+    def received(self, Py_ssize_t nbytes):
+        """``buffer_updated`` for a transport to call directly: a ProtocolError goes to the handler's
+        ``on_protocol_error`` instead of into the event loop."""
+        self._end += nbytes
+        try:
+            self._parse()
+        except ProtocolError as exc:
+            self._handler.on_protocol_error(exc)
+
     def feed(self, data):
         """Copy ``data`` in and parse it: for data_received-style transports and tests."""
         cdef Py_buffer view
@@ -871,3 +899,199 @@ cdef class Parser:
         else:
             (<object>sink)(msg)
         return 0
+
+
+# -- request/reply ----------------------------------------------------------------------------------------------
+
+@cython.final
+@cython.freelist(64)
+cdef class _PendingRequest:
+    cdef object future
+    cdef str token
+    cdef object subject
+    cdef object timeout
+    cdef double deadline
+
+
+@cython.final
+cdef class _DeadlineQueue:
+    """The requests of one timeout value, oldest first, and the one timer for the oldest."""
+    cdef ReplyMux mux
+    cdef object timeout
+    cdef double seconds
+    cdef object entries
+    cdef object timer
+
+    cdef int add(self, _PendingRequest pending) except -1:
+        entries = self.entries
+        # answered requests leave from the front, so the queue stays about as long as what is in flight
+        while entries and (<_PendingRequest>entries[0]).future.done():
+            entries.popleft()
+        pending.deadline = self.mux._time() + self.seconds
+        entries.append(pending)
+        if self.timer is None:
+            self.timer = self.mux._call_at(pending.deadline, self._fire)
+        return 0
+
+    def _fire(self):
+        cdef _PendingRequest pending
+        self.timer = None
+        mux = self.mux
+        now = mux._time()
+        entries = self.entries
+        while entries:
+            pending = <_PendingRequest>entries[0]
+            if pending.deadline > now:
+                self.timer = mux._call_at(pending.deadline, self._fire)
+                return
+            entries.popleft()
+            mux._expire(pending)
+        mux._queues.pop(self.timeout, None)  # nothing in flight with this timeout: forget it
+
+    cdef cancel(self):
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+
+cdef class ReplyMux:
+    """The shared response inbox of request/reply: one wildcard subscription (``prefix + "*"``) whose messages are
+    routed by their last token to what waits for them.
+
+    A plain request is a future registered by ``request()``: its response resolves it (a no-responders status fails
+    it with ``no_responders_error``) and its deadline fails it with ``timeout_error``. Requests made with the same
+    timeout expire in the order they were made, so one FIFO and one timer per distinct timeout serve them all (a
+    timer per request costs more than the rest of a request's bookkeeping). Other waiters (``request_many``
+    iterators, JetStream acks) are added with ``add()`` and get ``deliver(msg)``/``fail(error)`` calls; they remove
+    themselves with ``forget()``."""
+    cdef readonly str prefix
+    cdef public dict waiters
+    cdef Py_ssize_t _plen
+    cdef object _loop
+    cdef object _create_future
+    cdef object _time
+    cdef object _call_at
+    cdef unsigned long long _seq
+    cdef dict _queues
+    cdef object _timeout_error
+    cdef object _no_responders_error
+
+    def __init__(self, loop, str prefix, timeout_error, no_responders_error):
+        self.prefix = prefix
+        self.waiters = {}
+        self._plen = len(prefix)
+        self._loop = loop
+        self._create_future = loop.create_future
+        self._time = loop.time
+        self._call_at = loop.call_at
+        self._seq = 0
+        self._queues = {}
+        self._timeout_error = timeout_error
+        self._no_responders_error = no_responders_error
+
+    cdef str _token(self):
+        cdef char digits[24]
+        cdef int i = 24
+        cdef unsigned long long n
+        self._seq += 1
+        n = self._seq
+        while True:
+            i -= 1
+            digits[i] = <char>(48 + n % 10)
+            n //= 10
+            if n == 0:
+                break
+        return PyUnicode_DecodeASCII(digits + i, 24 - i, NULL)
+
+    def next_token(self):
+        """A token no other waiter of this inbox has had (the prefix is unique per connection)."""
+        return self._token()
+
+    def request(self, PublisherBase publisher, subject, payload, headers, timeout):
+        """Publish a request with a reply subject of this inbox and return the future of its response."""
+        cdef _PendingRequest pending
+        cdef _DeadlineQueue queue
+        cdef PyObject* found
+        token = self._token()
+        publisher._publish(subject, payload, self.prefix + token, headers)  # raises before anything is recorded
+        future = self._create_future()
+        pending = _PendingRequest.__new__(_PendingRequest)
+        pending.future = future
+        pending.token = token
+        pending.subject = subject
+        pending.timeout = timeout
+        self.waiters[token] = pending
+        found = PyDict_GetItemWithError(self._queues, timeout)
+        if found is NULL:
+            queue = _DeadlineQueue.__new__(_DeadlineQueue)
+            queue.mux = self
+            queue.timeout = timeout
+            queue.seconds = timeout
+            queue.entries = deque()
+            self._queues[timeout] = queue
+        else:
+            queue = <_DeadlineQueue>found
+        queue.add(pending)
+        return future
+
+    def add(self, str token, waiter):
+        self.waiters[token] = waiter
+
+    def forget(self, str token):
+        self.waiters.pop(token, None)
+
+    def __call__(self, MsgBase msg):
+        cdef _PendingRequest pending
+        cdef PyObject* found
+        token = PyUnicode_Substring(msg.subject, self._plen, PY_SSIZE_T_MAX)
+        found = PyDict_GetItemWithError(self.waiters, token)
+        if found is NULL:
+            return
+        waiter = <object>found
+        if type(waiter) is not _PendingRequest:
+            waiter.deliver(msg)
+            return
+        pending = <_PendingRequest>waiter
+        del self.waiters[token]
+        future = pending.future
+        if future.done():
+            return
+        headers = msg.headers
+        if headers is not None and headers.code == 503 and not msg.data:
+            future.set_exception(self._no_responders_error(f"no responders for {pending.subject!r}"))
+        else:
+            future.set_result(msg)
+
+    def deadlines_pending(self):
+        """How many requests the deadline queues hold (answered ones leave them lazily)."""
+        cdef _DeadlineQueue queue
+        cdef Py_ssize_t n = 0
+        for queue in self._queues.values():
+            n += len(queue.entries)
+        return n
+
+    def fail_all(self, error):
+        """Fail everything waiting (the connection closed, or the inbox subscription was refused)."""
+        cdef _DeadlineQueue queue
+        waiters = list(self.waiters.values())
+        self.waiters.clear()
+        queues, self._queues = self._queues, {}
+        for queue in queues.values():
+            queue.cancel()
+        for waiter in waiters:
+            if type(waiter) is _PendingRequest:
+                future = (<_PendingRequest>waiter).future
+                if not future.done():
+                    future.set_exception(error)
+            else:
+                waiter.fail(error)
+
+    cdef _expire(self, _PendingRequest pending):
+        cdef PyObject* found
+        found = PyDict_GetItemWithError(self.waiters, pending.token)
+        if found is not NULL and <object>found is pending:
+            del self.waiters[pending.token]
+        if not pending.future.done():
+            pending.future.set_exception(
+                self._timeout_error(f"request to {pending.subject!r} timed out after {pending.timeout} s")
+            )

@@ -9,6 +9,7 @@ same events, so change them together. The compiled core is the fast one; this on
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
@@ -31,6 +32,7 @@ __all__ = [
     "MsgBase",
     "Parser",
     "PublisherBase",
+    "ReplyMux",
     "SubscriptionBase",
     "WriteBuffer",
 ]
@@ -219,7 +221,9 @@ class PublisherBase:
 
     NatsConnection derives from it and keeps these fields current: ``_pub_open`` (False once closed or while
     draining publishes), ``_headers_ok`` (the server takes headers), ``_flush_scheduled`` (a flush is queued with
-    ``_call_soon``; ``_flush_pending()`` clears it). Everything off the hot path stays in Python.
+    ``_call_soon``; ``_flush_pending()`` clears it), ``_transport`` (None while disconnected), ``_write_paused``
+    (the socket asked us to wait) and ``_debug`` (``_log_out(data)`` sees what is written). Everything off the hot
+    path stays in Python.
     """
 
     _wb: WriteBuffer
@@ -227,6 +231,19 @@ class PublisherBase:
     _headers_ok: bool
     _flush_scheduled: bool
     _call_soon: Any
+    _transport: Any
+    _write_paused: bool
+    _debug: bool
+
+    def _flush_pending(self) -> None:
+        """Hand what is buffered to the socket (unless disconnected or the socket asked us to pause)."""
+        self._flush_scheduled = False
+        transport = self._transport
+        if transport is not None and not self._write_paused and self._wb.pending:
+            data = self._wb.take()
+            if self._debug:
+                self._log_out(data)  # type: ignore[attr-defined]
+            transport.write(data)
 
     def publish(
         self,
@@ -245,10 +262,10 @@ class PublisherBase:
             if not self._headers_ok and headers:
                 raise ServerOptionNotAvailableError("the server does not support headers")
         if self._wb.publish(subject, payload, reply, headers) >= WRITE_CHUNK:
-            self._flush_pending()  # type: ignore[attr-defined]
+            self._flush_pending()
         elif not self._flush_scheduled:
             self._flush_scheduled = True
-            self._call_soon(self._flush_pending)  # type: ignore[attr-defined]
+            self._call_soon(self._flush_pending)
 
 
 class SubscriptionBase:
@@ -408,6 +425,15 @@ class Parser:
     def buffer_updated(self, nbytes: int) -> None:
         self._end += nbytes
         self._parse()
+
+    def received(self, nbytes: int) -> None:
+        """``buffer_updated`` for a transport to call directly: a ProtocolError goes to the handler's
+        ``on_protocol_error`` instead of into the event loop."""
+        self._end += nbytes
+        try:
+            self._parse()
+        except ProtocolError as exc:
+            self._handler.on_protocol_error(exc)
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Copy ``data`` in and parse it: for data_received-style transports and tests."""
@@ -611,3 +637,149 @@ class Parser:
         msg._sid = self._p_sid
         msg._client = self._client
         sink(msg)
+
+
+class ReplyMux:
+    """The shared response inbox of request/reply: one wildcard subscription (``prefix + "*"``) whose messages are
+    routed by their last token to what waits for them.
+
+    A plain request is a future registered by :meth:`request`: its response resolves it (a no-responders status
+    fails it with ``no_responders_error``) and its deadline fails it with ``timeout_error``. Requests made with the
+    same timeout expire in the order they were made, so one FIFO and one timer per distinct timeout serve them all
+    (a timer per request costs more than the rest of a request's bookkeeping). Other waiters (``request_many``
+    iterators, JetStream acks) are added with :meth:`add` and get ``deliver(msg)``/``fail(error)`` calls; they
+    remove themselves with :meth:`forget`."""
+
+    def __init__(self, loop: Any, prefix: str, timeout_error: type, no_responders_error: type) -> None:
+        self.prefix = prefix
+        self.waiters: dict[str, Any] = {}
+        self._plen = len(prefix)
+        self._loop = loop
+        self._seq = 0
+        self._queues: dict[float, _DeadlineQueue] = {}
+        self._timeout_error = timeout_error
+        self._no_responders_error = no_responders_error
+
+    def next_token(self) -> str:
+        """A token no other waiter of this inbox has had (the prefix is unique per connection)."""
+        self._seq += 1
+        return str(self._seq)
+
+    def request(
+        self, publisher: PublisherBase, subject: str, payload: Any, headers: Any, timeout: float
+    ) -> Any:  # asyncio.Future[Msg]
+        """Publish a request with a reply subject of this inbox and return the future of its response."""
+        self._seq += 1
+        token = str(self._seq)
+        publisher.publish(subject, payload, reply=self.prefix + token, headers=headers)  # raises before recording
+        future = self._loop.create_future()
+        pending = _PendingRequest(future, token, subject, timeout)
+        self.waiters[token] = pending
+        queue = self._queues.get(timeout)
+        if queue is None:
+            queue = self._queues[timeout] = _DeadlineQueue(self, timeout)
+        queue.add(pending)
+        return future
+
+    def add(self, token: str, waiter: Any) -> None:
+        self.waiters[token] = waiter
+
+    def forget(self, token: str) -> None:
+        self.waiters.pop(token, None)
+
+    def __call__(self, msg: MsgBase) -> None:
+        token = msg._subject[self._plen :]
+        waiter = self.waiters.get(token)
+        if waiter is None:
+            return
+        if type(waiter) is not _PendingRequest:
+            waiter.deliver(msg)
+            return
+        del self.waiters[token]
+        future = waiter.future
+        if future.done():
+            return
+        headers = msg._headers
+        if headers is not None and headers.code == 503 and not msg._data:
+            future.set_exception(self._no_responders_error(f"no responders for {waiter.subject!r}"))
+        else:
+            future.set_result(msg)
+
+    def deadlines_pending(self) -> int:
+        """How many requests the deadline queues hold (answered ones leave them lazily)."""
+        return sum(len(queue.entries) for queue in self._queues.values())
+
+    def fail_all(self, error: BaseException) -> None:
+        """Fail everything waiting (the connection closed, or the inbox subscription was refused)."""
+        waiters = list(self.waiters.values())
+        self.waiters.clear()
+        queues, self._queues = self._queues, {}
+        for queue in queues.values():
+            queue.cancel()
+        for waiter in waiters:
+            if type(waiter) is _PendingRequest:
+                if not waiter.future.done():
+                    waiter.future.set_exception(error)
+            else:
+                waiter.fail(error)
+
+    def _expire(self, pending: _PendingRequest) -> None:
+        if self.waiters.get(pending.token) is pending:
+            del self.waiters[pending.token]
+        if not pending.future.done():
+            pending.future.set_exception(
+                self._timeout_error(f"request to {pending.subject!r} timed out after {pending.timeout} s")
+            )
+
+
+class _PendingRequest:
+    __slots__ = ("deadline", "future", "subject", "timeout", "token")
+
+    def __init__(self, future: Any, token: str, subject: str, timeout: float) -> None:
+        self.future = future
+        self.token = token
+        self.subject = subject
+        self.timeout = timeout
+        self.deadline = 0.0
+
+
+class _DeadlineQueue:
+    """The requests of one timeout value, oldest first, and the one timer for the oldest."""
+
+    __slots__ = ("entries", "mux", "timeout", "timer")
+
+    def __init__(self, mux: ReplyMux, timeout: float) -> None:
+        self.mux = mux
+        self.timeout = timeout
+        self.entries: deque[_PendingRequest] = deque()
+        self.timer: Any = None
+
+    def add(self, pending: _PendingRequest) -> None:
+        entries = self.entries
+        # answered requests leave from the front, so the queue stays about as long as what is in flight
+        while entries and entries[0].future.done():
+            entries.popleft()
+        loop = self.mux._loop
+        pending.deadline = loop.time() + self.timeout
+        entries.append(pending)
+        if self.timer is None:
+            self.timer = loop.call_at(pending.deadline, self._fire)
+
+    def _fire(self) -> None:
+        self.timer = None
+        loop = self.mux._loop
+        now = loop.time()
+        entries = self.entries
+        while entries:
+            pending = entries[0]
+            if pending.deadline > now:
+                self.timer = loop.call_at(pending.deadline, self._fire)
+                return
+            entries.popleft()
+            self.mux._expire(pending)
+        self.mux._queues.pop(self.timeout, None)  # nothing in flight with this timeout: forget it
+
+    def cancel(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None

@@ -40,6 +40,7 @@ from .errors import (
     NatsConnectionRefusedError,
     NatsError,
     NatsTimeoutError,
+    NoRespondersError,
     PermissionViolationError,
     ProtocolError,
     ServerOptionNotAvailableError,
@@ -54,15 +55,8 @@ from .info import ServerInfo
 from .msg import Msg, to_headers
 from .nuid import nuid
 from .options import Authenticator, ConnectOptions
-from .protocol import Parser, PublisherBase, WriteBuffer
-from .request import (
-    ReplyWaiter,
-    RequestDeadlines,
-    RequestManyIterator,
-    RequestStrategy,
-    ResponseWaiter,
-    check_no_responders,
-)
+from .protocol import Parser, PublisherBase, ReplyMux, WriteBuffer
+from .request import RequestManyIterator, RequestStrategy, check_no_responders
 from .servers import ServerAddress, ServerPool
 from .subjects import check_subject
 from .subscription import MsgCallback, PendingPolicy, Subscription
@@ -116,6 +110,12 @@ class _NatsProtocol(asyncio.BufferedProtocol):
         # The handshake may end before it awaits these (e.g. a failed TLS upgrade): their errors are not news.
         for fut in (self.info_future, self.pong_future):
             fut.add_done_callback(_retrieve)
+
+    def attach(self, parser: Any) -> None:
+        """Reads go straight to the parser: its methods shadow this class's wrappers (no Python frame per read)."""
+        self.parser = parser
+        self.get_buffer = parser.get_buffer  # type: ignore[method-assign]
+        self.buffer_updated = parser.received  # type: ignore[method-assign]
 
     # -- asyncio protocol ------------------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -186,6 +186,9 @@ class _NatsProtocol(asyncio.BufferedProtocol):
     def on_ok(self) -> None:
         pass
 
+    def on_protocol_error(self, error: ProtocolError) -> None:
+        self._fail(error)
+
     def on_err(self, text: str) -> None:
         if self.established:
             self.conn._on_server_error(self, text)
@@ -207,6 +210,9 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
 
 class _DebugProtocol(_NatsProtocol):
     """``debug=True``: logs every line received (what is sent is logged by the connection)."""
+
+    def attach(self, parser: Any) -> None:
+        self.parser = parser  # reads pass through the logging wrappers below
 
     def get_buffer(self, sizehint: int) -> memoryview:
         self._view = super().get_buffer(sizehint)
@@ -276,10 +282,8 @@ class NatsConnection(PublisherBase):
         self._closed: asyncio.Future[Exception | None] = self._loop.create_future()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._last_error: Exception | None = None
-        self._resp_prefix = ""
         self._resp_sub: Subscription | None = None
-        self._resp_map: dict[str, ResponseWaiter] = {}
-        self._deadlines = RequestDeadlines(self._loop)
+        self._mux = ReplyMux(self._loop, f"{options.inbox_prefix}.{nuid.next()}.", NatsTimeoutError, NoRespondersError)
         self._weakself = weakref.ref(self)
         self._debug = options.debug
         self._ssl: ssl.SSLContext | None = None
@@ -347,15 +351,8 @@ class NatsConnection(PublisherBase):
             self._flush_scheduled = True
             self._call_soon(self._flush_pending)
 
-    def _flush_pending(self) -> None:
-        """Hand what is buffered to the socket (unless disconnected or the socket asked us to pause)."""
-        self._flush_scheduled = False
-        transport = self._transport
-        if transport is not None and not self._write_paused and self._wb.pending:
-            data = self._wb.take()
-            if self._debug:
-                _log_lines("->>", data)
-            transport.write(data)
+    def _log_out(self, data: bytes | bytearray) -> None:
+        _log_lines("->>", data)
 
     def _write_now(self, extra: bytes) -> None:
         """Everything buffered, then ``extra`` (a PING or PONG), in this order, whatever the pause state."""
@@ -474,16 +471,10 @@ class NatsConnection(PublisherBase):
             self._raise_closed_or_draining()
 
     def _mux_inbox(self) -> str:
-        """A reply subject served by the shared wildcard inbox subscription (created on first use)."""
+        """The prefix of reply subjects served by the shared wildcard inbox subscription (created on first use)."""
         if self._resp_sub is None:
-            self._resp_prefix = f"{self._opts.inbox_prefix}.{nuid.next()}."
-            self._resp_sub = self._subscribe(self._resp_prefix + "*", None, self._on_mux_response)
-        return self._resp_prefix
-
-    def _on_mux_response(self, msg: Msg) -> None:
-        waiter = self._resp_map.get(msg.subject[len(self._resp_prefix) :])
-        if waiter is not None:
-            waiter.deliver(msg)
+            self._resp_sub = self._subscribe(self._mux.prefix + "*", None, self._mux)
+        return self._mux.prefix
 
     async def request(
         self,
@@ -503,18 +494,10 @@ class NatsConnection(PublisherBase):
             raise InvalidOptionError("reply can only be used with noMux")
         if no_mux:
             return await self._request_no_mux(subject, payload, timeout, headers, reply)
-        prefix = self._mux_inbox()
-        token = nuid.next()
-        future: asyncio.Future[Msg] = self._loop.create_future()
-        waiter = ReplyWaiter(future, subject, timeout)
-        self._resp_map[token] = waiter
-        self._deadlines.add(waiter)
-        try:
-            self.publish(subject, payload, reply=prefix + token, headers=headers)
-            msg = await future
-        finally:
-            self._resp_map.pop(token, None)  # already gone when close() failed every pending request
-        check_no_responders(msg, subject)
+        if self._resp_sub is None:
+            self._mux_inbox()
+        # the mux publishes, then records the future; the response, the deadline or close() settles it
+        msg: Msg = await self._mux.request(self, subject, payload, headers, timeout)
         return msg
 
     async def _request_no_mux(
@@ -571,7 +554,7 @@ class NatsConnection(PublisherBase):
             token = nuid.next()
             inbox = f"{self._opts.inbox_prefix}.{token}"
             sub = self._subscribe(inbox, None, it.deliver)
-            self._resp_map[token] = it  # not routed by the mux (another inbox), but failed by close() like the rest
+            self._mux.add(token, it)  # not routed by the mux (another inbox), but failed by close() like the rest
 
             def end_no_mux() -> None:
                 sub.unsubscribe()
@@ -580,9 +563,9 @@ class NatsConnection(PublisherBase):
             it.on_end = end_no_mux
         else:
             prefix = self._mux_inbox()
-            token = nuid.next()
+            token = self._mux.next_token()
             inbox = prefix + token
-            self._resp_map[token] = it
+            self._mux.add(token, it)
             it.on_end = lambda: self._forget_waiter(token)
         try:
             self.publish(subject, payload, reply=inbox, headers=headers)
@@ -593,14 +576,10 @@ class NatsConnection(PublisherBase):
         return it
 
     def _fail_requests(self, error: Exception) -> None:
-        waiters = list(self._resp_map.values())
-        self._resp_map.clear()
-        self._deadlines.close()
-        for waiter in waiters:
-            waiter.fail(error)
+        self._mux.fail_all(error)
 
     def _forget_waiter(self, token: str) -> None:
-        self._resp_map.pop(token, None)
+        self._mux.forget(token)
 
     # -- flush, rtt ------------------------------------------------------------------------------------------
     async def flush(self, timeout: float | None = None) -> None:
@@ -829,7 +808,7 @@ class NatsConnection(PublisherBase):
         proto = (_DebugProtocol if self._debug else _NatsProtocol)(self)
         parser = Parser(proto, msg_class=Msg, client=self._weakself)
         parser.subs = self._sinks
-        proto.parser = parser
+        proto.attach(parser)
         try:
             await asyncio.wait_for(self._handshake(server, proto), self._opts.timeout)
         except asyncio.TimeoutError:

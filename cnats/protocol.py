@@ -31,11 +31,12 @@ def _load() -> tuple[ModuleType, bool]:
 core, USES_CYTHON = _load()
 
 if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check against the twin's
-    from ._protocol import MsgBase, Parser, PublisherBase, SubscriptionBase, WriteBuffer
+    from ._protocol import MsgBase, Parser, PublisherBase, ReplyMux, SubscriptionBase, WriteBuffer
 else:
     MsgBase = core.MsgBase
     Parser = core.Parser
     PublisherBase = core.PublisherBase
+    ReplyMux = core.ReplyMux
     SubscriptionBase = core.SubscriptionBase
     WriteBuffer = core.WriteBuffer
 DEFAULT_MAX_PAYLOAD: int = core.DEFAULT_MAX_PAYLOAD
@@ -48,6 +49,7 @@ __all__ = [
     "MsgBase",
     "Parser",
     "PublisherBase",
+    "ReplyMux",
     "SubscriptionBase",
     "WriteBuffer",
     "core",

@@ -1,4 +1,5 @@
-"""Request/reply helpers: the waiter of one response, the iterator of many, and the no-responders check."""
+"""Request/reply helpers: the iterator of many responses and the no-responders check (a single request's
+bookkeeping is the protocol core's ReplyMux)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,10 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Protocol
 
-from .errors import NatsTimeoutError, NoRespondersError
+from .errors import NoRespondersError
 from .msg import Msg
 
 __all__ = [
-    "ReplyWaiter",
-    "RequestDeadlines",
     "RequestManyIterator",
     "RequestStrategy",
     "ResponseWaiter",
@@ -45,93 +44,6 @@ class ResponseWaiter(Protocol):
 
     def deliver(self, msg: Msg) -> None: ...
     def fail(self, error: BaseException) -> None: ...
-
-
-class ReplyWaiter:
-    """Resolves one request's future with the first response routed to it by the inbox multiplexer."""
-
-    __slots__ = ("future", "subject", "timeout")
-
-    def __init__(self, future: asyncio.Future[Msg], subject: str = "", timeout: float = 0.0) -> None:
-        self.future = future
-        self.subject = subject
-        self.timeout = timeout
-
-    def deliver(self, msg: Msg) -> None:
-        if not self.future.done():
-            self.future.set_result(msg)
-
-    def fail(self, error: BaseException) -> None:
-        if not self.future.done():
-            self.future.set_exception(error)
-
-    def expire(self) -> None:
-        if not self.future.done():
-            self.future.set_exception(NatsTimeoutError(f"request to {self.subject!r} timed out after {self.timeout} s"))
-
-
-class RequestDeadlines:
-    """Request timeouts without a timer per request (a timer costs more than the rest of a request's bookkeeping).
-    Requests made with the same timeout expire in the order they were made, so one FIFO and one timer per distinct
-    timeout value suffice."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self._queues: dict[float, _TimeoutQueue] = {}
-
-    def add(self, waiter: ReplyWaiter) -> None:
-        queue = self._queues.get(waiter.timeout)
-        if queue is None:
-            queue = self._queues[waiter.timeout] = _TimeoutQueue(self, waiter.timeout)
-        queue.add(waiter)
-
-    def _drop(self, timeout: float) -> None:
-        self._queues.pop(timeout, None)
-
-    def close(self) -> None:
-        queues, self._queues = self._queues, {}
-        for queue in queues.values():
-            queue.cancel()
-
-
-class _TimeoutQueue:
-    __slots__ = ("entries", "owner", "timeout", "timer")
-
-    def __init__(self, owner: RequestDeadlines, timeout: float) -> None:
-        self.owner = owner
-        self.timeout = timeout
-        self.entries: deque[tuple[float, ReplyWaiter]] = deque()
-        self.timer: asyncio.TimerHandle | None = None
-
-    def add(self, waiter: ReplyWaiter) -> None:
-        entries = self.entries
-        # answered requests leave from the front, so the queue stays about as long as what is in flight
-        while entries and entries[0][1].future.done():
-            entries.popleft()
-        loop = self.owner._loop
-        deadline = loop.time() + self.timeout
-        entries.append((deadline, waiter))
-        if self.timer is None:
-            self.timer = loop.call_at(deadline, self._fire)
-
-    def _fire(self) -> None:
-        self.timer = None
-        loop = self.owner._loop
-        now = loop.time()
-        entries = self.entries
-        while entries:
-            deadline, waiter = entries[0]
-            if deadline > now:
-                self.timer = loop.call_at(deadline, self._fire)
-                return
-            entries.popleft()
-            waiter.expire()
-        self.owner._drop(self.timeout)  # nothing in flight with this timeout: forget it (timeouts may be many)
-
-    def cancel(self) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
 
 
 class RequestManyIterator:

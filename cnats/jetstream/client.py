@@ -341,13 +341,13 @@ class JetStreamClient(JetStreamContext):
             await asyncio.shield(self._room)
         hdrs = publish_headers(headers, msg_id, expect) if headers or msg_id or expect else None
         prefix = nc._mux_inbox()
-        token = nuid.next()
+        token = nc._mux.next_token()
         loop = nc._loop
         future: asyncio.Future[PubAck] = loop.create_future()
         waiter = _AckWaiter(self, token, subject, future)
         nc.publish(subject, payload, reply=prefix + token, headers=hdrs)  # raises before anything is recorded
         self._pending[token] = waiter
-        nc._resp_map[token] = waiter
+        nc._mux.add(token, waiter)
         if timeout is None or timeout == self._options.timeout:
             # The default timeout: acks are pending in publish order, so one timer for the oldest serves all.
             waiter.deadline = loop.time() + self._options.timeout
