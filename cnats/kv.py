@@ -32,7 +32,7 @@ from .jetstream.api import (
     StreamSource,
     SubjectTransformConfig,
 )
-from .jetstream.client import pub_ack_fields
+from .jetstream.client import ack_sequence
 from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
 from .jetstream.model import parse_time
 
@@ -61,9 +61,15 @@ def check_bucket(bucket: object) -> str:
     return bucket
 
 
+_valid_keys: set[str] = set()  # keys already checked: most programs write the same keys again and again
+_VALID_KEYS_KEPT = 4096
+
+
 def check_key(key: object, *, filter: bool = False) -> str:
     """ADR-8 keys: ``[-/=.A-Za-z0-9_]``, not starting or ending with ``.``; filters also allow ``*`` and a final
     ``>`` token."""
+    if not filter and type(key) is str and key in _valid_keys:
+        return key
     if not isinstance(key, str) or not key or key.startswith(".") or key.endswith("."):
         raise InvalidKeyError(f"invalid key: {key}")
     if filter:
@@ -76,6 +82,9 @@ def check_key(key: object, *, filter: bool = False) -> str:
         return key
     if not _KEY.match(key) or ".." in key:
         raise InvalidKeyError(f"invalid key: {key}")
+    if len(_valid_keys) >= _VALID_KEYS_KEPT:
+        _valid_keys.clear()
+    _valid_keys.add(key)
     return key
 
 
@@ -260,7 +269,7 @@ class KV:
         subject = self._write_prefix + key
         js = self._js
         msg = await js._nc.request(subject, value, headers=headers, timeout=js._options.timeout)
-        return int(pub_ack_fields(msg, subject).get("seq", 0))
+        return ack_sequence(msg, subject)
 
     async def create(self, key: str, value: bytes | bytearray | memoryview | str) -> int:
         """Write ``key`` only if it does not exist (a deleted or purged key counts as not existing)."""
