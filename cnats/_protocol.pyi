@@ -36,6 +36,13 @@ class MsgBase:
     @property
     def sid(self) -> int: ...
     _client: Any
+    def respond(
+        self,
+        data: bytes | bytearray | memoryview | str = b"",
+        *,
+        headers: Headers | Mapping[str, Any] | None = None,
+        reply: str | None = None,
+    ) -> bool: ...
     def _init(
         self, subject: str, data: bytes, reply: str | None, headers: Headers | None, sid: int, client: Any
     ) -> None: ...

@@ -71,6 +71,18 @@ cdef class MsgBase:
         self.sid = sid
         self._client = client
 
+    def respond(self, data=b"", *, headers=None, reply=None):
+        """Publish ``data`` to this message's reply subject; ``False`` (nothing sent) when it has none."""
+        # _client is a weak reference to the connection (None for messages built by the user)
+        client = self._client() if self._client is not None else None
+        if self.reply is None or client is None:
+            return False
+        if isinstance(client, PublisherBase):
+            (<PublisherBase>client)._publish(self.reply, data, reply, headers)
+        else:
+            client.publish(self.reply, data, reply=reply, headers=headers)
+        return True
+
 
 # -- outbound ----------------------------------------------------------------------------------------------------
 

@@ -69,6 +69,15 @@ class MsgBase:
         self._sid = sid
         self._client = client
 
+    def respond(self, data: Any = b"", *, headers: Any = None, reply: str | None = None) -> bool:
+        """Publish ``data`` to this message's reply subject; ``False`` (nothing sent) when it has none."""
+        # _client is a weak reference to the connection (None for messages built by the user)
+        client = self._client() if self._client is not None else None
+        if self._reply is None or client is None:
+            return False
+        client.publish(self._reply, data, reply=reply, headers=headers)
+        return True
+
 
 def _as_bytes_view(payload: object) -> bytes | bytearray | memoryview:
     """The payload as something ``bytearray +=`` accepts, or BadPayloadError."""

@@ -18,7 +18,7 @@ import ssl
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from enum import IntEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -494,11 +494,20 @@ class NatsConnection(PublisherBase):
             raise InvalidOptionError("reply can only be used with noMux")
         if no_mux:
             return await self._request_no_mux(subject, payload, timeout, headers, reply)
+        msg: Msg = await self._request_future(subject, payload, headers, timeout)
+        return msg
+
+    def _request_future(
+        self, subject: str, payload: bytes | bytearray | memoryview | str, headers: Any, timeout: float
+    ) -> Awaitable[Msg]:
+        """``request()`` minus its own coroutine, for callers in this package whose arguments are valid: the future
+        of the response (one coroutine fewer to resume per round trip on the KV and JetStream hot paths)."""
+        if self._state >= _State.DRAINING_SUBS:
+            self._raise_closed_or_draining()
         if self._resp_sub is None:
             self._mux_inbox()
         # the mux publishes, then records the future; the response, the deadline or close() settles it
-        msg: Msg = await self._mux.request(self, subject, payload, headers, timeout)
-        return msg
+        return self._mux.request(self, subject, payload, headers, timeout)
 
     async def _request_no_mux(
         self,

@@ -32,7 +32,7 @@ from .jetstream.api import (
     StreamSource,
     SubjectTransformConfig,
 )
-from .jetstream.client import ack_sequence
+from .jetstream.client import ack_head, ack_sequence
 from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
 from .jetstream.model import parse_time
 
@@ -249,6 +249,7 @@ class KV:
         self._write_prefix = f"{write_api}.{self._prefix}" if write_api else self._prefix
         self._direct = direct
         self._direct_get_subject = f"{js.api_prefix}.DIRECT.GET.{self._stream}"
+        self._ack_head = ack_head(f"KV_{origin or bucket}")  # the stream that acknowledges writes
 
     def _subject(self, key: str) -> str:
         return self._prefix + key
@@ -268,8 +269,8 @@ class KV:
         # a JetStream publish, minus the PubAck object: the revision is all a put returns (the hot path of put)
         subject = self._write_prefix + key
         js = self._js
-        msg = await js._nc.request(subject, value, headers=headers, timeout=js._options.timeout)
-        return ack_sequence(msg, subject)
+        msg = await js._nc._request_future(subject, value, headers, js._options.timeout)
+        return ack_sequence(msg, subject, self._ack_head)
 
     async def create(self, key: str, value: bytes | bytearray | memoryview | str) -> int:
         """Write ``key`` only if it does not exist (a deleted or purged key counts as not existing)."""
@@ -344,7 +345,7 @@ class KV:
         # a valid key needs no JSON escaping
         payload = b'{"last_by_subj":"' + subject.encode() + b'"}'
         js = self._js
-        msg = await js._nc.request(self._direct_get_subject, payload, timeout=js._options.timeout)
+        msg = await js._nc._request_future(self._direct_get_subject, payload, None, js._options.timeout)
         headers = msg.headers
         if headers is None or headers.code >= 300:  # 404: no such key
             return None

@@ -35,7 +35,8 @@ def to_headers(headers: object) -> Headers | None:
 
 
 class Msg(MsgBase):
-    """A NATS message: received from a subscription, or built to be published with ``publish_message``."""
+    """A NATS message: received from a subscription, or built to be published with ``publish_message``.
+    ``respond()`` comes from the protocol core's ``MsgBase`` (compiled: no Python frame per response)."""
 
     __slots__ = ()
 
@@ -48,21 +49,6 @@ class Msg(MsgBase):
         headers: Headers | Mapping[str, Any] | None = None,
     ) -> None:
         self._init(subject, payload_bytes(data), reply or None, to_headers(headers), 0, None)
-
-    def respond(
-        self,
-        data: bytes | bytearray | memoryview | str = b"",
-        *,
-        headers: Headers | Mapping[str, Any] | None = None,
-        reply: str | None = None,
-    ) -> bool:
-        """Publish ``data`` to this message's reply subject; ``False`` (nothing sent) when it has none."""
-        # _client is a weak reference to the connection (None for messages built by the user).
-        client = self._client() if self._client is not None else None
-        if self.reply is None or client is None:
-            return False
-        client.publish(self.reply, data, reply=reply, headers=headers)
-        return True
 
     def json(self, **loads_kwargs: Any) -> Any:
         try:

@@ -92,11 +92,19 @@ def _simple_ack(data: bytes) -> tuple[str, int] | None:
     return name, int(digits)
 
 
-def ack_sequence(msg: Msg, subject: str) -> int:
-    """The stream sequence an acknowledgement gives (what a KV write returns), or the error it carries."""
-    simple = _simple_ack(msg.data)
-    if simple is not None:
-        return simple[1]
+def ack_head(stream: str) -> bytes:
+    """How the usual acknowledgement from ``stream`` starts: ``{"stream":"<stream>","seq":``."""
+    return _ACK_HEAD + stream.encode() + _ACK_SEQ
+
+
+def ack_sequence(msg: Msg, subject: str, head: bytes) -> int:
+    """The stream sequence an acknowledgement gives (what a KV write returns), or the error it carries. ``head``
+    (from ``ack_head``) makes the usual acknowledgement a prefix check and one ``int()``."""
+    data = msg.data
+    if data.startswith(head) and data.endswith(b"}"):
+        digits = data[len(head) : -1]
+        if digits.isdigit():
+            return int(digits)
     return int(pub_ack_fields(msg, subject).get("seq", 0))
 
 
