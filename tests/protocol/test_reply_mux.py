@@ -1,0 +1,177 @@
+"""The request/reply paths both cores hold: ReplyMux (the shared response inbox), MsgBase.respond and the parser's
+received() entry point. A real event loop, no server: these are the core's own contracts."""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from types import ModuleType
+from typing import Any
+
+import pytest
+from helpers.protocol import Recorder
+
+from cnats.errors import BadSubjectError, NatsTimeoutError, NoRespondersError, ProtocolError
+from cnats.headers import Headers
+
+PREFIX = "_INBOX.test."
+
+
+def publisher(core: ModuleType, loop: asyncio.AbstractEventLoop) -> Any:
+    """A PublisherBase with the fields NatsConnection keeps, and no socket: frames stay in its write buffer."""
+
+    class Publisher(core.PublisherBase):  # type: ignore[name-defined,misc]
+        def _raise_closed_or_draining(self) -> None:
+            raise RuntimeError("closed")
+
+        def _to_headers(self, headers: Any) -> Any:
+            return headers
+
+    pub = Publisher()
+    pub._wb = core.WriteBuffer()
+    pub._pub_open = True
+    pub._headers_ok = True
+    pub._flush_scheduled = False
+    pub._call_soon = loop.call_soon
+    pub._transport = None
+    pub._write_paused = False
+    pub._debug = False
+    return pub
+
+
+def response(core: ModuleType, subject: str, data: bytes = b"", headers: Headers | None = None) -> Any:
+    msg = core.MsgBase()
+    msg._init(subject, data, None, headers, 1, None)
+    return msg
+
+
+def mux_of(core: ModuleType, loop: asyncio.AbstractEventLoop) -> Any:
+    return core.ReplyMux(loop, PREFIX, NatsTimeoutError, NoRespondersError)
+
+
+async def test_request_publishes_with_a_fresh_reply_subject_and_resolves_with_its_response(core: ModuleType) -> None:
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    first = mux.request(pub, "svc.a", b"one", None, 1.0)
+    second = mux.request(pub, "svc.b", b"two", None, 1.0)
+    assert bytes(pub._wb.take()) == (f"PUB svc.a {PREFIX}1 3\r\none\r\nPUB svc.b {PREFIX}2 3\r\ntwo\r\n".encode())
+    assert mux.next_token() == "3"  # tokens never repeat within one inbox
+    answer = response(core, PREFIX + "2", b"for b")
+    mux(answer)
+    assert await second is answer and not first.done()
+    assert set(mux.waiters) == {"1"}
+    mux(response(core, PREFIX + "2", b"late duplicate"))  # nobody waits for it any more: dropped
+    mux(response(core, PREFIX + "1", b"for a"))
+    assert (await first).data == b"for a"
+    assert mux.waiters == {}
+
+
+async def test_no_responders_status_fails_the_request(core: ModuleType) -> None:
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    future = mux.request(pub, "nobody.home", b"", None, 1.0)
+    mux(response(core, PREFIX + "1", b"", Headers(503, "")))
+    with pytest.raises(NoRespondersError, match=r"no responders for 'nobody\.home'"):
+        await future
+    # a 503 that carries data is an answer like any other
+    future = mux.request(pub, "svc", b"", None, 1.0)
+    mux(response(core, PREFIX + "2", b"busy", Headers(503, "")))
+    assert (await future).data == b"busy"
+
+
+async def test_deadline_fails_late_requests_in_order_with_one_timer_per_timeout(core: ModuleType) -> None:
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    short = [mux.request(pub, f"s.{i}", b"", None, 0.05) for i in range(3)]
+    long = mux.request(pub, "l", b"", None, 5)
+    mux(response(core, PREFIX + "2", b"in time"))
+    assert mux.deadlines_pending() == 4
+    results = await asyncio.gather(*short, return_exceptions=True)
+    assert isinstance(results[0], NatsTimeoutError) and str(results[0]) == "request to 's.0' timed out after 0.05 s"
+    assert results[1].data == b"in time"
+    assert isinstance(results[2], NatsTimeoutError)
+    assert set(mux.waiters) == {"4"} and not long.done()
+    assert mux.deadlines_pending() == 1
+    mux.fail_all(ConnectionError("gone"))  # also cancels the 5 s timer
+    with pytest.raises(ConnectionError):
+        await long
+
+
+async def test_a_refused_publish_records_nothing(core: ModuleType) -> None:
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    with pytest.raises(BadSubjectError):
+        mux.request(pub, "bad subject", b"", None, 1.0)
+    assert mux.waiters == {} and mux.deadlines_pending() == 0 and pub._wb.pending == 0
+
+
+async def test_cancelled_request_ignores_its_response(core: ModuleType) -> None:
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    future = mux.request(pub, "svc", b"", None, 1.0)
+    future.cancel()
+    mux(response(core, PREFIX + "1", b"too late"))
+    assert future.cancelled() and mux.waiters == {}
+
+
+async def test_other_waiters_get_every_response_until_they_leave(core: ModuleType) -> None:
+    loop = asyncio.get_running_loop()
+    mux = mux_of(core, loop)
+
+    class Many:
+        def __init__(self) -> None:
+            self.got: list[bytes] = []
+            self.error: BaseException | None = None
+
+        def deliver(self, msg: Any) -> None:
+            self.got.append(msg.data)
+
+        def fail(self, error: BaseException) -> None:
+            self.error = error
+
+    many = Many()
+    token = mux.next_token()
+    mux.add(token, many)
+    mux(response(core, PREFIX + token, b"a"))
+    mux(response(core, PREFIX + token, b"b"))
+    assert many.got == [b"a", b"b"]
+    mux.forget(token)
+    mux(response(core, PREFIX + token, b"c"))
+    assert many.got == [b"a", b"b"]
+    mux.add(token, many)
+    error = ConnectionError("closed")
+    mux.fail_all(error)
+    assert many.error is error and mux.waiters == {}
+
+
+async def test_respond_publishes_to_the_reply_subject(core: ModuleType) -> None:
+    loop = asyncio.get_running_loop()
+    pub = publisher(core, loop)
+    msg = core.MsgBase()
+    msg._init("svc", b"q", "_INBOX.r", None, 1, weakref.ref(pub))
+    assert msg.respond(b"answer") is True
+    assert msg.respond("again", headers=Headers.from_dict({"K": "v"}), reply="r2") is True
+    assert bytes(pub._wb.take()) == (
+        b"PUB _INBOX.r 6\r\nanswer\r\nHPUB _INBOX.r r2 18 23\r\nNATS/1.0\r\nK: v\r\n\r\nagain\r\n"
+    )
+    no_reply = core.MsgBase()
+    no_reply._init("svc", b"q", None, None, 1, weakref.ref(pub))
+    assert no_reply.respond(b"x") is False
+    unattached = core.MsgBase()
+    unattached._init("svc", b"q", "_INBOX.r", None, 0, None)
+    assert unattached.respond(b"x") is False
+
+
+def test_received_reports_protocol_errors_to_the_handler(core: ModuleType) -> None:
+    class Handler(Recorder):
+        def on_protocol_error(self, error: ProtocolError) -> None:
+            self.events.append(("protocol_error", str(error)))
+
+    handler = Handler()
+    parser = core.Parser(handler)
+    data = b"PING\r\nBOGUS\r\n"
+    parser.get_buffer(len(data))[: len(data)] = data
+    parser.received(len(data))  # does not raise
+    assert handler.events[0] == ("ping",)
+    kind, text = handler.events[1]
+    assert kind == "protocol_error" and "protocol error at stream position 6" in text
