@@ -59,6 +59,9 @@ class Session:
             await self._close()
 
 
+SessionFactory = Callable[[str, int], Awaitable[Session]]  # (server url, payload size) -> an open session
+
+
 class _ConcurrentSession(Session):
     """``IN_FLIGHT`` callers sharing ``n`` operations."""
 
@@ -176,42 +179,30 @@ def _raw_api(sock: socket.socket, reader: _FrameReader, subject: str, body: dict
 # -- request/reply (the responder is a cnats process started by the harness) ---------------------------------------
 
 
-async def request_cnats(url: str, size: int) -> Session:
-    import cnats
+async def _connect(client: str, url: str) -> Any:
+    """A cnats or nats-py connection: both take ``request(subject, payload, timeout=...)`` and ``close()``."""
+    if client == "cnats":
+        import cnats
 
-    nc = await cnats.connect(url)
-    payload = b"x" * size
-    return Session(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=5), close=nc.close)
-
-
-async def request_nats_py(url: str, size: int) -> Session:
+        return await cnats.connect(url)
     import nats
 
-    nc = await nats.connect(url)
-    payload = b"x" * size
-    return Session(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=5), close=nc.close)
+    return await nats.connect(url)
+
+
+def _requests(client: str, kind: type[Session], timeout: float) -> SessionFactory:
+    async def open_session(url: str, size: int) -> Session:
+        nc = await _connect(client, url)
+        payload = b"x" * size
+        return kind(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=timeout), close=nc.close)
+
+    return open_session
 
 
 async def request_raw(url: str, size: int) -> Session:
     sock, _ = _raw_socket(url)
     frame = b"PUB %s _RAW.reply %d\r\n%s\r\n" % (REQUEST_SUBJECT.encode(), size, b"x" * size)
     return _RawSession(sock, lambda i: frame, lambda: None)
-
-
-async def request_concurrent_cnats(url: str, size: int) -> Session:
-    import cnats
-
-    nc = await cnats.connect(url)
-    payload = b"x" * size
-    return _ConcurrentSession(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=10), close=nc.close)
-
-
-async def request_concurrent_nats_py(url: str, size: int) -> Session:
-    import nats
-
-    nc = await nats.connect(url)
-    payload = b"x" * size
-    return _ConcurrentSession(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=10), close=nc.close)
 
 
 # -- JetStream: pipelined publish (cnats publish_async) against nats-py's sequential js.publish ------------------
@@ -378,12 +369,17 @@ async def kv_get_raw(url: str, size: int) -> Session:
     return _RawSession(sock, lambda i: frame, delete)
 
 
-SessionFactory = Callable[[str, int], Awaitable[Session]]
-
 # workload name -> client -> factory (url, payload size)
 SESSIONS: dict[str, dict[str, SessionFactory]] = {
-    "request": {"cnats": request_cnats, "nats-py": request_nats_py, "raw": request_raw},
-    "request x100": {"cnats": request_concurrent_cnats, "nats-py": request_concurrent_nats_py},
+    "request": {
+        "cnats": _requests("cnats", Session, 5),
+        "nats-py": _requests("nats-py", Session, 5),
+        "raw": request_raw,
+    },
+    "request x100": {
+        "cnats": _requests("cnats", _ConcurrentSession, 10),
+        "nats-py": _requests("nats-py", _ConcurrentSession, 10),
+    },
     # cnats pipelines (publish_async); nats-py awaits each ack, as its users do
     "js publish": {"cnats": js_pub_cnats, "nats-py": js_pub_nats_py},
     "kv put": {"cnats": kv_put_cnats, "nats-py": kv_put_nats_py, "raw": kv_put_raw},
