@@ -4,6 +4,7 @@ side by side, as ratios from one run (DESIGN.md: only ratios travel between mach
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -12,14 +13,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from . import workloads as wl
-from .rawsocket import publish_stream
-from .sessions import REQUEST_SUBJECT, SESSIONS
+from .rawsocket import RawPublisher, publish_stream
+from .sessions import REQUEST_SUBJECT
 
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory that holds the cnats package
 
@@ -109,11 +110,17 @@ class _Worker:
         parsed: dict[str, Any] = json.loads(line)
         return parsed
 
-    def run_slice(self, n: int, timeout: float = 600.0) -> dict[str, Any]:
-        """Sliced form: ``n`` more operations; their seconds and latencies."""
+    def run_slice(self, n: int, feed: Callable[[], object] | None = None, timeout: float = 600.0) -> dict[str, Any]:
+        """Sliced form: ``n`` more operations; their seconds and latencies. A subscriber answers ARMED first, and
+        ``feed()`` then publishes its messages."""
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"{n}\n")
         self.proc.stdin.flush()
+        if feed is not None:
+            armed = self._readline(timeout)
+            if armed.strip() != "ARMED":
+                raise RuntimeError(f"worker failed: {armed.strip() or self._stderr()}")
+            feed()
         line = self._readline(timeout)
         if not line:
             raise RuntimeError(f"worker failed: {self._stderr()}")
@@ -200,10 +207,13 @@ def _measure_sliced(
     client's figure is its operations over its own time."""
     out: dict[str, dict[str, Any] | Exception] = {}
     workers: dict[str, _Worker] = {}
+    subjects = {column: _subject_for(workload, column) for column in columns}
+    # subscribers are fed by one connection each, kept open: a connect per slice would be timed with the slice
+    feeders = {column: RawPublisher(url) for column in columns} if workload in SUB_WORKLOADS else {}
     try:
         for column in columns:
             client, env = CLIENTS[column]
-            worker = _Worker(workload, client, env, url, msgs, size, uvloop, _subject_for(workload), sliced=True)
+            worker = _Worker(workload, client, env, url, msgs, size, uvloop, subjects[column], sliced=True)
             try:
                 worker.wait_ready()
             except Exception as exc:  # noqa: BLE001 - one failed client must not lose the row
@@ -221,8 +231,11 @@ def _measure_sliced(
             for column in names[shift:] + names[:shift]:
                 if column in out:
                     continue
+                count = max(1, per_slice // 5) if turn == 0 else per_slice
+                feeder = feeders.get(column)
+                feed = functools.partial(feeder.publish, count, size, subjects[column]) if feeder else None
                 try:
-                    data = workers[column].run_slice(max(1, per_slice // 5) if turn == 0 else per_slice)
+                    data = workers[column].run_slice(count, feed)
                 except Exception as exc:  # noqa: BLE001
                     out[column] = exc
                     continue
@@ -236,6 +249,8 @@ def _measure_sliced(
     finally:
         for worker in workers.values():
             worker.finish()
+        for feeder in feeders.values():
+            feeder.close()
     return out
 
 
@@ -298,7 +313,7 @@ def run_matrix(
                                 result.figures[column] = None
                             elif column not in result.errors:
                                 runnable.append(column)
-                        if name in SESSIONS:
+                        if name in wl.SESSIONS:
                             if progress is not None:
                                 progress.write(f"\r{name} {size} B (clients taking turns)...{' ' * 20}")
                                 progress.flush()
@@ -335,8 +350,11 @@ def _record(result: Result, column: str, data: dict[str, Any] | Exception) -> No
         result.latency_us[column] = data["latency_us"]
 
 
-def _subject_for(workload: str) -> str:
-    return REQUEST_SUBJECT if workload in REQUEST_WORKLOADS else wl.SUBJECT
+def _subject_for(workload: str, column: str | None = None) -> str:
+    """The workload's subject; with sessions open side by side, one per client (a slice feeds only its client)."""
+    if workload in REQUEST_WORKLOADS:
+        return REQUEST_SUBJECT
+    return wl.SUBJECT if column is None else f"{wl.SUBJECT}.{column}"
 
 
 def _rate(value: float | None) -> str:

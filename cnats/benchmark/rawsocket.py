@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
-__all__ = ["publish_stream", "raw_connect", "wait_for"]
+__all__ = ["RawPublisher", "publish_stream", "raw_connect", "wait_for"]
 
 
 def _host_port(url: str) -> tuple[str, int]:
@@ -43,13 +43,18 @@ def wait_for(sock: socket.socket, marker: bytes) -> None:
         tail = (tail + chunk)[-4096:]
 
 
-def publish_stream(url: str, msgs: int, size: int, subject: str) -> float:
-    """Write ``msgs`` pre-encoded PUB frames as fast as the socket takes them; seconds until the server has them."""
-    frame = b"PUB %s %d\r\n%s\r\n" % (subject.encode(), size, b"x" * size)
-    per_chunk = max(1, 65536 // len(frame))
-    chunk = frame * per_chunk
-    sock = raw_connect(url)
-    try:
+class RawPublisher:
+    """A connected blocking socket that writes pre-encoded PUB frames as fast as the socket takes them."""
+
+    def __init__(self, url: str) -> None:
+        self._sock = raw_connect(url)
+
+    def publish(self, msgs: int, size: int, subject: str) -> float:
+        """Seconds until the server has ``msgs`` frames (a PING answered after them)."""
+        frame = b"PUB %s %d\r\n%s\r\n" % (subject.encode(), size, b"x" * size)
+        per_chunk = max(1, 65536 // len(frame))
+        chunk = frame * per_chunk
+        sock = self._sock
         start = time.perf_counter()
         sent = 0
         while sent + per_chunk <= msgs:
@@ -60,5 +65,15 @@ def publish_stream(url: str, msgs: int, size: int, subject: str) -> float:
         sock.sendall(b"PING\r\n")
         wait_for(sock, b"PONG\r\n")
         return time.perf_counter() - start
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def publish_stream(url: str, msgs: int, size: int, subject: str) -> float:
+    """``msgs`` frames from a fresh connection (its handshake is not timed)."""
+    publisher = RawPublisher(url)
+    try:
+        return publisher.publish(msgs, size, subject)
     finally:
-        sock.close()
+        publisher.close()

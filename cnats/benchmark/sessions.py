@@ -16,7 +16,7 @@ from typing import Any
 
 from .rawsocket import raw_connect, wait_for
 
-__all__ = ["REQUEST_SUBJECT", "SESSIONS", "Session"]
+__all__ = ["REQUEST_SUBJECT", "ROUND_TRIPS", "Session", "SessionFactory"]
 
 REQUEST_SUBJECT = "cnats.bench.req"
 JS_SUBJECT = "cnats.bench.js"
@@ -59,7 +59,7 @@ class Session:
             await self._close()
 
 
-SessionFactory = Callable[[str, int], Awaitable[Session]]  # (server url, payload size) -> an open session
+SessionFactory = Callable[[str, int, str], Awaitable[Session]]  # (server url, payload size, subject) -> open session
 
 
 class _ConcurrentSession(Session):
@@ -191,7 +191,7 @@ async def _connect(client: str, url: str) -> Any:
 
 
 def _requests(client: str, kind: type[Session], timeout: float) -> SessionFactory:
-    async def open_session(url: str, size: int) -> Session:
+    async def open_session(url: str, size: int, subject: str) -> Session:
         nc = await _connect(client, url)
         payload = b"x" * size
         return kind(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=timeout), close=nc.close)
@@ -199,7 +199,7 @@ def _requests(client: str, kind: type[Session], timeout: float) -> SessionFactor
     return open_session
 
 
-async def request_raw(url: str, size: int) -> Session:
+async def request_raw(url: str, size: int, subject: str) -> Session:
     sock, _ = _raw_socket(url)
     frame = b"PUB %s _RAW.reply %d\r\n%s\r\n" % (REQUEST_SUBJECT.encode(), size, b"x" * size)
     return _RawSession(sock, lambda i: frame, lambda: None)
@@ -208,7 +208,7 @@ async def request_raw(url: str, size: int) -> Session:
 # -- JetStream: pipelined publish (cnats publish_async) against nats-py's sequential js.publish ------------------
 
 
-async def js_pub_cnats(url: str, size: int) -> Session:
+async def js_pub_cnats(url: str, size: int, subject: str) -> Session:
     import cnats
 
     nc = await cnats.connect(url)
@@ -226,7 +226,7 @@ async def js_pub_cnats(url: str, size: int) -> Session:
     return _BatchSession(lambda: js.publish_async(subject, payload), js.publish_async_completed, close=close)
 
 
-async def js_pub_nats_py(url: str, size: int) -> Session:
+async def js_pub_nats_py(url: str, size: int, subject: str) -> Session:
     import nats
     from nats.js.api import StorageType
 
@@ -281,7 +281,7 @@ def _key_cycle() -> Callable[[], str]:
     return next_key
 
 
-async def kv_put_cnats(url: str, size: int) -> Session:
+async def kv_put_cnats(url: str, size: int, subject: str) -> Session:
     nc, _js, kv = await cnats_kv(url)
     value = b"x" * size
     key = _key_cycle()
@@ -293,7 +293,7 @@ async def kv_put_cnats(url: str, size: int) -> Session:
     return Session(lambda: kv.put(key(), value), close=close)
 
 
-async def kv_put_nats_py(url: str, size: int) -> Session:
+async def kv_put_nats_py(url: str, size: int, subject: str) -> Session:
     nc, js, kv = await nats_py_kv(url)
     value = b"x" * size
     key = _key_cycle()
@@ -330,14 +330,14 @@ def _raw_bucket(url: str) -> tuple[socket.socket, _FrameReader, str, Callable[[]
     return sock, reader, bucket, delete
 
 
-async def kv_put_raw(url: str, size: int) -> Session:
+async def kv_put_raw(url: str, size: int, subject: str) -> Session:
     sock, _reader, bucket, delete = _raw_bucket(url)
     value = b"x" * size
     frames = [b"PUB $KV.%s.k%d _RAW.reply %d\r\n%s\r\n" % (bucket.encode(), i, size, value) for i in range(64)]
     return _RawSession(sock, lambda i: frames[i & 63], delete)
 
 
-async def kv_get_cnats(url: str, size: int) -> Session:
+async def kv_get_cnats(url: str, size: int, subject: str) -> Session:
     nc, _js, kv = await cnats_kv(url)
     await kv.put("key", b"x" * size)
 
@@ -348,7 +348,7 @@ async def kv_get_cnats(url: str, size: int) -> Session:
     return Session(lambda: kv.get("key"), close=close)
 
 
-async def kv_get_nats_py(url: str, size: int) -> Session:
+async def kv_get_nats_py(url: str, size: int, subject: str) -> Session:
     nc, js, kv = await nats_py_kv(url)
     await kv.put("key", b"x" * size)
 
@@ -359,7 +359,7 @@ async def kv_get_nats_py(url: str, size: int) -> Session:
     return Session(lambda: kv.get("key"), close=close)
 
 
-async def kv_get_raw(url: str, size: int) -> Session:
+async def kv_get_raw(url: str, size: int, subject: str) -> Session:
     sock, reader, bucket, delete = _raw_bucket(url)
     value = b"x" * size
     sock.sendall(b"PUB $KV.%s.key _RAW.reply %d\r\n%s\r\n" % (bucket.encode(), size, value))
@@ -369,8 +369,8 @@ async def kv_get_raw(url: str, size: int) -> Session:
     return _RawSession(sock, lambda i: frame, delete)
 
 
-# workload name -> client -> factory (url, payload size)
-SESSIONS: dict[str, dict[str, SessionFactory]] = {
+# workload name -> client -> factory (url, payload size, subject: unused, round trips have their own)
+ROUND_TRIPS: dict[str, dict[str, SessionFactory]] = {
     "request": {
         "cnats": _requests("cnats", Session, 5),
         "nats-py": _requests("nats-py", Session, 5),
