@@ -287,8 +287,9 @@ def run_matrix(
     progress: IO[str] | None = None,
     repeat: int = 1,
 ) -> list[Result]:
-    """Every workload for every size and client; each measurement in a fresh worker process. With ``repeat`` > 1
-    each cell is measured that many times (clients taking turns) and keeps its best figure: interference from other
+    """Every workload for every size and client, each client in a worker process of its own; session workloads with
+    the clients taking turns in slices (``_measure_sliced``), ``kv watch`` one client after the other. With
+    ``repeat`` > 1 each cell is measured that many times and keeps its best figure: interference from other
     processes only ever slows a run down, so the best run is the closest to what the client itself can do."""
     names = [w for w in wl.WORKLOADS if w != "responder"] if workloads is None else list(workloads)
     results: list[Result] = []
