@@ -678,8 +678,7 @@ class ReplyMux:
         self, publisher: PublisherBase, subject: str, payload: Any, headers: Any, timeout: float
     ) -> Any:  # asyncio.Future[Msg]
         """Publish a request with a reply subject of this inbox and return the future of its response."""
-        self._seq += 1
-        token = str(self._seq)
+        token = self.next_token()
         publisher.publish(subject, payload, reply=self.prefix + token, headers=headers)  # raises before recording
         future = self._loop.create_future()
         pending = _PendingRequest(future, token, subject, timeout)
