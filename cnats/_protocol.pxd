@@ -41,8 +41,12 @@ cdef class PublisherBase:
     cdef int _publish(self, object subject, object payload, object reply, object headers) except -1
 
 
+cdef class SubscriptionBase
+
+
 cdef class _Ready:
     cdef object value
+    cdef SubscriptionBase sub
 
 
 cdef class SubscriptionBase:
@@ -57,7 +61,7 @@ cdef class SubscriptionBase:
     cdef public object _waiter
     cdef public object _msgs_limit
     cdef public object _bytes_limit
-    cdef public object _conn
+    cdef public object _port
     cdef public bint _block_policy
     cdef public bint _blocking
     cdef public bint _slow_reported

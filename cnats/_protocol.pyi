@@ -124,7 +124,7 @@ class SubscriptionBase:
     _waiter: Any
     _msgs_limit: int | None
     _bytes_limit: int | None
-    _conn: Any
+    _port: Any
     _block_policy: bool
     _blocking: bool
     _slow_reported: bool

@@ -404,7 +404,9 @@ cdef class PublisherBase:
 @cython.freelist(16)
 cdef class _Ready:
     """An awaitable that is already done: ``await`` gives ``value`` at once (what ``__anext__`` returns when a
-    message is queued; much cheaper than a coroutine, and taken from a free list)."""
+    message is queued; much cheaper than a coroutine, and taken from a free list). It is also a coroutine as far as
+    asyncio is concerned (send/throw/close), so ``create_task(anext(sub))`` works; a task cancelled before its first
+    step throws into it, and the message goes back to the front of the subscription's queue."""
 
     def __await__(self):
         return self
@@ -416,7 +418,26 @@ cdef class _Ready:
         # Only reached where ``await`` does not use am_send (below): the result travels in a StopIteration.
         value = self.value
         self.value = None
+        self.sub = None
         raise StopIteration(value)
+
+    def send(self, arg):
+        return self.__next__()
+
+    def throw(self, typ, val=None, tb=None):
+        self.close()
+        if val is None:
+            raise typ
+        raise val
+
+    def close(self):
+        """Never awaited (or cancelled first): the message is handed back, the next ``__anext__`` returns it."""
+        value = self.value
+        sub = self.sub
+        self.value = None
+        self.sub = None
+        if value is not None and sub is not None:
+            sub._give_back(value)
 
 
 cdef extern from *:
@@ -434,6 +455,7 @@ cdef PySendResult _ready_send(PyObject *self, PyObject *arg, PyObject **result) 
     cdef _Ready ready = <_Ready>self
     value = ready.value
     ready.value = None
+    ready.sub = None
     Py_INCREF(value)
     result[0] = <PyObject *>value
     return PYGEN_RETURN
@@ -461,6 +483,7 @@ cdef class SubscriptionBase:
                 self._unblock_if_room()
             ready = _Ready.__new__(_Ready)
             ready.value = msg
+            ready.sub = self
             return ready
         return self._anext_slow()
 
@@ -478,9 +501,12 @@ cdef class SubscriptionBase:
                 return 0
         if self._queue is None:
             try:
-                self._callback(msg)
-            except Exception:
-                self._callback_failed()
+                result = self._callback(msg)
+            except Exception as exc:
+                self._callback_failed(exc, msg)
+            else:
+                if result is not None and result is not True and result is not False:  # maybe an awaitable
+                    self._callback_returned(result, msg)
             self.processed += 1
         else:
             size = len((<MsgBase>msg).data)
@@ -492,7 +518,7 @@ cdef class SubscriptionBase:
                     return 0
                 if not self._blocking:
                     self._blocking = True
-                    self._conn._block_reading(self)
+                    self._port.block_reading(self)
             self._queue.append(msg)
             self._pending_bytes += size
             self._slow_reported = False
@@ -890,6 +916,9 @@ cdef class Parser:
         sink = PyDict_GetItemWithError(self.subs, self._p_sid_obj)  # no error-state save/restore
         if sink == NULL:
             return 0
+        # Own the sink before anything allocates: a collection run by an allocation below may call a finalizer that
+        # unsubscribes, removing the dict's (until now the only) reference.
+        target = <object>sink
         headers = None
         if hdr >= 0:
             headers = parse_headers_fast(buf + start, hdr)
@@ -906,10 +935,10 @@ cdef class Parser:
         msg.headers = headers
         msg.sid = self._p_sid
         msg._client = self._client
-        if isinstance(<object>sink, SubscriptionBase):
-            (<SubscriptionBase>sink)._deliver(msg)
+        if isinstance(target, SubscriptionBase):
+            (<SubscriptionBase>target)._deliver(msg)
         else:
-            (<object>sink)(msg)
+            target(msg)
         return 0
 
 

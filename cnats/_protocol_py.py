@@ -293,7 +293,7 @@ class SubscriptionBase:
     _waiter: Any
     _msgs_limit: int | None
     _bytes_limit: int | None
-    _conn: Any
+    _port: Any
     _block_policy: bool
     _blocking: bool
     _slow_reported: bool
@@ -320,9 +320,12 @@ class SubscriptionBase:
         queue = self._queue
         if queue is None:
             try:
-                self._callback(msg)
-            except Exception:  # noqa: BLE001 - a callback error is logged, the subscription goes on
-                self._callback_failed()  # type: ignore[attr-defined]
+                result = self._callback(msg)
+            except Exception as exc:  # noqa: BLE001 - a callback error is reported, the subscription goes on
+                self._callback_failed(exc, msg)  # type: ignore[attr-defined]
+            else:
+                if result is not None and result is not True and result is not False:  # maybe an awaitable
+                    self._callback_returned(result, msg)  # type: ignore[attr-defined]
             self.processed += 1
         else:
             size = len(msg._data)
@@ -334,7 +337,7 @@ class SubscriptionBase:
                     return
                 if not self._blocking:
                     self._blocking = True
-                    self._conn._block_reading(self)
+                    self._port.block_reading(self)
             queue.append(msg)
             self._pending_bytes += size
             self._slow_reported = False

@@ -32,10 +32,12 @@ from .auth import (
 )
 from .errors import (
     AuthError,
+    CallbackError,
     ConnectionClosedError,
     ConnectionDrainingError,
     ConnectionTimeoutError,
     DisconnectedError,
+    DrainTimeoutError,
     InvalidOptionError,
     NatsConnectionRefusedError,
     NatsError,
@@ -44,7 +46,6 @@ from .errors import (
     PermissionViolationError,
     ProtocolError,
     ServerOptionNotAvailableError,
-    SlowConsumerError,
     SubscriptionClosedError,
     TlsError,
     error_from_server,
@@ -52,9 +53,11 @@ from .errors import (
 from .events import DebugEvents, Events, PermissionContext, ServersChanged, Stats, Status, StatusHub
 from .headers import Headers
 from .info import ServerInfo
+from .lifecycle import Scope
 from .msg import Msg, to_headers
 from .nuid import nuid
 from .options import Authenticator, ConnectOptions
+from .port import Port
 from .protocol import Parser, PublisherBase, ReplyMux, WriteBuffer
 from .request import RequestManyIterator, RequestStrategy, check_no_responders
 from .servers import ServerAddress, ServerPool
@@ -67,7 +70,7 @@ if TYPE_CHECKING:
     from .jetstream.manager import JetStreamManager
     from .services import ServicesAPI
 
-__all__ = ["NatsConnection", "connect"]
+__all__ = ["NatsConnection", "connect", "port_of"]
 
 
 def _retrieve_exception(future: asyncio.Future[Any]) -> None:
@@ -287,6 +290,29 @@ class NatsConnection(PublisherBase):
         self._weakself = weakref.ref(self)
         self._debug = options.debug
         self._ssl: ssl.SSLContext | None = None
+        self._scope = Scope(self._loop)
+        self._port = Port(
+            loop=self._loop,
+            scope=self._scope,
+            pending_bytes_limit=options.pending_bytes_limit,
+            new_inbox=self._new_inbox,
+            subscribe=self._subscribe,
+            set_sink=self._set_sink,
+            send_unsubscribe=self._send_unsubscribe,
+            flush=self.flush,
+            forget_subscription=self._forget_subscription,
+            block_reading=self._block_reading,
+            unblock_reading=self._unblock_reading,
+            report_slow_consumer=self._report_slow_consumer,
+            report_callback_error=self._report_callback_error,
+            request_future=self._request_future,
+            reply_prefix=self._mux_inbox,
+            reply_token=self._mux.next_token,
+            wait_reply=self._mux.add,
+            forget_reply=self._forget_waiter,
+            observe_status=self._status.observe,
+            unobserve_status=self._status.unobserve,
+        )
 
     # -- properties ------------------------------------------------------------------------------------------
     @property
@@ -416,7 +442,7 @@ class NatsConnection(PublisherBase):
         sid = self._next_sid
         self._next_sid += 1
         sub = Subscription(
-            self,
+            self._port,
             sid,
             subject,
             queue=queue or None,
@@ -435,6 +461,13 @@ class NatsConnection(PublisherBase):
                 self._wb.unsubscribe(sid, max)
             self._schedule_flush()
         return sub
+
+    def _new_inbox(self) -> str:
+        return f"{self._opts.inbox_prefix}.{nuid.next()}"
+
+    def _set_sink(self, sid: int, sink: Callable[[Msg], object]) -> None:
+        if sid in self._sinks:
+            self._sinks[sid] = sink
 
     def _send_unsubscribe(self, sid: int, max: int | None) -> None:
         if self._transport is not None and sid in self._subs:
@@ -461,8 +494,14 @@ class NatsConnection(PublisherBase):
         if not self._blocked and self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
 
-    def _report_slow_consumer(self, err: SlowConsumerError) -> None:
+    def _report_slow_consumer(self, err: Exception) -> None:
         logger.warning("%s", err)
+        self._status.emit(Status(Events.ERROR, getattr(err, "code", ""), error=err))  # type: ignore[arg-type]
+
+    def _report_callback_error(self, exc: BaseException, subject: str, sid: int) -> None:
+        logger.error("exception in a callback (subject %r, sid %d)", subject, sid, exc_info=exc)
+        err = CallbackError(f"a callback raised {type(exc).__name__}: {exc}", subject=subject, sid=sid)
+        err.__cause__ = exc
         self._status.emit(Status(Events.ERROR, err.code, error=err))
 
     # -- requests ------------------------------------------------------------------------------------------
@@ -731,7 +770,7 @@ class NatsConnection(PublisherBase):
         if self._opts.reconnect and self._state in (_State.CONNECTED, _State.DRAINING_SUBS, _State.DRAINING_PUBS):
             if self._state == _State.CONNECTED:
                 self._set_state(_State.RECONNECTING)
-            self._reconnect_task = self._loop.create_task(self._reconnect_loop())
+            self._reconnect_task = self._scope.spawn(self._reconnect_loop(), "reconnect")
         else:
             self._close_now(self._last_error or DisconnectedError("connection lost"))
 
@@ -757,6 +796,7 @@ class NatsConnection(PublisherBase):
                     raise
             if not self._opts.wait_on_first_connect:
                 self._set_state(_State.CLOSED)
+                self._scope.close(last)
                 self._status.close()
                 self._closed.set_result(last)
                 assert last is not None
@@ -1023,34 +1063,56 @@ class NatsConnection(PublisherBase):
         self._status.emit(Status(DebugEvents.CLIENT_INITIATED_RECONNECT, ""))
         self._drop_transport()
 
-    async def drain(self) -> None:
-        """Drain every subscription, stop publishing, flush, close. ``closed`` then resolves None."""
+    async def drain(self, timeout: float | None = 30.0) -> None:
+        """Drain everything built on the connection (consumers and watchers stop pulling, subscriptions deliver what
+        they received), stop publishing, flush, close; ``closed`` then resolves None. When that takes longer than
+        ``timeout`` seconds the connection is closed anyway, ``closed`` resolves with ``DrainTimeoutError`` and it
+        is raised. ``None`` waits without limit."""
         if self._state == _State.CLOSED:
             raise ConnectionClosedError()
         if self.is_draining:
             raise ConnectionDrainingError()
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise InvalidOptionError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
         self._set_state(_State.DRAINING_SUBS)
+        try:
+            await asyncio.wait_for(self._drain(), timeout)
+        except asyncio.TimeoutError:
+            err = DrainTimeoutError(f"drain did not finish within {timeout} s; the connection was closed")
+            await self._close(err)
+            raise err from None
+        await self.close()
+
+    async def _drain(self) -> None:
+        # First what is built on subscriptions (consumers, watchers, services: they stop asking for more), then the
+        # subscriptions themselves, the shared request inbox last (requests in flight still get their answers).
+        await self._scope.drain()
         subs = [s for s in self._subs.values() if s is not self._resp_sub]
-        results = await asyncio.gather(*(s.drain() for s in subs if not s.is_draining), return_exceptions=True)
+        results = await asyncio.gather(*(s.drain_owned() for s in subs), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, NatsError):
                 logger.warning("error while draining a subscription: %r", result)
         if self._resp_sub is not None and not self._resp_sub.is_closed:
-            await asyncio.gather(self._resp_sub.drain(), return_exceptions=True)
+            await asyncio.gather(self._resp_sub.drain_owned(), return_exceptions=True)
         if self.is_closed:  # closed while draining
             return
         self._set_state(_State.DRAINING_PUBS)
         with contextlib.suppress(NatsError):
             await self.flush()
-        await self.close()
 
     async def close(self) -> None:
-        """Close the connection (idempotent). Buffered data is written best-effort; use flush() for a guarantee."""
+        """Close the connection (idempotent): everything built on it ends (iterators hand out what they hold, then
+        end), every task cnats started is cancelled and awaited. Buffered data is written best-effort; use flush()
+        for a guarantee."""
+        await self._close(None)
+
+    async def _close(self, error: Exception | None) -> None:
         proto = self._protocol
-        self._close_now(None)
+        self._close_now(error)
         if proto is not None:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(proto.lost), 1.0)
+        await self._scope.wait_closed()
         await asyncio.shield(self._closed)
 
     def _close_now(self, error: Exception | None) -> None:
@@ -1074,8 +1136,10 @@ class NatsConnection(PublisherBase):
         self._pongs.clear()
         self._pending_flushes.clear()
         self._fail_requests(closed)
+        # what is built on subscriptions ends first (it may unsubscribe), then the subscriptions themselves
+        self._scope.close(error)
         for sub in list(self._subs.values()):
-            sub._abandon(None)
+            sub.connection_closed(error)
         self._status.close()
         if not self._closed.done():
             self._closed.set_result(error)
@@ -1085,6 +1149,11 @@ class NatsConnection(PublisherBase):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def port_of(nc: NatsConnection) -> Port:
+    """The internal interface of ``nc`` for the layers built on it (``cnats.port``)."""
+    return nc._port
 
 
 async def connect(

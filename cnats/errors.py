@@ -21,12 +21,14 @@ __all__ = [
     "BadPayloadError",
     "BadSubjectError",
     "BucketNotFoundError",
+    "CallbackError",
     "ConnectionClosedError",
     "ConnectionDrainingError",
     "ConnectionTimeoutError",
     "ConsumerNotFoundError",
     "DigestMismatchError",
     "DisconnectedError",
+    "DrainTimeoutError",
     "ErrorCode",
     "InvalidKeyError",
     "InvalidNameError",
@@ -107,6 +109,8 @@ class ErrorCode(str, Enum):
     NOT_FOUND = "NOT_FOUND"
     ALREADY_EXISTS = "ALREADY_EXISTS"
     DIGEST_MISMATCH = "DIGEST_MISMATCH"
+    CALLBACK_ERROR = "CALLBACK_ERROR"
+    DRAIN_TIMEOUT = "DRAIN_TIMEOUT"
 
 
 class NatsError(Exception):
@@ -166,6 +170,12 @@ class NatsTimeoutError(_FixedCodeError, TimeoutError):
     """An operation did not complete in time."""
 
     CODE = ErrorCode.TIMEOUT
+
+
+class DrainTimeoutError(NatsTimeoutError):
+    """A drain did not finish within its timeout; the connection (or subscription) was closed anyway."""
+
+    CODE = ErrorCode.DRAIN_TIMEOUT
 
 
 class ConnectionTimeoutError(NatsTimeoutError):
@@ -320,6 +330,18 @@ class SlowConsumerError(_FixedCodeError):
         self.subject = subject
         self.pending_msgs = pending_msgs
         self.pending_bytes = pending_bytes
+
+
+class CallbackError(_FixedCodeError):
+    """A callback given to cnats raised; the exception is ``__cause__``. Reported as a status event, never raised
+    into the connection: the subscription goes on."""
+
+    CODE = ErrorCode.CALLBACK_ERROR
+
+    def __init__(self, message: str | None = None, *, subject: str = "", sid: int = 0) -> None:
+        super().__init__(message)
+        self.subject = subject
+        self.sid = sid
 
 
 class OutboundBufferLimitError(_FixedCodeError):

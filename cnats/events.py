@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -69,13 +71,17 @@ class Stats:
 
 T = TypeVar("T")
 
+logger = logging.getLogger("cnats")
+
+LISTENER_LIMIT = 256  # events a status listener nobody reads keeps (the oldest are dropped)
+
 
 class _StatusIterator(Generic[T]):
     """One listener: its own queue, so every iterator sees every event emitted after it was created."""
 
     def __init__(self, hub: StatusHub[T]) -> None:
         self._hub = hub
-        self._queue: deque[T] = deque()
+        self._queue: deque[T] = deque(maxlen=LISTENER_LIMIT)
         self._waiter: asyncio.Future[None] | None = None
         self._ended = False
 
@@ -122,7 +128,8 @@ class StatusHub(Generic[T]):
     """Fans status events out to every live listener; listeners see no replay of earlier events."""
 
     def __init__(self) -> None:
-        self._listeners: list[_StatusIterator[T]] = []
+        # weak: an iterator its owner dropped without stop() stops receiving (and costing) at once
+        self._listeners: weakref.WeakSet[_StatusIterator[T]] = weakref.WeakSet()
         self._observers: list[Callable[[T], None]] = []
         self._closed = False
 
@@ -131,12 +138,11 @@ class StatusHub(Generic[T]):
         if self._closed:
             it._end()
         else:
-            self._listeners.append(it)
+            self._listeners.add(it)
         return it
 
     def remove(self, it: _StatusIterator[T]) -> None:
-        if it in self._listeners:
-            self._listeners.remove(it)
+        self._listeners.discard(it)
 
     def observe(self, observer: Callable[[T], None]) -> None:
         """Call ``observer`` synchronously with every later event (for the library's own reactions, such as
@@ -148,14 +154,19 @@ class StatusHub(Generic[T]):
             self._observers.remove(observer)
 
     def emit(self, status: T) -> None:
+        """Hand ``status`` to every listener and observer. Never raises: a failing observer is logged, and the
+        connection's own bookkeeping (which emits) goes on."""
         for it in self._listeners:
             it._put(status)
         for observer in tuple(self._observers):
-            observer(status)
+            try:
+                observer(status)
+            except Exception:
+                logger.exception("a status observer failed on %r", status)
 
     def close(self) -> None:
         self._closed = True
         self._observers.clear()
-        listeners, self._listeners = self._listeners, []
+        listeners, self._listeners = list(self._listeners), weakref.WeakSet()
         for it in listeners:
             it._end()

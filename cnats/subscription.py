@@ -16,8 +16,10 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from .callbacks import Callback, is_async_callable
 from .errors import (
     ConnectionClosedError,
+    DrainTimeoutError,
     InvalidOptionError,
     NatsTimeoutError,
     SlowConsumerError,
@@ -28,7 +30,7 @@ from .msg import Msg
 from .protocol import SubscriptionBase
 
 if TYPE_CHECKING:
-    from .connection import NatsConnection
+    from .port import Port
 
 __all__ = ["MsgCallback", "PendingPolicy", "Subscription"]
 
@@ -44,12 +46,6 @@ class PendingPolicy(str, Enum):
     BLOCK = "block"
 
 
-def is_coroutine_callback(callback: Callable[..., Any]) -> bool:
-    return inspect.iscoroutinefunction(callback) or inspect.iscoroutinefunction(
-        getattr(callback, "__call__", None)  # noqa: B004 - an object with an async __call__
-    )
-
-
 class Subscription(SubscriptionBase):
     """A subscription; also an async iterator of its messages when created without a callback.
 
@@ -59,7 +55,7 @@ class Subscription(SubscriptionBase):
 
     def __init__(
         self,
-        conn: NatsConnection,
+        port: Port,
         sid: int,
         subject: str,
         *,
@@ -71,7 +67,7 @@ class Subscription(SubscriptionBase):
         pending_bytes_limit: int | None = None,
         on_full: PendingPolicy = PendingPolicy.DROP,
     ) -> None:
-        self._conn = conn
+        self._port = port
         self._sid = sid
         self._subject = subject
         self._queue_group = queue
@@ -90,20 +86,23 @@ class Subscription(SubscriptionBase):
         self._draining = False
         self._closing = False  # no new messages; what is queued is still delivered
         self._error: BaseException | None = None
-        loop = conn._loop
+        loop = port.loop
         self._closed: asyncio.Future[Exception | None] = loop.create_future()
         self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._queue: deque[Msg] | None
-        if callback is not None and not is_coroutine_callback(callback):
+        self._adapter: Callback[Msg] | None = None
+        if callback is not None:
+            self._adapter = Callback(callback, self._callback_failed)
+        if callback is not None and not is_async_callable(callback):
             if self._policy is PendingPolicy.BLOCK:
                 raise InvalidOptionError("on_full=BLOCK needs a coroutine callback or an iterator")
             self._queue = None
         else:
             self._queue = deque()
             if callback is not None:
-                self._task = loop.create_task(self._run_coroutine_callback(callback))
+                self._start_callback_task(None)
         if timeout is not None:
             self._timer = loop.call_later(timeout, self._on_timeout)
 
@@ -149,8 +148,36 @@ class Subscription(SubscriptionBase):
         return f"<Subscription sid={self._sid} subject={self._subject!r}{q} received={self.received}>"
 
     # -- delivery: SubscriptionBase.__call__ (in the protocol core) is the parser's sink; these are its rare paths
-    def _callback_failed(self) -> None:
-        logger.exception("exception in the callback of subscription %r", self._subject)
+    def _callback_failed(self, exc: BaseException, msg: Msg) -> None:
+        self._port.report_callback_error(exc, self._subject, self._sid)
+
+    def _callback_returned(self, pending: Awaitable[Any], msg: Msg) -> None:
+        """A plain-looking callback returned an awaitable (a lambda or partial over a coroutine function): it is
+        awaited, and from now on this subscription queues its messages for one task, in order."""
+        if not inspect.isawaitable(pending):
+            return  # a plain callback that returned some value
+        if not self._closing:
+            self._queue = deque()
+        self._start_callback_task(pending)
+
+    def _start_callback_task(self, pending: Awaitable[Any] | None) -> None:
+        self._task = self._port.scope.spawn(self._run_coroutine_callback(pending), f"callback {self._subject}")
+        if self._task is None:  # the connection is closed: nothing will ever be delivered
+            self._queue_done()
+
+    def _give_back(self, msg: Msg) -> None:
+        """A message handed out by ``__anext__`` was never taken (its task was cancelled first): it is next again."""
+        queue = self._queue
+        assert queue is not None
+        queue.appendleft(msg)
+        self._pending_bytes += len(msg.data)
+        self.processed -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _drop(self) -> None:
         self.dropped += 1
@@ -164,7 +191,7 @@ class Subscription(SubscriptionBase):
             pending_msgs=self.pending,
             pending_bytes=self._pending_bytes,
         )
-        self._conn._report_slow_consumer(err)
+        self._port.report_slow_consumer(err)
 
     def _took(self, msg: Msg) -> None:
         """Bookkeeping after a queued message was handed out."""
@@ -176,7 +203,7 @@ class Subscription(SubscriptionBase):
     def _unblock_if_room(self) -> None:
         if self._has_room():
             self._blocking = False
-            self._conn._unblock_reading(self)
+            self._port.unblock_reading(self)
 
     def _has_room(self) -> bool:
         assert self._queue is not None
@@ -196,7 +223,7 @@ class Subscription(SubscriptionBase):
             # all; whoever finds the queue empty again waits on a fresh one.
             waiter = self._waiter
             if waiter is None or waiter.done():
-                waiter = self._waiter = self._conn._loop.create_future()
+                waiter = self._waiter = self._port.loop.create_future()
             # shield: a waiting task that is cancelled must not cancel the future the others wait on
             if timeout is None:
                 await asyncio.shield(waiter)
@@ -206,9 +233,16 @@ class Subscription(SubscriptionBase):
         self._took(msg)
         return msg
 
-    async def _run_coroutine_callback(self, callback: MsgCallback) -> None:
+    async def _run_coroutine_callback(self, pending: Awaitable[Any] | None) -> None:
+        adapter = self._adapter
+        assert adapter is not None
+        if pending is not None:
+            await adapter.call(None, pending)  # type: ignore[arg-type]
         queue = self._queue
-        assert queue is not None
+        if queue is None:  # switched while closing: nothing more will come
+            self._queue_done()
+            return
+        call = adapter.call
         while True:
             msg: Msg | None
             if queue:  # the common case under load: no extra coroutine frame per message
@@ -218,10 +252,7 @@ class Subscription(SubscriptionBase):
                 msg = await self._next()
             if msg is None:
                 break
-            try:
-                await callback(msg)  # type: ignore[misc]
-            except Exception:
-                logger.exception("exception in the callback of subscription %r", self._subject)
+            await call(msg)
         self._queue_done()
 
     def __aiter__(self) -> Subscription:
@@ -277,24 +308,47 @@ class Subscription(SubscriptionBase):
             if self.received >= max:
                 self._finish(None, send_unsub=True)
             else:
-                self._conn._send_unsubscribe(self._sid, max)
+                self._port.send_unsubscribe(self._sid, max)
             return
         self._finish(None, send_unsub=True)
 
-    async def drain(self) -> None:
-        """Stop interest (UNSUB), deliver every message already received, then close."""
-        if self._conn.is_closed:
+    async def drain(self, timeout: float | None = 30.0) -> None:
+        """Stop interest (UNSUB), deliver every message already received, then close. When that takes longer than
+        ``timeout`` seconds the subscription is closed anyway (what is queued is dropped) and ``DrainTimeoutError``
+        is raised; ``None`` waits without limit."""
+        if self._port.scope.is_closed:
             raise ConnectionClosedError()
         if self._closed.done():
             raise SubscriptionClosedError("subscription is closed")
         if self._draining:
             raise SubscriptionDrainingError("subscription is already draining")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise InvalidOptionError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
         self._draining = True
-        self._conn._send_unsubscribe(self._sid, None)
+        self._port.send_unsubscribe(self._sid, None)
+        if timeout is None:
+            await self._drain()
+            return
+        try:
+            await asyncio.wait_for(self._drain(), timeout)
+        except asyncio.TimeoutError:
+            err = DrainTimeoutError(f"draining subscription {self._subject!r} took longer than {timeout} s")
+            self._error = err
+            self._abandon(err)
+            raise err from None
+
+    def drain_owned(self) -> Awaitable[None]:
+        """The connection's drain (unbounded here: the connection bounds the whole)."""
+        return self.drain(None) if not (self._draining or self._closed.done()) else self._wait_closed()
+
+    async def _wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
+
+    async def _drain(self) -> None:
         # Every message sent before the UNSUB has arrived once the PONG does. A closing connection ends the drain
         # below anyway, so its error is not ours to raise.
         with contextlib.suppress(Exception):
-            await self._conn.flush()
+            await self._port.flush()
         self._finish(None, wait_queue=True)
         await asyncio.shield(self._closed)
 
@@ -316,13 +370,11 @@ class Subscription(SubscriptionBase):
         self._closing = True
         self._error = error
         self._cancel_timer()
-        self._conn._forget_subscription(self, send_unsub=send_unsub)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._port.forget_subscription(self, send_unsub=send_unsub)
+        self._wake()
         if self._blocking:
             self._blocking = False
-            self._conn._unblock_reading(self)
+            self._port.unblock_reading(self)
         # A callback task or an iterator with queued messages resolves `closed` when it reaches the end.
         if not wait_queue or (self._task is None and not self._queue):
             self._queue_done()
@@ -333,8 +385,17 @@ class Subscription(SubscriptionBase):
             self._closed.set_result(err if isinstance(err, Exception) else None)
 
     def _abandon(self, error: BaseException | None = None) -> None:
-        """The connection closed: end now, dropping what is queued."""
+        """End now, dropping what is queued (a refused subscription, a drain that timed out)."""
         if self._queue is not None:
+            self._queue.clear()
+            self._pending_bytes = 0
+        self._finish(error)
+        self._queue_done()
+
+    def connection_closed(self, error: Exception | None) -> None:
+        """The connection closed: an iterator still hands out what it holds, then ends (raising ``error`` after a
+        fatal close); a callback's queue is dropped (its task is cancelled by the connection)."""
+        if self._callback is not None and self._queue is not None:
             self._queue.clear()
             self._pending_bytes = 0
         self._finish(error)

@@ -16,9 +16,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ..callbacks import is_async_callable
 from ..errors import NatsError
 from ..msg import Msg
-from ..subscription import Subscription, is_coroutine_callback
+from ..subscription import Subscription
 from .msg import ServiceError, ServiceHandler, ServiceMsg, error_headers
 from .schema import EndpointInfo, EndpointStats
 
@@ -84,7 +85,7 @@ class ServiceEndpoint:
         )
         callback: Callable[[Msg], Any] | None = None
         if handler is not None:
-            is_async = is_coroutine_callback(handler)
+            is_async = is_async_callable(handler)
             callback = self._async_callback(handler) if is_async else self._plain_callback(handler)
         self._sub: Subscription = service._nc.subscribe(
             subject,
