@@ -944,6 +944,19 @@ cdef class Parser:
 
 # -- request/reply ----------------------------------------------------------------------------------------------
 
+class _Settled:
+    """Stands in for the future of an answered request that is still queued for its deadline: the queue then holds
+    neither the response nor anything the caller made (bounded retention while older requests are still waiting)."""
+
+    __slots__ = ()
+
+    def done(self):
+        return True
+
+
+cdef object SETTLED = _Settled()
+
+
 @cython.final
 @cython.freelist(64)
 cdef class _PendingRequest:
@@ -1095,6 +1108,7 @@ cdef class ReplyMux:
         pending = <_PendingRequest>waiter
         del self.waiters[token]
         future = pending.future
+        pending.future = SETTLED
         if future.done():
             return
         headers = msg.headers

@@ -708,6 +708,7 @@ class ReplyMux:
             return
         del self.waiters[token]
         future = waiter.future
+        waiter.future = _SETTLED
         if future.done():
             return
         headers = msg._headers
@@ -741,6 +742,18 @@ class ReplyMux:
             pending.future.set_exception(
                 self._timeout_error(f"request to {pending.subject!r} timed out after {pending.timeout} s")
             )
+
+
+class _Settled:
+    """Stands in for the future of an answered request still queued for its deadline (bounded retention)."""
+
+    __slots__ = ()
+
+    def done(self) -> bool:
+        return True
+
+
+_SETTLED = _Settled()
 
 
 class _PendingRequest:

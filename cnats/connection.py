@@ -607,6 +607,7 @@ class NatsConnection(PublisherBase):
             def end_no_mux() -> None:
                 sub.unsubscribe()
                 self._forget_waiter(token)
+                self._scope.release(it)
 
             it.on_end = end_no_mux
         else:
@@ -614,7 +615,13 @@ class NatsConnection(PublisherBase):
             token = self._mux.next_token()
             inbox = prefix + token
             self._mux.add(token, it)
-            it.on_end = lambda: self._forget_waiter(token)
+
+            def end() -> None:
+                self._forget_waiter(token)
+                self._scope.release(it)
+
+            it.on_end = end
+        self._scope.adopt(it)
         try:
             self.publish(subject, payload, reply=inbox, headers=headers)
         except BaseException:
@@ -1135,9 +1142,10 @@ class NatsConnection(PublisherBase):
                 future.set_exception(closed)
         self._pongs.clear()
         self._pending_flushes.clear()
-        self._fail_requests(closed)
-        # what is built on subscriptions ends first (it may unsubscribe), then the subscriptions themselves
+        # what the connection handed out ends first (its iterators end as the contract says, before the requests
+        # still waiting fail with ConnectionClosedError), then the subscriptions themselves
         self._scope.close(error)
+        self._fail_requests(closed)
         for sub in list(self._subs.values()):
             sub.connection_closed(error)
         self._status.close()

@@ -95,6 +95,11 @@ class RequestManyIterator:
     def fail(self, error: BaseException) -> None:
         self.end(error)
 
+    def connection_closed(self, error: Exception | None) -> None:
+        """The connection closed: what arrived is still handed out, then the iteration ends (with ``error`` after a
+        fatal close)."""
+        self.end(error)
+
     def end(self, error: BaseException | None) -> None:
         if self._done:
             return

@@ -94,7 +94,13 @@ class Subscription(SubscriptionBase):
         self._queue: deque[Msg] | None
         self._adapter: Callback[Msg] | None = None
         if callback is not None:
-            self._adapter = Callback(callback, self._callback_failed)
+            # the reporter must not refer to this subscription: a cycle would leave its freeing to the collector
+            report = port.report_callback_error
+
+            def on_error(exc: BaseException, msg: Msg) -> None:
+                report(exc, subject, sid)
+
+            self._adapter = Callback(callback, on_error)
         if callback is not None and not is_async_callable(callback):
             if self._policy is PendingPolicy.BLOCK:
                 raise InvalidOptionError("on_full=BLOCK needs a coroutine callback or an iterator")
