@@ -1,9 +1,13 @@
 """``ServiceEndpoint``: one subscription of a service, its handler (or iterator) and its counters.
 
-Hot path: the endpoint subscribes with a plain function, so the protocol core calls it straight from the read path
-with no queue and no task. A plain handler runs inline; a coroutine handler runs on the subscription's one callback
-task, one request at a time in arrival order (the convention of coroutine callbacks). Timing uses
-``time.perf_counter_ns``; ``average_processing_time`` is computed only when someone asks for the stats.
+The handler is called through the ``Callback`` adapter (cnats/callbacks.py). Hot path: a plain handler makes the
+endpoint subscribe with a plain function, so the protocol core calls it straight from the read path with no queue
+and no task. An asynchronous handler (``async def``, a partial of one, an object with ``async def __call__``; or a
+lambda or partial that turns out to return an awaitable, from its first request on) runs on the subscription's one
+callback task, owned by the connection's scope, one request at a time in arrival order. A handler's exception is
+counted, answered with a service error and (unless it is a ``ServiceError``) reported as a ``CALLBACK_ERROR``
+status. Timing uses ``time.perf_counter_ns``; ``average_processing_time`` is computed only when someone asks for the
+stats.
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ import contextlib
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
-from ..callbacks import is_async_callable
+from ..callbacks import FAILED, Callback
 from ..errors import NatsError
 from ..msg import Msg
 from ..subscription import Subscription
@@ -38,11 +42,36 @@ def _header_safe(text: str) -> str:
     return text.replace("\r", " ").replace("\n", " ") if ("\r" in text or "\n" in text) else text
 
 
+class _Finishing:
+    """The rest of a request whose plain-looking handler returned an awaitable, for the subscription's task to
+    await (an object, not a coroutine: if the task is cancelled before it runs, nothing is left never awaited)."""
+
+    __slots__ = ("_endpoint", "_msg", "_result", "_start")
+
+    def __init__(self, endpoint: ServiceEndpoint, msg: Msg, result: Awaitable[Any], start: int) -> None:
+        self._endpoint = endpoint
+        self._msg = msg
+        self._result = result
+        self._start = start
+
+    def __await__(self) -> Generator[Any, None, None]:
+        endpoint = self._endpoint
+        if endpoint._unstarted is self:
+            endpoint._unstarted = None
+        return endpoint._finish(self._msg, self._result, self._start).__await__()
+
+    def close(self) -> None:
+        result = self._result
+        if inspect.iscoroutine(result) and inspect.getcoroutinestate(result) == inspect.CORO_CREATED:
+            result.close()
+
+
 class ServiceEndpoint:
     """An endpoint of a service. Created without a handler, it is an async iterator of its ``ServiceMsg``."""
 
     __slots__ = (
         "_handler",
+        "_handler_adapter",
         "_last_error",
         "_metadata",
         "_msg_class",
@@ -54,6 +83,7 @@ class ServiceEndpoint:
         "_service",
         "_sub",
         "_subject",
+        "_unstarted",
         "_yielded_at",
     )
 
@@ -77,6 +107,7 @@ class ServiceEndpoint:
         self._last_error = ""
         self._processing_time = 0
         self._yielded_at = 0
+        self._unstarted: _Finishing | None = None
         # this endpoint's own ServiceMsg subclass: respond_error finds the counters through it
         self._msg_class: type[ServiceMsg] = type(
             "ServiceMsg",
@@ -84,9 +115,10 @@ class ServiceEndpoint:
             {"__slots__": (), "_endpoint": self, "__module__": ServiceMsg.__module__, "__qualname__": "ServiceMsg"},
         )
         callback: Callable[[Msg], Any] | None = None
+        self._handler_adapter: Callback[ServiceMsg] | None = None
         if handler is not None:
-            is_async = is_async_callable(handler)
-            callback = self._async_callback(handler) if is_async else self._plain_callback(handler)
+            adapter = self._handler_adapter = Callback(handler, self._failed)
+            callback = self._async_callback(adapter) if adapter.is_async else self._plain_callback(adapter)
         self._sub: Subscription = service._nc.subscribe(
             subject,
             queue=queue_group,
@@ -116,64 +148,62 @@ class ServiceEndpoint:
         return f"<ServiceEndpoint name={self._name!r} subject={self._subject!r} queue_group={self._queue_group!r}>"
 
     # -- handlers ------------------------------------------------------------------------------------------------
-    def _plain_callback(self, handler: Callable[[ServiceMsg], Any]) -> Callable[[Msg], None]:
+    def _plain_callback(self, handler: Callback[ServiceMsg]) -> Callable[[Msg], Awaitable[None] | None]:
         msg_class = self._msg_class
-        failed = self._failed
+        call_inline = handler.call_inline
 
-        def on_request(msg: Msg) -> None:
+        def on_request(msg: Msg) -> Awaitable[None] | None:
             msg.__class__ = msg_class
             start = _perf_ns()
-            try:
-                result = handler(msg)  # type: ignore[arg-type]  # its class is now msg_class
-            except Exception as exc:  # noqa: BLE001 - answered with a service error, the endpoint goes on
-                failed(msg, exc)
-            else:
-                if result is not None and inspect.isawaitable(result):
-                    # a plain function that returned an awaitable (a lambda around a coroutine function...)
-                    self._service._spawn(self._finish_awaitable(msg, result, start))
-                    return
+            result = call_inline(msg)  # type: ignore[arg-type]  # its class is now msg_class
+            if result is not None and result is not FAILED:
+                # A plain-looking handler returned an awaitable (a lambda around a coroutine function...): handed
+                # back to the subscription, which awaits it and from then on runs this endpoint on its one task,
+                # one request at a time in arrival order, like an ``async def`` handler.
+                self._unstarted = finishing = _Finishing(self, msg, result, start)
+                return finishing
             self._num_requests += 1
             self._processing_time += _perf_ns() - start
+            return None
 
         return on_request
 
-    async def _finish_awaitable(self, msg: Msg, result: Awaitable[Any], start: int) -> None:
-        try:
-            await result
-        except Exception as exc:  # noqa: BLE001
-            self._failed(msg, exc)
+    async def _finish(self, msg: Msg, result: Awaitable[Any], start: int) -> None:
+        adapter = self._handler_adapter
+        assert adapter is not None
+        await adapter.call(msg, result)  # type: ignore[arg-type]  # its class is msg_class
         self._num_requests += 1
         self._processing_time += _perf_ns() - start
 
-    def _async_callback(self, handler: Callable[[ServiceMsg], Any]) -> Callable[[Msg], Awaitable[None]]:
+    def _async_callback(self, handler: Callback[ServiceMsg]) -> Callable[[Msg], Awaitable[None]]:
         msg_class = self._msg_class
-        failed = self._failed
+        call = handler.call
 
         async def on_request(msg: Msg) -> None:
             msg.__class__ = msg_class
             start = _perf_ns()
-            try:
-                await handler(msg)  # type: ignore[arg-type]
-            except Exception as exc:  # noqa: BLE001
-                failed(msg, exc)
+            await call(msg)  # type: ignore[arg-type]
             self._num_requests += 1
             self._processing_time += _perf_ns() - start
 
         return on_request
 
-    def _failed(self, msg: Msg, exc: Exception) -> None:
-        """A handler raised: count it and answer with a service error (ServiceError's code, else 500)."""
+    def _failed(self, exc: BaseException, msg: ServiceMsg) -> None:
+        """A handler raised: count it and answer with a service error (ServiceError's code, else 500). Anything
+        but a ``ServiceError`` (a deliberate answer) is also reported as a ``CALLBACK_ERROR`` status (and logged
+        once, by the connection)."""
         if isinstance(exc, ServiceError):
             code, text = exc.code, exc.message
         else:
             code, text = 500, str(exc) or type(exc).__name__
-            logger.error("exception in the handler of service endpoint %r", self._subject, exc_info=exc)
         self._count_error(text)
         if msg.reply:
             try:
                 msg.respond(b"", headers=error_headers(code, _header_safe(text)))
             except NatsError as err:  # the connection is closing: nobody is left to answer
                 logger.debug("could not send the error response of %r: %r", self._subject, err)
+        if not isinstance(exc, ServiceError):
+            self._service._port.report_callback_error(exc, self._subject, self._sub.sid)
 
     def _count_error(self, text: str) -> None:
         self._num_errors += 1
@@ -212,7 +242,7 @@ class ServiceEndpoint:
         """Stop this endpoint. Stopping an iterator endpoint stops the whole service (nats.js); an endpoint with a
         handler drains its subscription and leaves the service's INFO and STATS."""
         if self._handler is None:
-            self._service._stop_soon(None)
+            self._service._begin_stop(None)
         else:
             self._service._remove_endpoint(self)
 
@@ -249,6 +279,14 @@ class ServiceEndpoint:
         self._last_error = ""
         self._processing_time = 0
 
+    def _connection_closed(self) -> None:
+        """The connection closed. A request handed to the subscription's task that never got to run (the task was
+        cancelled first) holds the awaitable its handler returned: closed here, so it is not reported as never
+        awaited."""
+        finishing, self._unstarted = self._unstarted, None
+        if finishing is not None:
+            finishing.close()
+
     async def _drain(self) -> None:
         """Stop interest and wait until what the server already sent is handled (the service's stop)."""
         sub = self._sub
@@ -257,10 +295,10 @@ class ServiceEndpoint:
         if self._handler is None:
             # An iterator's queue may never be consumed (the loop may be gone): stop interest, let the messages
             # in flight arrive, then close without waiting for the queue (what is queued can still be iterated).
-            nc = self._service._nc
-            nc._send_unsubscribe(sub.sid, None)
+            port = self._service._port
+            port.send_unsubscribe(sub.sid, None)
             with contextlib.suppress(NatsError):
-                await nc.flush()
+                await port.flush()
             sub.unsubscribe()
             return
         with contextlib.suppress(NatsError):  # already draining (the connection drains) or closed

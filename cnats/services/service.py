@@ -3,6 +3,10 @@
 A service answers ``$SRV.<VERB>``, ``$SRV.<VERB>.<name>`` and ``$SRV.<VERB>.<name>.<id>`` for PING, INFO and STATS
 (no queue group: every instance answers). It ends on ``stop()``, when the connection closes, or when one of its
 subscriptions fails; ``stopped`` then resolves with the reason (never raises).
+
+A service is a child of its connection's scope (cnats/lifecycle.py): the connection's ``drain()`` stops it first
+(its endpoints stop taking requests, what was received is answered), its ``close()`` ends it at once (``stopped``
+resolves, the handler tasks are cancelled and awaited). Every task it starts goes through ``Scope.spawn``.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from ..connection import port_of
 from ..errors import InvalidOptionError, NatsError
 from ..msg import Msg
 from ..nuid import nuid
@@ -127,7 +132,7 @@ class Service(_EndpointAdder):
         stats_handler: StatsHandler | None,
     ) -> None:
         self._nc = nc
-        self._loop = nc._loop
+        self._port = port = port_of(nc)
         self._service = self
         self._prefix = ""
         self._group_queue = None
@@ -140,10 +145,11 @@ class Service(_EndpointAdder):
         self._stats_handler = stats_handler
         self._started = datetime.now(timezone.utc)
         self._endpoints: list[ServiceEndpoint] = []
+        self._every_endpoint: list[ServiceEndpoint] = []  # also those stopping: closing the connection ends them
         self._discovery: list[Subscription] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._stopped: asyncio.Future[Exception | None] = self._loop.create_future()
-        self._stopping: asyncio.Task[Exception | None] | None = None
+        self._stopped: asyncio.Future[Exception | None] = port.loop.create_future()
+        self._stop_begun = False
         self._stop_error: Exception | None = None
         self._ping_response = json.dumps(self.ping().to_dict()).encode()
 
@@ -171,7 +177,7 @@ class Service(_EndpointAdder):
     @property
     def is_stopped(self) -> bool:
         """True once the service is stopping or stopped (it takes no new endpoints)."""
-        return self._stopping is not None or self._stopped.done()
+        return self._stop_begun or self._stopped.done()
 
     @property
     def stopped(self) -> asyncio.Future[Exception | None]:
@@ -190,6 +196,7 @@ class Service(_EndpointAdder):
             ServiceVerb.INFO: self._on_info,
             ServiceVerb.STATS: self._on_stats_async if stats_async else self._on_stats,
         }
+        scope = self._port.scope
         try:
             for verb, callback in handlers.items():
                 for subject in (
@@ -202,12 +209,14 @@ class Service(_EndpointAdder):
                     )
                     self._watch(sub)
                     self._discovery.append(sub)
-            self._nc.closed.add_done_callback(self._on_connection_closed)
-            await self._nc.flush()
+            scope.adopt(self)
+            await self._port.flush()
         except BaseException:
+            scope.release(self)
             for sub in self._discovery:
                 sub.unsubscribe()
-            self._nc.closed.remove_done_callback(self._on_connection_closed)
+            self._discovery.clear()
+            self._resolve(None)
             raise
 
     def _watch(self, sub: Subscription) -> None:
@@ -227,12 +236,13 @@ class Service(_EndpointAdder):
         endpoint = ServiceEndpoint(self, name, subject, queue_group, metadata, handler)
         self._watch(endpoint._sub)
         self._endpoints.append(endpoint)
+        self._every_endpoint.append(endpoint)
         return endpoint
 
     def _remove_endpoint(self, endpoint: ServiceEndpoint) -> None:
         if endpoint in self._endpoints:
             self._endpoints.remove(endpoint)
-            self._spawn(endpoint._drain())
+            self._spawn(endpoint._drain(), f"service {self._name} endpoint {endpoint.subject} stop")
 
     # -- discovery answers ---------------------------------------------------------------------------------------
     def _identity(self) -> dict[str, Any]:
@@ -264,9 +274,9 @@ class Service(_EndpointAdder):
                 data = handler(endpoint._info())
                 if inspect.isawaitable(data):
                     data = await data
-            except Exception as exc:  # counted like nats.js does; the STATS answer goes on
-                logger.error("exception in the stats handler of service %r", self._name, exc_info=exc)
+            except Exception as exc:  # noqa: BLE001 - counted (nats.js) and reported; the STATS answer goes on
                 endpoint._count_error(str(exc) or type(exc).__name__)
+                self._port.report_callback_error(exc, endpoint.subject, endpoint._sub.sid)
                 stats = endpoint._stats()
             else:
                 stats.data = data
@@ -318,35 +328,41 @@ class Service(_EndpointAdder):
     # -- stopping ----------------------------------------------------------------------------------------------
     async def stop(self, err: Exception | None = None) -> Exception | None:
         """Drain the endpoints and the discovery subscriptions, then resolve ``stopped`` with ``err``. Idempotent:
-        later calls return what ``stopped`` resolved to."""
-        if self._stopping is None:
-            if self._stopped.done():
-                return self._stopped.result()
-            self._stopping = self._loop.create_task(self._stop(err))
-        await asyncio.shield(self._stopping)
+        later calls return what ``stopped`` resolved to. When the connection closes meanwhile, the stop ends at once
+        (the handlers still running are cancelled) and returns without raising."""
+        self._begin_stop(err)
+        # shield: a caller cancelled while waiting leaves the stop going; `stopped` resolves whatever happens
+        await asyncio.shield(self._stopped)
         return self._stopped.result()
 
-    def _stop_soon(self, err: Exception | None) -> None:
-        if self._stopping is None and not self._stopped.done():
-            self._stopping = self._loop.create_task(self._stop(err))
+    def drain_owned(self) -> Awaitable[Exception | None]:
+        """The connection drains: stop like ``stop()`` (the connection bounds the wait with its drain timeout)."""
+        return self.stop()
 
-    async def _stop(self, err: Exception | None) -> Exception | None:
-        closed = self._nc.closed
-        if closed.done():  # the connection closed first: its reason is the service's
-            self._on_connection_closed(closed)
-            return self._stopped.result()
+    def _begin_stop(self, err: Exception | None) -> None:
+        if self._stop_begun or self._stopped.done():
+            return
+        self._stop_begun = True
         self._stop_error = err
-        closed.remove_done_callback(self._on_connection_closed)
-        endpoints, self._endpoints = self._endpoints, []
-        drains: list[Awaitable[None]] = [e._drain() for e in endpoints]
-        drains += [self._drain_discovery(sub) for sub in self._discovery]
-        await asyncio.gather(*drains, return_exceptions=True)
-        self._discovery.clear()
-        # requests whose handler returned an awaitable, and endpoints stopped one by one, finish first
-        while pending := [task for task in self._tasks if not task.done()]:
-            await asyncio.gather(*pending, return_exceptions=True)
-        self._resolve(err)
-        return err
+        task = self._port.scope.spawn(self._stop(err), f"service {self._name} stop")
+        if task is None:  # the connection is closed (it has told the service already)
+            self._resolve(err)
+
+    async def _stop(self, err: Exception | None) -> None:
+        try:
+            endpoints, self._endpoints = self._endpoints, []
+            drains: list[Awaitable[None]] = [e._drain() for e in endpoints]
+            drains += [self._drain_discovery(sub) for sub in self._discovery]
+            await asyncio.gather(*drains, return_exceptions=True)
+            self._discovery.clear()
+            # endpoints stopped one by one (endpoint.stop()) finish draining too
+            while pending := [task for task in self._tasks if not task.done()]:
+                await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            # also when cancelled: the connection closed, connection_closed resolved `stopped` already
+            self._every_endpoint.clear()
+            self._port.scope.release(self)
+            self._resolve(err)
 
     @staticmethod
     async def _drain_discovery(sub: Subscription) -> None:
@@ -360,23 +376,32 @@ class Service(_EndpointAdder):
         if not self._stopped.done():
             self._stopped.set_result(err)
 
-    def _on_connection_closed(self, closed: asyncio.Future[Exception | None]) -> None:
-        error = None if closed.cancelled() else closed.result()
-        self._stop_error = error
-        self._endpoints = []
+    def connection_closed(self, error: Exception | None) -> None:
+        """The connection closed (``error`` is None after ``close()``/``drain()``): the service is stopped now.
+        ``stopped`` resolves with the reason given to a ``stop(err)`` already under way, else with ``error``.
+        The subscriptions are closed by the connection, the tasks cancelled and awaited by its scope."""
+        endpoints, self._every_endpoint, self._endpoints = self._every_endpoint, [], []
+        for endpoint in endpoints:
+            endpoint._connection_closed()
         self._discovery.clear()
-        self._resolve(error)
+        if self._stopped.done():
+            return
+        reason = self._stop_error if self._stop_error is not None else error
+        self._stop_begun = True
+        self._stop_error = reason
+        self._resolve(reason)
 
     def _on_subscription_closed(self, closed: asyncio.Future[Exception | None]) -> None:
         error = None if closed.cancelled() else closed.result()
-        if error is not None and self._stopping is None and not self._stopped.done():
+        if error is not None and not self.is_stopped:
             logger.error("service %r stops: one of its subscriptions failed: %r", self._name, error)
-            self._stop_soon(error)
+            self._begin_stop(error)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
-        task = self._loop.create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = self._port.scope.spawn(coro, name)
+        if task is not None:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def __aenter__(self) -> Service:
         return self

@@ -405,3 +405,21 @@ async def test_a_finalizer_unsubscribing_during_delivery_is_safe(nc: NatsConnect
     finally:
         gc.set_threshold(*old)
     assert freed_before_delivery == []
+
+
+# -- bounded retention --------------------------------------------------------------------------------------------
+
+
+async def test_an_answered_request_keeps_no_response_while_older_ones_wait(nc: NatsConnection) -> None:
+    nc.subscribe("retain.slow")  # interest but no answer: the first request waits for its deadline
+    nc.subscribe("retain.fast", callback=lambda m: m.respond(b"r" * 1024))
+    await nc.flush()
+    waiting = asyncio.create_task(nc.request("retain.slow", b"", timeout=5))
+    await asyncio.sleep(0)
+    response = await nc.request("retain.fast", b"p" * 1024, timeout=5)  # same timeout: queued behind the first
+    for _ in range(3):  # let the loop drop its own handles on the answered future
+        await asyncio.sleep(0)
+    gc.collect()
+    assert sys.getrefcount(response) == 2  # this frame's name and the call's argument: nothing queued holds it
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
