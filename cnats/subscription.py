@@ -14,6 +14,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from enum import Enum
+from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
 from .callbacks import Callback, is_async_callable
@@ -258,7 +259,9 @@ class Subscription(SubscriptionBase):
         if queue is None:  # switched while closing: nothing more will come
             self._queue_done()
             return
-        call = adapter.call
+        # the adapter's call, inlined: no coroutine frame of its own per message
+        fn = adapter.fn
+        on_error = adapter.on_error
         while True:
             msg: Msg | None
             if queue:  # the common case under load: no extra coroutine frame per message
@@ -268,7 +271,12 @@ class Subscription(SubscriptionBase):
                 msg = await self._next()
             if msg is None:
                 break
-            await call(msg)
+            try:
+                result = fn(msg)
+                if result.__class__ is CoroutineType or (result is not None and inspect.isawaitable(result)):
+                    await result
+            except Exception as exc:  # noqa: BLE001 - reported; the subscription goes on
+                on_error(exc, msg)
         self._queue_done()
 
     def __aiter__(self) -> Subscription:
