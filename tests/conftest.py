@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from cnats.jetstream import JetStreamClient, JetStreamManager
     from cnats.testing import NatsServer
 
+# CNATS_LIFECYCLE_GUARD=1: a test fails when it leaves cnats tasks pending, lost task exceptions, never-awaited
+# coroutines or unclosed transports behind (tests/lifecycle_guard.py).
+pytest_plugins = ["lifecycle_guard"]
+
 
 def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Mapping[str, Callable[[], Any]]:
     if os.environ.get("CNATS_TEST_UVLOOP", "") not in ("", "0"):

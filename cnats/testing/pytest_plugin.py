@@ -13,7 +13,9 @@ Fixtures:
     Markers on the module, class and function are merged, the closest one winning per keyword.
 ``nats_cluster``
     A started ``NatsServer(jetstream=True, cluster=3)``: three routed nodes with JetStream, stopped at teardown.
-    ``@pytest.mark.nats_cluster(**kwargs)`` gives other keyword arguments, merged the same way.
+    ``@pytest.mark.nats_cluster(**kwargs)`` gives other keyword arguments, merged the same way. It is yielded fully
+    formed (``NatsServer.start`` waits for it): a full route mesh, every node's ``connect_urls`` listing every node,
+    and with JetStream one elected meta leader that every node follows.
 ``nats_server_factory``
     A callable ``(**kwargs) -> NatsServer`` taking ``NatsServer``'s own arguments and defaults; it returns
     started servers, and every server it made is stopped at teardown.
@@ -114,7 +116,8 @@ def nats_server(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
 
 @pytest.fixture
 def nats_cluster(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
-    """A started ``NatsServer(jetstream=True, cluster=3)`` (``@pytest.mark.nats_cluster`` overrides), then stopped."""
+    """A started, fully formed ``NatsServer(jetstream=True, cluster=3)`` (``@pytest.mark.nats_cluster`` overrides),
+    then stopped."""
     yield from _server_fixture(request, "nats_cluster")
 
 

