@@ -34,7 +34,7 @@ HeadersLike = Headers | Mapping[str, str | Sequence[str]]
 
 
 def __getattr__(name: str) -> Any:
-    """JetStream, Key-Value, object-store and service names (API.md 5-8) are importable from here too, loaded on
+    """JetStream, Key-Value, object-store and service names are importable from here too, loaded on
     first use."""
     if not name.startswith("_") and name not in ("jetstream", "services"):
         for module_name in ("cnats.jetstream", "cnats.services"):

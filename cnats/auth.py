@@ -1,4 +1,4 @@
-"""Authenticators (API.md section 4): callables that turn the server's nonce into CONNECT credentials.
+"""Authenticators: callables that turn the server's nonce into CONNECT credentials.
 
 Each is called on every (re)connect, and callable arguments are evaluated on every call, so rotated credentials are
 picked up. NKey and JWT signing needs the ``nkeys`` package (``pip install 'cnats[nkeys]'``). No function here puts

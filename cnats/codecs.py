@@ -1,4 +1,4 @@
-"""Payload codecs (API.md section 2): turn values into message payloads and back."""
+"""Payload codecs: turn values into message payloads and back."""
 
 from __future__ import annotations
 

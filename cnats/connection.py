@@ -1,4 +1,4 @@
-"""``connect()`` and ``NatsConnection``: the asyncio layer over the protocol core (API.md sections 1 and 2).
+"""``connect()`` and ``NatsConnection``: the asyncio layer over the protocol core.
 
 Reading: each socket gets an ``asyncio.BufferedProtocol`` whose buffer belongs to a fresh ``Parser``; the parser
 hands messages straight to the subscriptions (``sinks``: sid -> delivery function). Writing: ``publish`` encodes
@@ -85,6 +85,7 @@ _CHUNK = 64 * 1024  # a publish that leaves this much buffered hands it to the s
 _PING = b"PING\r\n"
 _PONG = b"PONG\r\n"
 _UNLIMITED = None
+_SETTLE_TIMEOUT = 1.0  # what a user close() gives cleanup (consumer deletions) before the socket goes
 
 
 class _State(IntEnum):
@@ -1111,6 +1112,14 @@ class NatsConnection(PublisherBase):
         """Close the connection (idempotent): everything built on it ends (iterators hand out what they hold, then
         end), every task cnats started is cancelled and awaited. Buffered data is written best-effort; use flush()
         for a guarantee."""
+        if (
+            self._state in (_State.CONNECTED, _State.DRAINING_SUBS, _State.DRAINING_PUBS)
+            and self._transport is not None
+        ):
+            # Everything built on the connection ends first, while it is still up, so that a consumer a cancelled
+            # request created anyway can still be deleted (best-effort, bounded).
+            self._scope.end_children()
+            await self._scope.settle(_SETTLE_TIMEOUT)
         await self._close(None)
 
     async def _close(self, error: Exception | None) -> None:
@@ -1198,7 +1207,7 @@ async def connect(
     pending_bytes_limit: int = 8 * 1024 * 1024,
     debug: bool = False,
 ) -> NatsConnection:
-    """Connect to a NATS server (see API.md section 1 for every option)."""
+    """Connect to a NATS server (every option: docs/connecting.md)."""
     options = ConnectOptions.build(
         servers,
         port,

@@ -1,4 +1,4 @@
-"""The error hierarchy of cnats (API.md section 3).
+"""The error hierarchy of cnats.
 
 nats.js raises one ``NatsError`` class carrying a code; cnats gives every code its own subclass so that callers can
 ``except`` by type, while ``err.code`` still carries the nats.js code string. Where a builtin exception fits, the

@@ -1,4 +1,4 @@
-"""Connection status events and statistics (API.md section 1): ``Status``, ``Events``, ``DebugEvents``, ``Stats``."""
+"""Connection status events and statistics: ``Status``, ``Events``, ``DebugEvents``, ``Stats``."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""NATS message headers (API.md section 2): ``Headers``, ``Match``, ``headers()`` and the header-block parser.
+"""NATS message headers: ``Headers``, ``Match``, ``headers()`` and the header-block parser.
 
 On the wire a header block is ``NATS/1.0[ <code>[ <description>]]\\r\\n``, then ``Key: value\\r\\n`` lines,
 then a final ``\\r\\n``. The compiled protocol core builds and reads ``Headers`` objects through their three

@@ -1,21 +1,27 @@
-"""Key-Value store on JetStream (API.md section 6, ADR-8): a bucket is the stream ``KV_<bucket>``, a key the
+"""Key-Value store on JetStream (ADR-8): a bucket is the stream ``KV_<bucket>``, a key the
 subject ``$KV.<bucket>.<key>``, a revision the stream sequence of a write."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from .callbacks import FAILED, Callback
 from .errors import (
     BadJsonError,
     InvalidKeyError,
     InvalidNameError,
     InvalidOptionError,
     MessageNotFoundError,
+    NatsError,
     WrongLastSequenceError,
 )
 from .headers import Headers
@@ -24,6 +30,7 @@ from .jetstream.api import (
     DiscardPolicy,
     Placement,
     PubHeaders,
+    PurgeResponse,
     Republish,
     StorageType,
     StoreCompression,
@@ -34,14 +41,16 @@ from .jetstream.api import (
 )
 from .jetstream.client import ack_head, ack_sequence
 from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
+from .jetstream.manager import DirectStreamAPI, StreamAPI
 from .jetstream.model import parse_time
 
 if TYPE_CHECKING:
     from .jetstream.client import JetStreamClient
+    from .jetstream.context import JetStreamContext
     from .jetstream.jsmsg import JsMsg
-    from .jetstream.manager import StreamAPI
+    from .port import Port
 
-__all__ = ["KV", "KvEntry", "KvOperation", "KvStatus", "KvWatcher", "kv_status", "open_kv"]
+__all__ = ["KV", "KvEntry", "KvKeys", "KvOperation", "KvStatus", "KvWatcher", "kv_status", "open_kv"]
 
 _BUCKET = re.compile(r"^[-A-Za-z0-9_]+$")
 _KEY = re.compile(r"^[-/=.A-Za-z0-9_]+$")
@@ -124,8 +133,6 @@ class KvEntry:
         return created
 
     def json(self, **loads_kwargs: Any) -> Any:
-        import json
-
         try:
             return json.loads(self.value, **loads_kwargs)
         except ValueError as exc:
@@ -199,14 +206,122 @@ def kv_status(bucket: str, info: StreamInfo) -> KvStatus:
     )
 
 
-class KvWatcher:
-    """Entries of a watch (live) or a history (ends once caught up); an async iterator of ``KvEntry``."""
+class OrderedRead:
+    """An ordered consumer and its messages as a view reads them (a KV watcher or listing, an object read or
+    watch), with what ends them, once: stop pulling (the iterator hands out what it holds, then ends), cancel the
+    view's timer, and delete the server consumer (best-effort, in a task of the connection's scope; ``aclose``
+    waits for it) rather than leave it to its inactive threshold.
 
-    def __init__(self, kv: KV, messages: ConsumerMessages, *, ignore_deletes: bool, ends: bool) -> None:
+    A child of the connection's scope: closing the connection ends it (without an API call). Nothing here refers
+    to the view, so a view left early is collected, and ``watch_over`` stops the read then."""
+
+    __slots__ = ("_cleanup", "_ended", "_port", "consumer", "messages", "timer")
+
+    def __init__(self, port: Port, consumer: OrderedConsumer, messages: ConsumerMessages) -> None:
+        self._port = port
+        self.consumer = consumer
+        self.messages = messages
+        self.timer: asyncio.TimerHandle | None = None  # a view's timer (the object reader's stall watchdog)
+        self._ended = False
+        self._cleanup: asyncio.Task[None] | None = None
+        port.scope.adopt(self)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    def watch_over(self, view: object) -> None:
+        """Stop when ``view`` is garbage-collected."""
+        weakref.finalize(view, _stop_collected, self).atexit = False
+
+    def stop(self, error: Exception | None = None) -> None:
+        """End now: the iterator hands out what it holds, then ends (raising ``error`` if given); the server
+        consumer is deleted in the background. Idempotent, never raises."""
+        if self._ended:
+            return
+        self._end(error)
+        port = self._port
+        scope = port.scope
+        scope.release(self)
+        consumer = self.consumer
+        if consumer.name and not scope.is_closed and _running_loop() is port.loop:
+            # (a view collected outside its loop leaves the consumer to its inactive threshold)
+            self._cleanup = scope.spawn(_delete_consumer(consumer), f"delete consumer {consumer.name}")
+
+    async def aclose(self) -> None:
+        """``stop()``, and wait until the server consumer is deleted (or could not be)."""
+        self.stop()
+        cleanup = self._cleanup
+        if cleanup is not None and not cleanup.done():
+            await asyncio.wait([cleanup])
+
+    def connection_closed(self, error: Exception | None) -> None:
+        if not self._ended:
+            self._end(error)
+
+    def _end(self, error: Exception | None) -> None:
+        self._ended = True
+        timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.cancel()
+        self.messages.stop(error)
+
+
+def _stop_collected(read: OrderedRead) -> None:
+    """A view was collected: stop its read, on the loop (a collection may happen anywhere, even in the middle of the
+    connection's own bookkeeping, or on another thread)."""
+    if read.ended:
+        return
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
+        read._port.loop.call_soon_threadsafe(read.stop)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+async def _delete_consumer(consumer: OrderedConsumer) -> None:
+    name = consumer.name
+    try:
+        await consumer.delete()
+        if consumer.name != name:  # replaced meanwhile (a recreation that was under way)
+            await consumer.delete()
+    except NatsError:
+        pass  # gone already, or unreachable: its inactive threshold removes it
+
+
+async def open_ordered(
+    js: JetStreamContext,
+    stream: str,
+    options: OrderedConsumerOptions,
+    *,
+    max_messages: int,
+    expires: float,
+    idle_heartbeat: float | None = None,
+) -> OrderedRead:
+    """An ordered consumer of ``stream``, consuming (a child of the connection's scope from now on)."""
+    consumer = OrderedConsumer(js, stream, options)
+    messages = await consumer.consume(max_messages=max_messages, expires=expires, idle_heartbeat=idle_heartbeat)
+    return OrderedRead(js.port, consumer, messages)
+
+
+class KvWatcher:
+    """Entries of a watch (live) or a history (ends once caught up); an async iterator of ``KvEntry``.
+
+    ``stop()`` (or ``await aclose()``, or leaving ``async with``) ends it: what it holds is handed out, then the
+    iterator ends, and its server consumer is deleted. Leaving an ``async for`` by ``break`` or an exception and
+    dropping the watcher does the same once it is collected; closing the connection ends it too."""
+
+    def __init__(self, kv: KV, read: OrderedRead, *, ignore_deletes: bool, ends: bool) -> None:
         self._kv = kv
-        self._messages = messages
+        self._read = read
+        self._messages = read.messages
         self._ignore_deletes = ignore_deletes
         self._ends = ends  # history/keys: stop once caught up
+        read.watch_over(self)
 
     def __aiter__(self) -> KvWatcher:
         return self
@@ -216,22 +331,58 @@ class KvWatcher:
         while True:
             msg = messages._take_nowait()
             if msg is None:
-                msg = await messages.__anext__()
+                try:
+                    msg = await messages.__anext__()
+                except Exception:  # StopAsyncIteration included
+                    self._read.stop()  # over (stopped, caught up, or failed): the server consumer goes too
+                    raise
             entry = self._kv._entry_from_jsmsg(msg)
             if self._ends and entry.delta == 0:
-                self._messages.stop()
+                self._read.stop()
             if self._ignore_deletes and entry.operation is not KvOperation.PUT:
                 continue
             return entry
 
     def stop(self) -> None:
-        self._messages.stop()
+        """Stop now (the server consumer is deleted in the background)."""
+        self._read.stop()
+
+    async def aclose(self) -> None:
+        """Stop, and return once the server consumer is deleted."""
+        await self._read.aclose()
 
     async def __aenter__(self) -> KvWatcher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.stop()
+        await self._read.aclose()
+
+
+class KvKeys:
+    """The iterator of ``kv.keys()``: the keys whose latest entry is a PUT, then the end. ``stop()``,
+    ``await aclose()``, leaving ``async with``, or leaving an ``async for`` early and dropping it ends the listing
+    and deletes its server consumer."""
+
+    def __init__(self, watcher: KvWatcher) -> None:
+        self._watcher = watcher
+
+    def __aiter__(self) -> KvKeys:
+        return self
+
+    async def __anext__(self) -> str:
+        return (await self._watcher.__anext__()).key
+
+    def stop(self) -> None:
+        self._watcher.stop()
+
+    async def aclose(self) -> None:
+        await self._watcher.aclose()
+
+    async def __aenter__(self) -> KvKeys:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._watcher.aclose()
 
 
 class KV:
@@ -241,6 +392,11 @@ class KV:
         self, js: JetStreamClient, bucket: str, *, direct: bool, origin: str | None = None, write_api: str | None = None
     ) -> None:
         self._js = js
+        self._port = port = js.port
+        # the hot paths (put, get) call the connection's request directly, with the timeout read once
+        self._request = port.request_future
+        self._timeout = js.options.timeout
+        self._streams = StreamAPI(js)
         self.bucket = bucket
         self._stream = f"KV_{bucket}"
         # A mirror stores the origin bucket's subjects, and writes must reach the origin (through its domain's
@@ -268,8 +424,7 @@ class KV:
             headers.set(PubHeaders.EXPECTED_LAST_SUBJECT_SEQ.value, str(previous_seq))
         # a JetStream publish, minus the PubAck object: the revision is all a put returns (the hot path of put)
         subject = self._write_prefix + key
-        js = self._js
-        msg = await js._nc._request_future(subject, value, headers, js._options.timeout)
+        msg = await self._request(subject, value, headers, self._timeout)
         return ack_sequence(msg, subject, self._ack_head)
 
     async def create(self, key: str, value: bytes | bytearray | memoryview | str) -> int:
@@ -318,15 +473,13 @@ class KV:
             return await self._get_direct(key, subject)
         try:
             if revision is not None:
-                stored = await self._js_manager_streams().get_message(self._stream, revision)
+                stored = await self._streams.get_message(self._stream, revision)
                 if stored.subject != subject:
                     return None
             elif self._direct:
-                from .jetstream.manager import DirectStreamAPI
-
                 stored = await DirectStreamAPI(self._js).get_message(self._stream, last_by_subj=subject)
             else:
-                stored = await self._js_manager_streams().get_message(self._stream, last_by_subj=subject)
+                stored = await self._streams.get_message(self._stream, last_by_subj=subject)
         except MessageNotFoundError:
             return None
         return KvEntry(
@@ -344,8 +497,7 @@ class KV:
         """The latest entry by a direct get, read straight from the answer's headers (the hot path of ``get``)."""
         # a valid key needs no JSON escaping
         payload = b'{"last_by_subj":"' + subject.encode() + b'"}'
-        js = self._js
-        msg = await js._nc._request_future(self._direct_get_subject, payload, None, js._options.timeout)
+        msg = await self._request(self._direct_get_subject, payload, None, self._timeout)
         headers = msg.headers
         if headers is None or headers.code >= 300:  # 404: no such key
             return None
@@ -359,11 +511,6 @@ class KV:
             _operation(headers),
             _length(msg.data, headers),
         )
-
-    def _js_manager_streams(self) -> StreamAPI:
-        from .jetstream.manager import StreamAPI
-
-        return StreamAPI(self._js)
 
     def _entry_from_jsmsg(self, msg: JsMsg) -> KvEntry:
         info = msg.info
@@ -392,7 +539,7 @@ class KV:
         *,
         headers_only: bool = False,
         start_seq: int | None = None,
-    ) -> tuple[OrderedConsumer, ConsumerMessages]:
+    ) -> OrderedRead:
         filters = [keys] if isinstance(keys, str) else list(keys)
         for k in filters:
             check_key(k, filter=True)
@@ -402,14 +549,16 @@ class KV:
             opt_start_seq=start_seq,
             headers_only=headers_only or None,
         )
-        consumer = OrderedConsumer(self._js, self._stream, options)
-        messages = await consumer.consume(max_messages=256, expires=10.0, idle_heartbeat=5.0)
-        return consumer, messages
+        return await open_ordered(self._js, self._stream, options, max_messages=256, expires=10.0, idle_heartbeat=5.0)
 
-    @staticmethod
-    def _initially_empty(consumer: OrderedConsumer) -> bool:
-        info = consumer._info
-        return info is not None and info.num_pending == 0
+    async def _listing(
+        self, keys: str | Sequence[str], deliver: DeliverPolicy, *, headers_only: bool, ignore_deletes: bool
+    ) -> KvWatcher:
+        """A watcher that ends once caught up (history, keys): at once when there is nothing to list."""
+        read = await self._ordered(keys, deliver, headers_only=headers_only)
+        if _initially_empty(read.consumer):
+            read.stop()
+        return KvWatcher(self, read, ignore_deletes=ignore_deletes, ends=True)
 
     async def watch(
         self,
@@ -420,9 +569,12 @@ class KV:
         headers_only: bool = False,
         updates_only: bool = False,
         resume_from_revision: int | None = None,
-        on_initialized: Callable[[], None] | None = None,
+        on_initialized: Callable[[], object] | None = None,
     ) -> KvWatcher:
-        """Latest entry per key, then live updates (or all history first, or only updates)."""
+        """Latest entry per key, then live updates (or all history first, or only updates). ``on_initialized`` is
+        called once the initial state is delivered (at once when there is none); a coroutine (or any awaitable) it
+        returns is awaited on a task of the connection, and an exception it raises is reported as a
+        ``CALLBACK_ERROR`` status."""
         if include_history and updates_only:
             raise InvalidOptionError("include_history and updates_only are mutually exclusive")
         if resume_from_revision is not None:
@@ -433,55 +585,48 @@ class KV:
             deliver, start = DeliverPolicy.ALL, None
         else:
             deliver, start = DeliverPolicy.LAST_PER_SUBJECT, None
-        consumer, messages = await self._ordered(key, deliver, headers_only=headers_only, start_seq=start)
-        watcher = KvWatcher(self, messages, ignore_deletes=ignore_deletes, ends=False)
+        read = await self._ordered(key, deliver, headers_only=headers_only, start_seq=start)
+        watcher = KvWatcher(self, read, ignore_deletes=ignore_deletes, ends=False)
         if on_initialized is not None:
-            if updates_only or self._initially_empty(consumer):
-                on_initialized()
+            first = key if isinstance(key, str) else (key[0] if key else ">")
+            callback = _initialized_callback(on_initialized, self._port, self._subject(first))
+            if updates_only or _initially_empty(read.consumer):
+                _fire(callback, self._port)
             else:
-                _call_when_caught_up(watcher, on_initialized)
+                _fire_when_caught_up(read.messages, callback, self._port)
         return watcher
 
     async def history(self, key: str | Sequence[str] = ">", *, headers_only: bool = False) -> KvWatcher:
         """Every retained entry (markers included) for the key(s), then the iterator ends."""
-        consumer, messages = await self._ordered(key, DeliverPolicy.ALL, headers_only=headers_only)
-        if self._initially_empty(consumer):
-            messages.stop()
-        return KvWatcher(self, messages, ignore_deletes=False, ends=True)
+        return await self._listing(key, DeliverPolicy.ALL, headers_only=headers_only, ignore_deletes=False)
 
-    async def keys(self, filter: str | Sequence[str] = ">") -> AsyncIterator[str]:
+    async def keys(self, filter: str | Sequence[str] = ">") -> KvKeys:
         """The keys whose latest entry is a PUT; the iterator ends once they are all listed."""
-        consumer, messages = await self._ordered(filter, DeliverPolicy.LAST_PER_SUBJECT, headers_only=True)
-        if self._initially_empty(consumer):
-            messages.stop()
-        return _live_keys(KvWatcher(self, messages, ignore_deletes=True, ends=True))
+        watcher = await self._listing(filter, DeliverPolicy.LAST_PER_SUBJECT, headers_only=True, ignore_deletes=True)
+        return KvKeys(watcher)
 
     async def status(self) -> KvStatus:
-        return kv_status(self.bucket, await self._js_manager_streams().info(self._stream))
+        return kv_status(self.bucket, await self._streams.info(self._stream))
 
     async def purge_deletes(self, *, older_than: float = 1800.0) -> Any:
         """Remove DEL/PURGE markers; a marker younger than ``older_than`` seconds keeps itself (only)."""
-        from .jetstream.api import PurgeResponse
-
         cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than)
         purged = 0
-        markers = [e async for e in await self._latest_markers()]
-        for entry in markers:
+        for entry in await self._latest_markers():
             keep = 1 if older_than > 0 and entry.created > cutoff else 0
-            response = await self._js_manager_streams().purge(
+            response = await self._streams.purge(
                 self._stream, filter=self._subject(entry.key), keep=keep if keep else None
             )
             purged += response.purged
         return PurgeResponse(success=True, purged=purged)
 
-    async def _latest_markers(self) -> AsyncIterator[KvEntry]:
-        consumer, messages = await self._ordered(">", DeliverPolicy.LAST_PER_SUBJECT, headers_only=True)
-        if self._initially_empty(consumer):
-            messages.stop()
-        return _markers(KvWatcher(self, messages, ignore_deletes=False, ends=True))
+    async def _latest_markers(self) -> list[KvEntry]:
+        watcher = await self._listing(">", DeliverPolicy.LAST_PER_SUBJECT, headers_only=True, ignore_deletes=False)
+        async with watcher:
+            return [entry async for entry in watcher if entry.operation is not KvOperation.PUT]
 
     async def destroy(self) -> bool:
-        return await self._js_manager_streams().delete(self._stream)
+        return await self._streams.delete(self._stream)
 
     async def close(self) -> None:
         """Nothing to release (kept for nats.js parity)."""
@@ -490,26 +635,42 @@ class KV:
         return f"<KV {self.bucket!r}>"
 
 
-async def _live_keys(watcher: KvWatcher) -> AsyncIterator[str]:
-    async for entry in watcher:
-        yield entry.key
+def _initially_empty(consumer: OrderedConsumer) -> bool:
+    info = consumer._info
+    return info is not None and info.num_pending == 0
 
 
-async def _markers(watcher: KvWatcher) -> AsyncIterator[KvEntry]:
-    async for entry in watcher:
-        if entry.operation is not KvOperation.PUT:
-            yield entry
+def _initialized_callback(fn: Callable[[], object], port: Port, subject: str) -> Callback[None]:
+    """``on_initialized`` through the callback adapter; what it raises is reported for the watched subject."""
+
+    def report(exc: BaseException, _: None) -> None:
+        port.report_callback_error(exc, subject, 0)
+
+    return Callback(lambda _: fn(), report)
 
 
-def _call_when_caught_up(watcher: KvWatcher, callback: Callable[[], None]) -> None:
-    """Call ``callback`` once, when the entry that completes the initial state arrives (its delta is 0)."""
+def _fire(callback: Callback[None], port: Port) -> None:
+    """Call now; an awaitable it returns is awaited on a task of the connection's scope."""
+    pending = callback.call_inline(None)
+    if pending is None or pending is FAILED:
+        return
+    if port.scope.spawn(callback.call(None, pending), "kv on_initialized") is None and asyncio.iscoroutine(pending):
+        pending.close()  # the connection is closed: nothing starts any more
+
+
+def _fire_when_caught_up(messages: ConsumerMessages, callback: Callback[None], port: Port) -> None:
+    """Call ``callback`` once, when the entry that completes the initial state arrives (its delta is 0). The hook
+    refers to neither the watcher nor (strongly) the messages."""
+    messages_ref = weakref.ref(messages)
 
     def on_arrival(msg: JsMsg) -> None:
         if msg.info.pending == 0:
-            watcher._messages._on_arrival = None
-            callback()
+            arrived = messages_ref()
+            if arrived is not None:
+                arrived._on_arrival = None
+            _fire(callback, port)
 
-    watcher._messages._on_arrival = on_arrival
+    messages._on_arrival = on_arrival
 
 
 async def open_kv(
@@ -533,8 +694,6 @@ async def open_kv(
     sources: Sequence[StreamSource] | None = None,
 ) -> KV:
     """Bind to the bucket, creating its stream with the ADR-8 configuration when it does not exist."""
-    from .jetstream.manager import StreamAPI
-
     check_bucket(bucket)
     if history < 1 or history > _MAX_HISTORY:
         raise InvalidOptionError(f"history must be between 1 and {_MAX_HISTORY}")

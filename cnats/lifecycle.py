@@ -39,13 +39,15 @@ class Drainable(Owned, Protocol):
 class Scope:
     """One per connection: its children and its background tasks."""
 
-    __slots__ = ("_children", "_closed", "_loop", "_tasks")
+    __slots__ = ("_children", "_closed", "_ended", "_loop", "_tasks", "_tracked")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         # insertion-ordered; a dict rather than a set so that close() ends children in the order they were made
         self._children: dict[Owned, None] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._tracked: set[asyncio.Future[Any]] = set()  # requests whose answer may leave something to clean up
+        self._ended = False  # children ended by a user close that is settling (the connection is still up)
         self._closed = False
 
     @property
@@ -63,7 +65,7 @@ class Scope:
     # -- children ------------------------------------------------------------------------------------------------
     def adopt(self, child: Owned) -> None:
         """Own ``child``; after close it is told at once that the connection is gone."""
-        if self._closed:
+        if self._closed or self._ended:
             child.connection_closed(None)
             return
         self._children[child] = None
@@ -92,12 +94,44 @@ class Scope:
         if exc is not None:
             logger.error("background task %s failed", task.get_name(), exc_info=exc)
 
+    def track(self, future: asyncio.Future[Any]) -> None:
+        """A request in flight whose answer may need cleaning up after (a consumer being created for an owner that
+        may end meanwhile): a user ``close()`` gives it a moment to arrive while the connection is still up."""
+        if not future.done():
+            self._tracked.add(future)
+            future.add_done_callback(self._tracked.discard)
+
     # -- ending --------------------------------------------------------------------------------------------------
+    def end_children(self) -> None:
+        """First step of a user ``close()``, while the connection is still up: every child ends and every task is
+        cancelled, but cleanup started from now on (deleting a consumer a cancelled request created anyway) may still
+        run, until ``settle`` returns."""
+        if self._ended or self._closed:
+            return
+        self._ended = True
+        self._end_all(None)
+
+    async def settle(self, timeout: float) -> None:
+        """Wait (at most ``timeout`` seconds) for tracked requests and the cleanup they started."""
+        loop = self._loop
+        deadline = loop.time() + timeout
+        current = _current_task()
+        while True:
+            pending: set[asyncio.Future[Any]] = {t for t in self._tasks if t is not current and not t.done()}
+            pending |= {f for f in self._tracked if not f.done()}
+            remaining = deadline - loop.time()
+            if not pending or remaining <= 0:
+                return
+            await asyncio.wait(pending, timeout=remaining)
+
     def close(self, error: Exception | None) -> None:
         """Synchronous part of closing: every child ends, every task is cancelled (awaited by ``wait_closed``)."""
         if self._closed:
             return
         self._closed = True
+        self._end_all(error)
+
+    def _end_all(self, error: Exception | None) -> None:
         children, self._children = list(self._children), {}
         for child in children:
             try:

@@ -1,4 +1,4 @@
-"""Unique identifiers (NUIDs) and reply inboxes (API.md section 2).
+"""Unique identifiers (NUIDs) and reply inboxes.
 
 A NUID is 22 base-62 characters: a 12-character random prefix, then a 10-character sequence that starts at a
 random value and grows by a random increment on every call. Only the rare prefix renewal (when the sequence

@@ -1,4 +1,4 @@
-"""The options of ``connect()``, checked once up front (API.md section 1)."""
+"""The options of ``connect()``, checked once up front."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Server URLs and the server pool the client connects and reconnects through (API.md section 1)."""
+"""Server URLs and the server pool the client connects and reconnects through."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``Subscription``: delivery of one sid's messages to a callback or an async iterator (API.md section 2).
+"""``Subscription``: delivery of one sid's messages to a callback or an async iterator.
 
 The parser calls the subscription's delivery function directly (``parser.subs[sid]``). A plain-function callback
 runs right there, inside the read path. Coroutine callbacks and iterators get a queue: one deque per subscription,

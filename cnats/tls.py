@@ -1,4 +1,4 @@
-"""TLS settings for a client connection (API.md section 1).
+"""TLS settings for a client connection.
 
 Only the plain options holder lives here; the code that turns it into an :class:`ssl.SSLContext` belongs to
 the connection layer.

@@ -1,6 +1,6 @@
 """A suite-wide lifecycle guard: a test fails when it leaves cnats work behind.
 
-Switched on by ``CNATS_LIFECYCLE_GUARD=1`` (off otherwise, for now). Registered from tests/conftest.py
+On unless ``CNATS_LIFECYCLE_GUARD=0`` (for a look at a failure without it). Registered from tests/conftest.py
 (``pytest_plugins``); another suite can load it with ``-p lifecycle_guard`` when this directory is importable.
 When on, a test fails if:
 
@@ -56,7 +56,7 @@ _ENABLED = pytest.StashKey[bool]()
 
 
 def guard_enabled(environ: Mapping[str, str] = os.environ) -> bool:
-    return environ.get(ENV, "") not in ("", "0")
+    return environ.get(ENV, "1") not in ("", "0")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,7 +77,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    state = "on" if config.stash.get(_ENABLED, False) else f"off (set {ENV}=1 to switch it on)"
+    state = "on" if config.stash.get(_ENABLED, False) else f"off ({ENV}=0)"
     return f"cnats lifecycle guard: {state}"
 
 

@@ -451,7 +451,7 @@ def results_json(results: list[Result], uvloop: bool) -> str:
     return json.dumps({"environment": environment(uvloop), "results": [asdict(r) for r in results]})
 
 
-# -- the API.md 9.2 single-workload form: cnats bench SUBJECT [--pub N] [--sub N] ... ----------------------------
+# -- the single-workload form: cnats bench SUBJECT [--pub N] [--sub N] ... ----------------------------
 
 
 def run_single(
@@ -466,7 +466,7 @@ def run_single(
     column: str = "cnats",
     uvloop: bool = False,
 ) -> dict[str, Any]:
-    """One workload, as ``cnats bench`` with a subject runs it; returns the API.md ``--json`` object."""
+    """One workload, as ``cnats bench`` with a subject runs it; returns its ``--json`` object."""
     with _server(url) as server_url:
         if request:
             mode = "request"

@@ -1,4 +1,4 @@
-"""The ``cnats`` command line (API.md section 9.2), also ``python -m cnats``.
+"""The ``cnats`` command line, also ``python -m cnats``.
 
 Each command group lives in its own module and registers its parser here. ``main`` turns every outcome into an exit
 status: 0 success, 1 a NATS or runtime error (reported as one ``error: <message>`` line on stderr, never a

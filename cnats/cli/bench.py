@@ -1,5 +1,5 @@
 """``cnats bench``: the comparison table (cnats, its pure-Python core, nats-py, raw socket), a single workload on a
-subject (API.md section 9.2 form), the protocol cores side by side, or memory use. The measuring lives in
+subject, the protocol cores side by side, or memory use. The measuring lives in
 ``cnats.benchmark``; this module only reads the options and prints."""
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         description="Without SUBJECT: the comparison table against an embedded nats-server (or -s URL). With SUBJECT: "
         "one workload. Progress is shown on a terminal only.",
     )
-    bench.add_argument("subject", nargs="?", help="run one workload on this subject (API.md 9.2 form)")
+    bench.add_argument("subject", nargs="?", help="run one workload on this subject")
     bench.add_argument("--pub", type=int, default=1, help="publishers (single-workload form)")
     bench.add_argument("--sub", type=int, default=0, help="subscribers (single-workload form)")
     bench.add_argument("--msgs", type=int, default=0, help="messages per run")

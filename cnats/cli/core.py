@@ -1,4 +1,4 @@
-"""Core messaging commands: ``pub``, ``sub``, ``req`` and ``reply`` (API.md section 9.2)."""
+"""Core messaging commands: ``pub``, ``sub``, ``req`` and ``reply``."""
 
 from __future__ import annotations
 

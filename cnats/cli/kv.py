@@ -1,4 +1,4 @@
-"""``cnats kv``: the Key-Value store of API.md section 6 from the command line. Only ``kv add`` creates a bucket;
+"""``cnats kv``: the Key-Value store from the command line. Only ``kv add`` creates a bucket;
 every other subcommand needs an existing one (a missing bucket is an error, never created by accident)."""
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ _ACTIONS = {
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    kv = commands.add_parser("kv", help="Key-Value store", description="Key-Value store operations (API.md 6).")
+    kv = commands.add_parser("kv", help="Key-Value store", description="Key-Value store operations (see docs/cli.md).")
     actions = kv.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def action(name: str, help: str) -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""``cnats obj``: the object store of API.md section 7 from the command line. Only ``obj add`` creates a bucket.
+"""``cnats obj``: the object store from the command line. Only ``obj add`` creates a bucket.
 Uploads and downloads show their progress on a terminal (stderr) and stay quiet when it is not one."""
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ async def _obj(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    obj = commands.add_parser("obj", help="object store", description="Object store operations (API.md 7).")
+    obj = commands.add_parser("obj", help="object store", description="Object store operations (see docs/cli.md).")
     actions = obj.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def action(
@@ -284,7 +284,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add.add_argument("--max-bytes", type=int, default=-1, metavar="N", help="store size limit (default unlimited)")
     add.add_argument("--description")
 
-    # Here --name is the object's name (API.md); the connection name goes before the command.
+    # Here --name is the object's name; the connection name goes before the command.
     put = action("put", "upload a file (- for standard input, with --name)", connection_name=False)
     put.add_argument("file")
     put.add_argument("--name", dest="object", help="object name (default: the file's base name)")

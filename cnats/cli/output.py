@@ -81,7 +81,7 @@ def json_line(value: Any) -> None:
 
 
 def message_dict(msg: Msg) -> dict[str, Any]:
-    """The API.md 9.2 JSON form of a message."""
+    """The JSON form of a message (``--json``)."""
     return {
         "subject": msg.subject,
         "reply": msg.reply,

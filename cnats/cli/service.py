@@ -1,4 +1,4 @@
-"""``cnats service``: discover ADR-32 services and read their info and statistics (API.md section 8)."""
+"""``cnats service``: discover ADR-32 services and read their info and statistics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""JetStream (API.md section 5): the manager, the client, and the API types.
+"""JetStream: the manager, the client, and the API types.
 
 Built so far: stream and consumer administration, direct gets, account info, acknowledged, pipelined and atomic
 batch publishing, pull consumers (next, fetch, consume), the ordered consumer, the legacy push/pull subscriptions and

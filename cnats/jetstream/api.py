@@ -1,4 +1,4 @@
-"""JetStream API types: enums and the wire dataclasses of API.md sections 5.1 and 5.2."""
+"""JetStream API types: enums and the dataclasses of the JetStream API's JSON documents."""
 
 from __future__ import annotations
 

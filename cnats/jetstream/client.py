@@ -1,4 +1,4 @@
-"""JetStreamClient: publishing with acknowledgements, one at a time or pipelined (API.md section 5.4)."""
+"""JetStreamClient: publishing with acknowledgements, one at a time or pipelined."""
 
 from __future__ import annotations
 
@@ -145,7 +145,11 @@ class _AckWaiter:
             self._settle(None, ack)
 
     def fail(self, error: BaseException) -> None:
+        """The connection closed (or its inbox was refused) with the acknowledgement outstanding. A caller who still
+        awaits the future gets ``error``; one who let it go is not warned about it: the close was its own doing."""
         self._settle(error, None)
+        if self.future.done() and not self.future.cancelled():
+            self.future.exception()  # marks it retrieved
 
     def expire(self) -> None:
         self._settle(NatsTimeoutError(f"no publish acknowledgement for {self.subject!r}"), None)
@@ -355,7 +359,7 @@ class JetStreamClient(JetStreamContext):
         )
 
     def batch(self, *, timeout: float | None = None) -> PublishBatch:
-        """A new atomic publish batch (API.md 5.4)."""
+        """A new atomic publish batch."""
         return PublishBatch(self, timeout)
 
     @property
@@ -373,20 +377,20 @@ class JetStreamClient(JetStreamContext):
         timeout: float | None = None,
     ) -> asyncio.Future[PubAck]:
         """Send now; the future resolves with the PubAck. Waits only while too many acks are outstanding."""
-        nc = self._nc
+        port = self.port
+        loop = port.loop
         while len(self._pending) >= self._max_pending:
             if self._room is None or self._room.done():
-                self._room = nc._loop.create_future()
+                self._room = loop.create_future()
             await asyncio.shield(self._room)
         hdrs = publish_headers(headers, msg_id, expect) if headers or msg_id or expect else None
-        prefix = nc._mux_inbox()
-        token = nc._mux.next_token()
-        loop = nc._loop
+        prefix = port.reply_prefix()
+        token = port.reply_token()
         future: asyncio.Future[PubAck] = loop.create_future()
         waiter = _AckWaiter(self, token, subject, future)
-        nc.publish(subject, payload, reply=prefix + token, headers=hdrs)  # raises before anything is recorded
+        self._nc.publish(subject, payload, reply=prefix + token, headers=hdrs)  # raises before anything is recorded
         self._pending[token] = waiter
-        nc._mux.add(token, waiter)
+        port.wait_reply(token, waiter)
         if timeout is None or timeout == self._options.timeout:
             # The default timeout: acks are pending in publish order, so one timer for the oldest serves all.
             waiter.deadline = loop.time() + self._options.timeout
@@ -399,19 +403,20 @@ class JetStreamClient(JetStreamContext):
     def _reap(self) -> None:
         """Expire the default-timeout acks whose deadline passed; re-arm for the next one."""
         self._reaper = None
-        now = self._nc._loop.time()
+        loop = self.port.loop
+        now = loop.time()
         for waiter in list(self._pending.values()):
             if waiter.timer is not None:
                 continue  # has its own timer
             if waiter.deadline > now:
-                self._reaper = self._nc._loop.call_at(waiter.deadline, self._reap)
+                self._reaper = loop.call_at(waiter.deadline, self._reap)
                 return
             waiter.expire()
 
     def _ack_done(self, token: str) -> None:
         if self._pending.pop(token, None) is None:
             return
-        self._nc._forget_waiter(token)
+        self.port.forget_reply(token)
         if self._room is not None and not self._room.done() and len(self._pending) < self._max_pending:
             self._room.set_result(None)
         if not self._pending:
@@ -426,7 +431,7 @@ class JetStreamClient(JetStreamContext):
         if not self._pending:
             return
         if self._idle is None or self._idle.done():
-            self._idle = self._nc._loop.create_future()
+            self._idle = self.port.loop.create_future()
         try:
             await asyncio.wait_for(asyncio.shield(self._idle), timeout)
         except asyncio.TimeoutError:

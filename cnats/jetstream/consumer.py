@@ -1,9 +1,14 @@
-"""Pull consumers (API.md section 5.5): ``Consumer.next``, ``fetch`` and ``consume``, and the ordered consumer.
+"""Pull consumers: ``Consumer.next``, ``fetch`` and ``consume``, and the ordered consumer.
 
 A ``ConsumerMessages`` owns one inbox subscription whose plain callback receives everything the server sends for
 its pull requests: messages (queued for the iterator or handed to the callback) and status messages (100 idle
 heartbeat, 404/408 the pull ended, 409 the pull or the consumer had a problem), which are never yielded. ``consume``
 keeps pulls outstanding: it asks for more when what is still expected falls under the thresholds.
+
+Lifecycle: the machinery (``_Puller``) is owned by the connection's scope: ``nc.close()`` ends it (the iterator
+hands out what it holds, then ends), ``nc.drain()`` drains it, and every background task (a callback's, a recovery)
+is started through the scope. The ``ConsumerMessages`` the user holds is a thin front that nothing else references,
+so that dropping it unread stops the pulling.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import contextlib
 import inspect
 import json
 import logging
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -20,7 +26,9 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
+from ..callbacks import FAILED, Callback
 from ..errors import (
+    ConnectionClosedError,
     ConsumerNotFoundError,
     InvalidOptionError,
     JetStreamIdleHeartbeatError,
@@ -32,6 +40,7 @@ from ..events import Events, Status, StatusHub
 from ..msg import Msg
 from ..nuid import nuid
 from .api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, ReplayPolicy
+from .apis import ConsumerAPI, StreamAPI
 from .context import JetStreamContext, check_name
 from .jsmsg import JsMsg
 from .model import seconds_to_ns
@@ -116,8 +125,14 @@ def _wire_size(msg: Msg) -> int:
     return size
 
 
-class ConsumerMessages:
-    """The messages of a ``fetch`` or ``consume``: an async iterator of ``JsMsg`` (or a callback's feed)."""
+class _Puller:
+    """The machinery behind a ``ConsumerMessages``: the inbox subscription, the pulls, the timers, the recovery task
+    and the queue.
+
+    The connection's scope owns it (and the subscription's sink, its timers and its tasks reference it), while the
+    user holds the ``ConsumerMessages`` in front of it, which nothing here references: an iterator its owner drops
+    (``break`` out of ``async for``, an exception, garbage collection) is collected, and its finalizer stops this.
+    """
 
     def __init__(
         self,
@@ -133,10 +148,14 @@ class ConsumerMessages:
         callback: JsCallback | None = None,
         abort_on_missing_resource: bool = False,
     ) -> None:
+        ctx = consumer._ctx
+        port = ctx.port
+        if port.scope.is_closed:
+            raise ConnectionClosedError()
         self._consumer = consumer
-        nc = consumer._ctx._nc
-        self._nc = nc
-        self._loop: asyncio.AbstractEventLoop = nc._loop
+        self._port = port
+        self._nc = ctx._nc  # what a JsMsg acknowledges through (public API)
+        self._loop = port.loop
         self._continuous = continuous
         self._max_messages = max_messages
         self._max_bytes = max_bytes
@@ -148,8 +167,13 @@ class ConsumerMessages:
         self._threshold_bytes = (
             threshold_bytes if threshold_bytes is not None else (int(max_bytes * 0.75) if max_bytes else None)
         )
-        self._callback = callback
-        self._callback_is_coroutine = callback is not None and inspect.iscoroutinefunction(callback)
+        self._adapter: Callback[JsMsg] | None = None
+        # A callback known to be asynchronous (or a plain one that returned an awaitable) is fed through the queue
+        # by one task; a plain one runs inline on the read path.
+        self._queue_callbacks = False
+        if callback is not None:
+            self._adapter = Callback(callback, self._callback_failed)
+            self._queue_callbacks = self._adapter.is_async
         self._abort_on_missing = abort_on_missing_resource
         self.received = 0
         self.processed = 0
@@ -159,37 +183,32 @@ class ConsumerMessages:
         self._queued_bytes = 0
         self._on_arrival: Callable[[JsMsg], None] | None = None  # a hook for the views (KV on_initialized)
         self._waiter: asyncio.Future[None] | None = None
-        self._done = False
+        self._live = True  # pulling, watching heartbeats and recovering (False once draining or ended)
+        self._refilling = continuous  # _refill may pull (continuous and live): one check per message
+        self._done = False  # nothing more is received; the iterator ends after what is queued
+        self._draining = False
         self._error: BaseException | None = None
         self._closed: asyncio.Future[Exception | None] = self._loop.create_future()
         self._status: StatusHub[ConsumerStatus] = StatusHub()
         self._hb_timer: asyncio.TimerHandle | None = None
         self._last_activity = 0.0
-        self._js_timeout = consumer._ctx.options.timeout
+        self._js_timeout = ctx.options.timeout
         self._ordered = isinstance(consumer, OrderedConsumer)  # only it may refuse a delivery (_accept)
         self._expiry_timer: asyncio.TimerHandle | None = None
-        self._missed = 0
-        self._task: asyncio.Task[None] | None = None
-        self._sub: Subscription = nc._subscribe(f"{nc._opts.inbox_prefix}.{nuid.next()}", None, self._on_msg)
-        if callback is not None and self._callback_is_coroutine:
-            self._task = self._loop.create_task(self._run_callback())
-        self._recovering = False
-        self._recover_again = False
         self._retry_timer: asyncio.TimerHandle | None = None
+        self._missed = 0
+        self._task: asyncio.Task[None] | None = None  # the callback task
+        self._recovery: asyncio.Task[None] | None = None
+        self._recover_again = False
+        self._sub: Subscription = port.subscribe(port.new_inbox(), None, self._on_msg)
+        if self._queue_callbacks:
+            self._start_callback_task(None)
         if continuous:
-            nc._status.observe(self._on_connection_status)
+            port.observe_status(self._on_connection_status)
+        port.scope.adopt(self)
 
-    # -- properties ---------------------------------------------------------------------------------------------
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
-    @property
-    def closed(self) -> asyncio.Future[Exception | None]:
-        return self._closed
-
-    def status(self) -> AsyncIterator[ConsumerStatus]:
-        return self._status.listen()
+    def _name(self) -> str:
+        return f"{self._consumer.stream}/{self._consumer.name}"
 
     # -- pulling ------------------------------------------------------------------------------------------------
     def _pull(self, batch: int, max_bytes: int | None) -> None:
@@ -216,7 +235,9 @@ class ConsumerMessages:
     def _refill(self) -> None:
         """Pull again when what is requested-but-unreceived plus what is received-but-untaken falls under the
         threshold (nats.js pulls as messages are processed, not as they arrive)."""
-        if not self._continuous or self._done:
+        if not self._refilling:
+            if self._done and not self._queue:
+                self._queue_done()  # a drain waits for the last queued message to be taken
             return
         outstanding_msgs = self._pending_msgs + len(self._queue)
         if self._max_bytes is not None:
@@ -232,12 +253,12 @@ class ConsumerMessages:
         """Note activity now. One timer watches for silence: when it fires it compares with the last activity and
         either waits for the rest of the window or reports missed heartbeats (no timer work per message)."""
         self._last_activity = self._loop.time()
-        if self._hb_timer is None and self._heartbeat and not self._done:
+        if self._hb_timer is None and self._heartbeat and self._live:
             self._hb_timer = self._loop.call_later(self._heartbeat * 2, self._heartbeat_due)
 
     def _heartbeat_due(self) -> None:
         self._hb_timer = None
-        if self._done:
+        if not self._live:
             return
         window = self._heartbeat * 2
         silent = self._loop.time() - self._last_activity
@@ -255,10 +276,10 @@ class ConsumerMessages:
         # Whatever was outstanding is gone: ask again.
         self._pending_msgs = 0
         self._pending_bytes = 0
-        self._loop.create_task(self._recover())
+        self._schedule_recover()
 
     def _on_connection_status(self, status: Status) -> None:
-        if self._done:
+        if not self._live:
             return
         if status.type == Events.DISCONNECT:
             # nothing can arrive while offline: missed heartbeats would only be noise
@@ -270,22 +291,30 @@ class ConsumerMessages:
             # after a heartbeat interval; an ordered consumer is recreated where it left off.
             self._pending_msgs = 0
             self._pending_bytes = 0
-            self._loop.create_task(self._recover())
+            self._schedule_recover()
 
-    async def _recover(self) -> None:
-        # One recovery at a time; a request arriving meanwhile runs once more afterwards (its cause may be newer).
-        if self._recovering:
+    # -- recovering -------------------------------------------------------------------------------------------
+    def _schedule_recover(self) -> None:
+        """Recover on the scope's task (held, cancelled by stop() and by the connection's close). One recovery at a
+        time; a request arriving meanwhile runs once more afterwards (its cause may be newer)."""
+        if not self._live:
+            return
+        if self._recovery is not None:
             self._recover_again = True
             return
-        self._recovering = True
+        self._recover_again = False
+        self._recovery = self._port.scope.spawn(self._recover(), f"consumer recover {self._name()}")
+
+    async def _recover(self) -> None:
         try:
             while True:
                 self._recover_again = False
                 await self._recover_once()
-                if not self._recover_again or self._done:
+                if not self._recover_again or not self._live:
                     return
         finally:
-            self._recovering = False
+            if self._recovery is asyncio.current_task():
+                self._recovery = None
 
     async def _recover_once(self) -> None:
         try:
@@ -302,24 +331,24 @@ class ConsumerMessages:
                 return
         except NatsError as exc:
             self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, str(exc)))
-        if not self._done and self._consumer._awaiting_replacement():
+        if not self._live:
+            return
+        if self._consumer._awaiting_replacement():
             # an ordered consumer's replacement could not be made yet (a leader election, say): pulling from the
             # old one would only bring messages it must discard, so try again shortly
             self._retry_timer = self._loop.call_later(_RECREATE_RETRY, self._retry_recover)
             return
-        if not self._done:
-            if self._consumer._ordered_reset_needed:
-                self._pending_msgs = 0
-                self._pending_bytes = 0
-            if self._pending_msgs == 0:
-                self._start()
-            else:
-                self._arm_heartbeat()
+        if self._consumer._ordered_reset_needed:
+            self._pending_msgs = 0
+            self._pending_bytes = 0
+        if self._pending_msgs == 0:
+            self._start()
+        else:
+            self._arm_heartbeat()
 
     def _retry_recover(self) -> None:
         self._retry_timer = None
-        if not self._done:
-            self._loop.create_task(self._recover())
+        self._schedule_recover()
 
     # -- receiving ----------------------------------------------------------------------------------------------
     def _on_msg(self, msg: Msg) -> None:
@@ -344,12 +373,15 @@ class ConsumerMessages:
             return  # the ordered consumer saw a gap and is resetting
         if self._on_arrival is not None:
             self._on_arrival(jsmsg)
-        if self._callback is not None and not self._callback_is_coroutine:
-            try:
-                self._callback(jsmsg)
-            except Exception:
-                logger.exception("exception in a consume() callback")
+        adapter = self._adapter
+        if adapter is not None and not self._queue_callbacks:
+            result = adapter.call_inline(jsmsg)
             self.processed += 1
+            if result is not None and result is not FAILED:
+                # A plain-looking callback returned an awaitable (a lambda or partial over a coroutine function):
+                # it is awaited on the callback task, and from now on messages queue for that task, in order.
+                self._queue_callbacks = True
+                self._start_callback_task((jsmsg, result))
             self._refill()
         else:
             self._queue.append(jsmsg)
@@ -387,7 +419,7 @@ class ConsumerMessages:
                     return
                 self._pending_msgs = 0
                 self._pending_bytes = 0
-                self._loop.create_task(self._recover())
+                self._schedule_recover()
                 return
             if not self._continuous:
                 self._end(None)
@@ -437,35 +469,203 @@ class ConsumerMessages:
         self._refill()  # pull more only as messages are taken: what waits unread stays bounded
         return msg
 
-    async def _run_callback(self) -> None:
-        assert self._callback is not None
-        while True:
-            msg = await self._next()
-            if msg is None:
-                return
-            try:
-                await self._callback(msg)  # type: ignore[misc]
-            except Exception:
-                logger.exception("exception in a consume() callback")
-
-    def __aiter__(self) -> ConsumerMessages:
-        if self._callback is not None:
-            raise RuntimeError("messages delivered to a callback cannot be iterated")
-        return self
-
-    async def __anext__(self) -> JsMsg:
-        if self._callback is not None:
-            raise RuntimeError("messages delivered to a callback cannot be iterated")
-        msg = self._take_nowait()
-        if msg is not None:
-            return msg
+    async def _anext_slow(self) -> JsMsg:
         msg = await self._next()
         if msg is None:
+            self._queue_done()
             if self._error is not None:
                 error, self._error = self._error, None
                 raise error
             raise StopAsyncIteration
         return msg
+
+    def _callback_failed(self, exc: BaseException, msg: JsMsg) -> None:
+        self._port.report_callback_error(exc, msg.subject, self._sub.sid)
+
+    def _start_callback_task(self, first: tuple[JsMsg, Awaitable[Any]] | None) -> None:
+        task = self._task = self._port.scope.spawn(self._run_callback(first), f"consume callback {self._name()}")
+        if first is not None:
+            pending = first[1]
+            if task is None:
+                _discard(pending)
+            else:
+                # cancelled before its first step (the connection closed at once): the awaitable was never awaited
+                task.add_done_callback(lambda t: _discard(pending) if t.cancelled() else None)
+
+    async def _run_callback(self, first: tuple[JsMsg, Awaitable[Any]] | None) -> None:
+        adapter = self._adapter
+        assert adapter is not None
+        if first is not None:
+            await adapter.call(first[0], first[1])
+        call = adapter.call
+        while True:
+            msg = self._take_nowait()
+            if msg is None:
+                msg = await self._next()
+                if msg is None:
+                    break
+            await call(msg)
+        self._queue_done()
+
+    # -- ending ---------------------------------------------------------------------------------------------------
+    def _stop_work(self) -> None:
+        """No more pulls, timers or recoveries (a recovery in flight is cancelled: a consumer it is creating is
+        deleted by ``ConsumerAPI.add_owned``)."""
+        self._live = False
+        self._refilling = False
+        for timer in (self._hb_timer, self._expiry_timer, self._retry_timer):
+            if timer is not None:
+                timer.cancel()
+        self._hb_timer = self._expiry_timer = self._retry_timer = None
+        task, self._recovery = self._recovery, None
+        if task is not None and task is not _current_task():
+            task.cancel()
+        if self._continuous:
+            self._port.unobserve_status(self._on_connection_status)
+
+    def _end(self, error: BaseException | None, *, wait_queue: bool = False) -> None:
+        """Stop receiving; the iterator ends after what is queued (raising ``error``). ``closed`` resolves now, or
+        with ``wait_queue`` (a drain) once what is queued has been taken."""
+        if self._done:
+            return
+        self._done = True
+        self._error = error
+        self._stop_work()
+        self._sub.unsubscribe()
+        if self._consumer._active is self:
+            self._consumer._active = None
+        self._wake()
+        self._status.close()
+        if not (wait_queue or self._draining) or (not self._queue and self._task is None):
+            self._queue_done()
+
+    def _queue_done(self) -> None:
+        if not self._closed.done():
+            error = self._error
+            self._closed.set_result(error if isinstance(error, Exception) else None)
+            # (a drain's end waits for the queue: until then the connection's close still concerns it)
+            self._port.scope.release(self)
+
+    def _dropped(self) -> None:
+        """The ConsumerMessages in front was collected unread: stop, and forget what is queued."""
+        if self._done:
+            return
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._end(None)
+
+    def connection_closed(self, error: Exception | None) -> None:
+        """The connection closed: an iterator hands out what it holds, then ends (raising ``error`` after a fatal
+        close); a callback's queue is dropped (its task is cancelled by the connection)."""
+        if self._adapter is not None:
+            self._queue.clear()
+            self._queued_bytes = 0
+        if not self._done:
+            self._end(error)
+        elif error is not None and not self._closed.done():
+            self._error = error  # a drain that did not finish: the end is the connection's
+        self._queue_done()
+
+    def drain_owned(self) -> Awaitable[None]:
+        """The connection's drain: stop pulling, take what the server already sent (the inbox is drained), hand
+        out what is queued, then end."""
+        return self._drain()
+
+    async def _drain(self) -> None:
+        if not self._done and not self._draining:
+            self._draining = True
+            self._stop_work()
+            # UNSUB, then a round trip: whatever the server sent before it has arrived (and is queued)
+            with contextlib.suppress(NatsError):
+                await self._sub.drain(None)
+            self._end(None, wait_queue=True)
+        await asyncio.shield(self._closed)
+
+
+def _discard(pending: Awaitable[Any]) -> None:
+    """Close a callback's coroutine that will never be awaited (no "never awaited" warning)."""
+    if inspect.iscoroutine(pending) and inspect.getcoroutinestate(pending) == inspect.CORO_CREATED:
+        pending.close()
+
+
+def _current_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return None
+
+
+def _stop_dropped(puller: _Puller) -> None:
+    """The finalizer of a ConsumerMessages: stop its puller, on the loop (a collection may happen anywhere, even in
+    the middle of the connection's own bookkeeping, or on another thread)."""
+    if puller._done:
+        return
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
+        puller._loop.call_soon_threadsafe(puller._dropped)
+
+
+class ConsumerMessages:
+    """The messages of a ``fetch`` or ``consume``: an async iterator of ``JsMsg`` (or a callback's feed).
+
+    The iterator ends (``StopAsyncIteration``) after ``stop()``/``close()``, at the end of a fetch, or once the
+    connection closed or drained, after what it already holds; a fatal close raises the connection's error instead.
+    Leaving it early stops it: ``async with`` and ``aclose()`` do it at once; an iterator that is no longer referenced
+    (``break`` out of ``async for``) stops when collected: its inbox subscription is removed and no more pulls are
+    sent. Messages delivered to a callback run until stopped, referenced or not.
+    """
+
+    __slots__ = ("__weakref__", "_pull", "_take_nowait")
+
+    def __init__(self, pull: _Puller) -> None:
+        self._pull = pull
+        # the iterators' fast path (KV watchers call it directly): the puller's own bound method, no hop
+        self._take_nowait = pull._take_nowait
+        if pull._adapter is None:
+            weakref.finalize(self, _stop_dropped, pull).atexit = False
+
+    # -- properties ---------------------------------------------------------------------------------------------
+    @property
+    def pending(self) -> int:
+        return len(self._pull._queue)
+
+    @property
+    def received(self) -> int:
+        return self._pull.received
+
+    @property
+    def processed(self) -> int:
+        return self._pull.processed
+
+    @property
+    def closed(self) -> asyncio.Future[Exception | None]:
+        return self._pull._closed
+
+    @property
+    def _on_arrival(self) -> Callable[[JsMsg], None] | None:
+        return self._pull._on_arrival
+
+    @_on_arrival.setter
+    def _on_arrival(self, hook: Callable[[JsMsg], None] | None) -> None:
+        # (a hook must not reference this ConsumerMessages, or it can no longer be collected unread)
+        self._pull._on_arrival = hook
+
+    def status(self) -> AsyncIterator[ConsumerStatus]:
+        return self._pull._status.listen()
+
+    # -- iterating ----------------------------------------------------------------------------------------------
+    def __aiter__(self) -> ConsumerMessages:
+        if self._pull._adapter is not None:
+            raise RuntimeError("messages delivered to a callback cannot be iterated")
+        return self
+
+    async def __anext__(self) -> JsMsg:
+        pull = self._pull
+        if pull._adapter is not None:
+            raise RuntimeError("messages delivered to a callback cannot be iterated")
+        msg = pull._take_nowait()
+        if msg is not None:
+            return msg
+        return await pull._anext_slow()
 
     async def __aenter__(self) -> ConsumerMessages:
         return self
@@ -476,30 +676,24 @@ class ConsumerMessages:
     # -- ending ---------------------------------------------------------------------------------------------------
     def stop(self, err: Exception | None = None) -> None:
         """Stop pulling; the iterator ends after what is queued (raising ``err`` if given)."""
-        self._end(err)
+        self._pull._end(err)
 
     async def close(self) -> Exception | None:
-        self._end(None)
-        if self._task is not None:
-            await asyncio.gather(self._task, return_exceptions=True)
-        return await asyncio.shield(self._closed)
+        """Stop pulling, let a callback finish what is queued; what ``closed`` resolves to."""
+        pull = self._pull
+        pull._end(None)
+        task = pull._task
+        if task is not None and task is not _current_task():
+            await asyncio.gather(task, return_exceptions=True)
+        return await asyncio.shield(pull._closed)
 
-    def _end(self, error: BaseException | None) -> None:
-        if self._done:
-            return
-        self._done = True
-        self._error = error
-        for timer in (self._hb_timer, self._expiry_timer, self._retry_timer):
-            if timer is not None:
-                timer.cancel()
-        self._hb_timer = self._expiry_timer = self._retry_timer = None
-        self._nc._status.unobserve(self._on_connection_status)
-        self._sub.unsubscribe()
-        self._consumer._active = None
-        self._wake()
-        self._status.close()
-        if not self._closed.done():
-            self._closed.set_result(error if isinstance(error, Exception) else None)
+    async def aclose(self) -> None:
+        """``close()`` under the name async iterators use."""
+        await self.close()
+
+    def __repr__(self) -> str:
+        pull = self._pull
+        return f"<ConsumerMessages {pull._name()} received={pull.received} pending={len(pull._queue)}>"
 
 
 class Consumer:
@@ -510,11 +704,11 @@ class Consumer:
         self._info = info
         self.stream = stream
         self.name = info.name if info is not None else ""
-        self._active: ConsumerMessages | None = None
+        self._active: _Puller | None = None
         self._ordered_reset_needed = False
 
     # hooks the ordered consumer overrides
-    def _accept(self, msg: JsMsg, messages: ConsumerMessages) -> bool:
+    def _accept(self, msg: JsMsg, messages: _Puller) -> bool:
         return True
 
     def _awaiting_replacement(self) -> bool:
@@ -526,14 +720,10 @@ class Consumer:
     async def info(self, cached: bool = False) -> ConsumerInfo:
         if cached and self._info is not None:
             return self._info
-        from .manager import ConsumerAPI
-
         self._info = await ConsumerAPI(self._ctx).info(self.stream, self.name)
         return self._info
 
     async def delete(self) -> bool:
-        from .manager import ConsumerAPI
-
         return await ConsumerAPI(self._ctx).delete(self.stream, self.name)
 
     async def next(self, *, expires: float = 30.0) -> JsMsg | None:
@@ -547,6 +737,16 @@ class Consumer:
     async def _prepare(self) -> None:
         """Before a fetch/consume (the ordered consumer creates its server consumer here)."""
 
+    def _messages(self, pull: _Puller) -> ConsumerMessages:
+        """Start ``pull`` (its first pull request) and put it in front of the user."""
+        try:
+            pull._start()
+        except BaseException:
+            pull._end(None)
+            raise
+        self._active = pull
+        return ConsumerMessages(pull)
+
     async def fetch(
         self,
         *,
@@ -557,12 +757,8 @@ class Consumer:
     ) -> ConsumerMessages:
         msgs, nbytes, exp, hb = _pull_options(max_messages, max_bytes, expires, idle_heartbeat)
         await self._prepare()
-        messages = ConsumerMessages(
-            self, continuous=False, max_messages=msgs, max_bytes=nbytes, expires=exp, idle_heartbeat=hb
-        )
-        self._active = messages
-        messages._start()
-        return messages
+        pull = _Puller(self, continuous=False, max_messages=msgs, max_bytes=nbytes, expires=exp, idle_heartbeat=hb)
+        return self._messages(pull)
 
     async def consume(
         self,
@@ -577,10 +773,13 @@ class Consumer:
         abort_on_missing_resource: bool = False,
         bind: bool = False,
     ) -> ConsumerMessages:
+        """Messages as they come, pulled ahead of the reader. ``callback`` may be a plain function (run inline),
+        a coroutine function, or anything whose call returns an awaitable (awaited, in order, one at a time); an
+        exception it raises is reported as a ``CALLBACK_ERROR`` status and consuming goes on."""
         msgs, nbytes, exp, hb = _pull_options(max_messages, max_bytes, expires, idle_heartbeat)
         if not bind:
             await self._prepare()
-        messages = ConsumerMessages(
+        pull = _Puller(
             self,
             continuous=True,
             max_messages=msgs,
@@ -592,9 +791,7 @@ class Consumer:
             callback=callback,
             abort_on_missing_resource=abort_on_missing_resource,
         )
-        self._active = messages
-        messages._start()
-        return messages
+        return self._messages(pull)
 
     def __repr__(self) -> str:
         return f"<Consumer {self.stream}/{self.name}>"
@@ -640,9 +837,10 @@ class OrderedConsumer(Consumer):
             cfg.opt_start_time = opts.opt_start_time
         return cfg
 
-    async def _create(self) -> None:
-        from .manager import ConsumerAPI
-
+    async def _create(self, owner: _Puller | None = None) -> None:
+        """Create the next server consumer and delete the one it replaces. ``owner`` is the puller a recovery runs
+        for: when it ended meanwhile, the new consumer is deleted rather than used (a cancelled creation is cleaned
+        up by ``add_owned`` itself)."""
         api = ConsumerAPI(self._ctx)
         old = self.name
         # From here on nothing from the old consumer is accepted: the replacement starts after the last message
@@ -650,7 +848,10 @@ class OrderedConsumer(Consumer):
         self._resetting = bool(old)
         self._serial += 1
         config = self._config()
-        info = await api.add(self.stream, config)
+        info = await api.add_owned(self.stream, config)
+        if owner is not None and owner._done:
+            api.delete_later(self.stream, info.name)
+            return
         self._info = info
         self.name = info.name
         self._expected_cseq = 1
@@ -671,12 +872,13 @@ class OrderedConsumer(Consumer):
         await self._create()
 
     async def _before_repull(self) -> None:
-        await self._create()
+        active = self._active
+        await self._create(active)
         self._ordered_reset_needed = True
-        if self._active is not None:
-            self._active._status.emit(ConsumerStatus(ConsumerEvents.ORDERED_CONSUMER_RECREATED, self.name))
+        if active is not None and not active._done:
+            active._status.emit(ConsumerStatus(ConsumerEvents.ORDERED_CONSUMER_RECREATED, self.name))
 
-    def _accept(self, msg: JsMsg, messages: ConsumerMessages) -> bool:
+    def _accept(self, msg: JsMsg, messages: _Puller) -> bool:
         info = msg.info
         if self._resetting or info.consumer != self.name:
             return False  # from a server consumer we are replacing, or already replaced
@@ -685,7 +887,7 @@ class OrderedConsumer(Consumer):
             messages._pending_msgs = 0
             messages._pending_bytes = 0
             self._resetting = True  # nothing more from this consumer is accepted; _create deletes it
-            messages._loop.create_task(messages._recover())
+            messages._schedule_recover()
             return False
         self._expected_cseq += 1
         self._next_stream_seq = info.stream_sequence + 1
@@ -731,8 +933,6 @@ class Consumers:
         self._ctx = ctx
 
     async def get(self, stream: str, name: str | OrderedConsumerOptions | None = None) -> Consumer:
-        from .manager import ConsumerAPI, StreamAPI
-
         check_name(stream, "stream")
         if name is None or isinstance(name, OrderedConsumerOptions):
             await StreamAPI(self._ctx).info(stream)  # StreamNotFoundError now rather than at the first pull

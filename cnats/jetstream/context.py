@@ -1,12 +1,15 @@
-"""What every JetStream object shares: the connection, the options, and the API request with its error mapping."""
+"""What every JetStream object shares: the connection (its public API as ``_nc``, its internal interface as
+``port``), the options, and the API request with its error mapping."""
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..connection import port_of
 from ..errors import (
     ConsumerNotFoundError,
     InvalidNameError,
@@ -21,8 +24,10 @@ from ..errors import (
 
 if TYPE_CHECKING:
     from ..connection import NatsConnection
+    from ..msg import Msg
+    from ..port import Port
 
-__all__ = ["JetStreamContext", "JetStreamOptions", "api_error", "check_name"]
+__all__ = ["JetStreamContext", "JetStreamOptions", "api_error", "check_name", "not_enabled"]
 
 _ERRORS_BY_CODE: dict[int, type[JetStreamApiError]] = {
     10059: StreamNotFoundError,
@@ -75,10 +80,15 @@ def check_name(name: object, what: str) -> str:
 
 
 class JetStreamContext:
-    """Base of JetStreamClient and JetStreamManager (and of the objects they hand out)."""
+    """Base of JetStreamClient and JetStreamManager (and of the objects they hand out).
+
+    ``port`` is the connection's internal interface (``cnats.port.Port``): the layers built on JetStream (the
+    consumers, Key-Value, the object store) reach the connection through it; ``_nc`` is used for the connection's
+    public API only."""
 
     def __init__(self, nc: NatsConnection, options: JetStreamOptions) -> None:
         self._nc = nc
+        self.port: Port = port_of(nc)
         self._options = options
 
     @property
@@ -89,17 +99,19 @@ class JetStreamContext:
     def api_prefix(self) -> str:
         return self._options.api_prefix
 
-    async def _api(self, subject: str, payload: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
-        """One JetStream API request (``<prefix>.<subject>``); the decoded answer, or the mapped error."""
+    def _api_future(
+        self, subject: str, payload: dict[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Awaitable[Msg]:
+        """Send one JetStream API request (``<prefix>.<subject>``) now; the future of its raw answer (read it with
+        ``_api_answer``). Raises at once on a closed or draining connection."""
         body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
-        try:
-            msg = await self._nc.request(
-                f"{self._options.api_prefix}.{subject}", body, timeout=timeout or self._options.timeout
-            )
-        except NoRespondersError:
-            raise JetStreamNotEnabledError(
-                "JetStream is not enabled (no responders)", status=503, description="no responders"
-            ) from None
+        return self.port.request_future(
+            f"{self._options.api_prefix}.{subject}", body, None, timeout or self._options.timeout
+        )
+
+    @staticmethod
+    def _api_answer(msg: Msg) -> Any:
+        """The decoded answer of an API request, or the mapped error."""
         try:
             data = json.loads(msg.data)
         except ValueError as exc:
@@ -107,3 +119,16 @@ class JetStreamContext:
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
             raise api_error(data["error"])
         return data
+
+    async def _api(self, subject: str, payload: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
+        """One JetStream API request (``<prefix>.<subject>``); the decoded answer, or the mapped error."""
+        try:
+            msg = await self._api_future(subject, payload, timeout=timeout)
+        except NoRespondersError:
+            raise not_enabled() from None
+        return self._api_answer(msg)
+
+
+def not_enabled() -> JetStreamNotEnabledError:
+    """What an API request without responders means: JetStream is not enabled (for this account or domain)."""
+    return JetStreamNotEnabledError("JetStream is not enabled (no responders)", status=503, description="no responders")

@@ -1,4 +1,4 @@
-"""JSON <-> dataclass conversion for the JetStream API types (API.md section 5.2 conventions).
+"""JSON <-> dataclass conversion for the JetStream API types (the JetStream API conventions).
 
 Every wire type derives from :class:`JsonModel`. Field names are the server's JSON names. Conversions follow the
 field annotations: nested models, lists and dicts of them, enums, ``datetime`` (RFC 3339, UTC, microseconds; Go's

@@ -1,9 +1,14 @@
-"""Legacy push and pull subscriptions (API.md section 5.7; deprecated in nats.js, kept for migration).
+"""Legacy push and pull subscriptions (deprecated in nats.js, kept for migration).
 
 A ``JetStreamSubscription`` wraps a core subscription on the consumer's deliver subject (or, for pull, an inbox
 that pull requests deliver to). Control messages (idle heartbeats, flow-control requests) are handled here and
 never reach the user; messages are wrapped as ``JsMsg`` and, unless ``manual_ack`` or AckPolicy NONE, acked after
 the callback returns or when the iterator moves past them.
+
+A callback may be a plain function, a coroutine function, or anything whose call returns an awaitable (awaited, in
+order); the auto-ack follows its success only: a callback that raises leaves the message unacknowledged (redelivered
+after ``ack_wait``), and its exception is reported as a ``CALLBACK_ERROR`` status. The subscription is owned by the
+connection's scope: its heartbeat timer and an ordered subscription's recreation task end with it.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import contextlib
 import inspect
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import fields, replace
 from typing import TYPE_CHECKING, Any
 
+from ..callbacks import FAILED, Callback
 from ..errors import (
+    ConnectionClosedError,
+    ConnectionDrainingError,
     ConsumerNotFoundError,
     InvalidOptionError,
     JetStreamIdleHeartbeatError,
@@ -27,6 +35,7 @@ from ..errors import (
 from ..msg import Msg
 from ..nuid import nuid
 from .api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, ReplayPolicy
+from .apis import ConsumerAPI, StreamAPI
 from .context import JetStreamContext, check_name
 from .jsmsg import JsMsg
 from .model import seconds_to_ns
@@ -63,11 +72,15 @@ class JetStreamSubscription:
         ordered_config: ConsumerConfig | None = None,
     ) -> None:
         self._ctx = ctx
-        self._nc = ctx._nc
+        self._port = ctx.port
+        self._nc = ctx._nc  # its public API (publish)
         self._stream = stream
         self._consumer = consumer
         self._auto_ack = auto_ack
         self._user_callback = callback
+        self._adapter: Callback[JsMsg] | None = None
+        if callback is not None:
+            self._adapter = Callback(callback, self._callback_failed)
         self._heartbeat = idle_heartbeat
         self._hb_timer: asyncio.TimerHandle | None = None
         self._last_arrival = 0.0
@@ -77,20 +90,32 @@ class JetStreamSubscription:
         self._next_sseq = 1
         self._resetting = False
         self._last: JsMsg | None = None
+        self._recreating: asyncio.Task[None] | None = None
+        self._ended = False
         self._sub: Subscription  # set by _attach()
+
+    def _sink(self) -> Callable[[Msg], Any] | None:
+        """What the core subscription calls: None for an iterator; a coroutine function for a callback known to be
+        asynchronous (the subscription runs it on its task); else the inline path."""
+        if self._adapter is None:
+            return None
+        return self._on_msg_async if self._adapter.is_async else self._on_msg_inline
 
     def _attach(self, sub: Subscription) -> None:
         self._sub = sub
+        port = self._port
         if self._heartbeat:
             # Heartbeats count when they arrive, not when the reader gets to them: note every arrival.
-            loop = self._nc._loop
+            loop = port.loop
 
             def arrival(msg: Msg) -> None:
                 self._last_arrival = loop.time()
                 sub(msg)
 
-            self._nc._sinks[sub.sid] = arrival
+            port.set_sink(sub.sid, arrival)
         self._arm_heartbeat()
+        port.scope.adopt(self)
+        sub.closed.add_done_callback(self._sub_closed)
 
     # -- control messages, heartbeats, ordering ------------------------------------------------------------------
     def _control(self, msg: Msg) -> bool:
@@ -108,17 +133,21 @@ class JetStreamSubscription:
 
     def _arm_heartbeat(self) -> None:
         """(Re)start the heartbeat watch; one timer, which re-arms itself while messages keep arriving."""
-        self._last_arrival = self._nc._loop.time()
-        if self._heartbeat and self._hb_timer is None:
-            self._hb_timer = self._nc._loop.call_later(self._heartbeat * 2, self._heartbeat_missed)
+        loop = self._port.loop
+        self._last_arrival = loop.time()
+        if self._heartbeat and self._hb_timer is None and not self._ended:
+            self._hb_timer = loop.call_later(self._heartbeat * 2, self._heartbeat_missed)
 
     def _heartbeat_missed(self) -> None:
         self._hb_timer = None
+        if self._ended:
+            return
         assert self._heartbeat is not None
         window = self._heartbeat * 2
         quiet_since = self._last_arrival
-        if self._nc._loop.time() - quiet_since < window:  # something arrived meanwhile: watch on
-            self._hb_timer = self._nc._loop.call_at(quiet_since + window, self._heartbeat_missed)
+        loop = self._port.loop
+        if loop.time() - quiet_since < window:  # something arrived meanwhile: watch on
+            self._hb_timer = loop.call_at(quiet_since + window, self._heartbeat_missed)
             return
         if self._ordered:
             self._reset_ordered()
@@ -140,14 +169,19 @@ class JetStreamSubscription:
         return jsmsg
 
     def _reset_ordered(self) -> None:
-        if self._resetting:
+        if self._resetting or self._ended:
             return
         self._resetting = True
-        self._nc._loop.create_task(self._recreate())
+        self._recreating = self._port.scope.spawn(self._recreate(), f"recreate ordered consumer {self._stream}")
 
     async def _recreate(self) -> None:
-        from .manager import ConsumerAPI
+        try:
+            await self._recreate_once()
+        finally:
+            if self._recreating is asyncio.current_task():
+                self._recreating = None
 
+    async def _recreate_once(self) -> None:
         assert self._ordered_config is not None
         api = ConsumerAPI(self._ctx)
         old = self._consumer
@@ -159,10 +193,14 @@ class JetStreamSubscription:
             opt_start_time=None,
         )
         try:
-            info = await api.add(self._stream, cfg)
+            # cancelled when the subscription ends meanwhile: a consumer created anyway is then deleted
+            info = await api.add_owned(self._stream, cfg)
         except NatsError as exc:
             logger.warning("could not recreate the ordered consumer: %s", exc)
             self._resetting = False
+            return
+        if self._ended:
+            api.delete_later(self._stream, info.name)
             return
         self._consumer = info.name
         self._expected_cseq = 1
@@ -177,31 +215,40 @@ class JetStreamSubscription:
         return self._wrap(msg)
 
     # -- callbacks ------------------------------------------------------------------------------------------------
-    def _on_msg_inline(self, msg: Msg) -> None:
+    def _callback_failed(self, exc: BaseException, msg: JsMsg) -> None:
+        self._port.report_callback_error(exc, self._sub.subject, self._sub.sid)
+
+    def _on_msg_inline(self, msg: Msg) -> Awaitable[None] | None:
+        """A plain callback, on the read path. When it returns an awaitable, so does this (the core subscription
+        then awaits it, and runs this on its task from then on, in order); the ack follows its completion."""
         jsmsg = self._incoming(msg)
         if jsmsg is None:
-            return
-        assert self._user_callback is not None
-        try:
-            self._user_callback(jsmsg)
-        except Exception:
-            logger.exception("exception in a JetStream subscription callback")
-            return
-        if self._auto_ack:
-            jsmsg.ack()
+            return None
+        adapter = self._adapter
+        assert adapter is not None
+        result = adapter.call_inline(jsmsg)
+        if result is None:
+            if self._auto_ack:
+                _ack(jsmsg)
+            return None
+        if result is FAILED:
+            return None  # reported; not acknowledged: redelivered after ack_wait
+        return _Completion(self, jsmsg, result)
+
+    async def _complete(self, jsmsg: JsMsg, pending: Awaitable[Any]) -> None:
+        adapter = self._adapter
+        assert adapter is not None
+        if await adapter.call(jsmsg, pending) and self._auto_ack:
+            _ack(jsmsg)
 
     async def _on_msg_async(self, msg: Msg) -> None:
         jsmsg = self._incoming(msg)
         if jsmsg is None:
             return
-        assert self._user_callback is not None
-        try:
-            await self._user_callback(jsmsg)  # type: ignore[misc]
-        except Exception:
-            logger.exception("exception in a JetStream subscription callback")
-            return
-        if self._auto_ack:
-            jsmsg.ack()
+        adapter = self._adapter
+        assert adapter is not None
+        if await adapter.call(jsmsg) and self._auto_ack:
+            _ack(jsmsg)
 
     # -- the Subscription members ----------------------------------------------------------------------------------
     @property
@@ -255,9 +302,11 @@ class JetStreamSubscription:
     def unsubscribe(self, max: int | None = None) -> None:
         self._stop_timer()
         self._sub.unsubscribe(max)
+        if not max:
+            self._shutdown()
 
     async def drain(self) -> None:
-        self._stop_timer()
+        self._stop_work()
         await self._sub.drain()
 
     def _stop_timer(self) -> None:
@@ -265,11 +314,36 @@ class JetStreamSubscription:
             self._hb_timer.cancel()
             self._hb_timer = None
 
+    def _stop_work(self) -> None:
+        """No more heartbeat watch or recreation (one in flight is cancelled; what it created is deleted)."""
+        self._ended = True
+        self._stop_timer()
+        task, self._recreating = self._recreating, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    def _shutdown(self) -> None:
+        self._stop_work()
+        self._port.scope.release(self)
+
+    def _sub_closed(self, _: object) -> None:
+        self._shutdown()  # however the subscription ended (max reached, heartbeats missed, unsubscribe, drain)
+
+    def connection_closed(self, error: Exception | None) -> None:
+        """The connection closed: timers and tasks stop; the core subscription (closed by the connection next)
+        hands out what it holds, then ends."""
+        self._shutdown()
+
+    def drain_owned(self) -> Awaitable[None]:
+        """The connection's drain: stop watching, and drain the subscription underneath."""
+        self._stop_work()
+        return self._sub.drain_owned()
+
     async def next_msg(self, timeout: float | None = None) -> JsMsg:
         if self._user_callback is not None:
             raise RuntimeError("next_msg() cannot be used on a subscription with a callback")
         self._ack_last()
-        loop = self._nc._loop
+        loop = self._port.loop
         deadline = None if timeout is None else loop.time() + timeout
         while True:
             remaining = None if deadline is None else max(0.0, deadline - loop.time())
@@ -281,7 +355,7 @@ class JetStreamSubscription:
 
     def _ack_last(self) -> None:
         if self._auto_ack and self._last is not None:
-            self._last.ack()
+            _ack(self._last)
         self._last = None
 
     def __aiter__(self) -> JetStreamSubscription:
@@ -306,14 +380,10 @@ class JetStreamSubscription:
         self.unsubscribe()
 
     async def consumer_info(self) -> ConsumerInfo:
-        from .manager import ConsumerAPI
-
         return await ConsumerAPI(self._ctx).info(self._stream, self._consumer)
 
     async def destroy(self) -> None:
         """Unsubscribe and delete the consumer."""
-        from .manager import ConsumerAPI
-
         self.unsubscribe()
         with contextlib.suppress(ConsumerNotFoundError):
             await ConsumerAPI(self._ctx).delete(self._stream, self._consumer)
@@ -356,8 +426,6 @@ class JetStreamPullSubscription(JetStreamSubscription):
 async def _find_stream(ctx: JetStreamContext, subject: str, stream: str | None) -> str:
     if stream:
         return check_name(stream, "stream")
-    from .manager import StreamAPI
-
     return await StreamAPI(ctx).find(subject)
 
 
@@ -392,10 +460,8 @@ async def push_subscribe(
     callback: JsCallback | None = None,
     max: int | None = None,
 ) -> JetStreamSubscription:
-    from .manager import ConsumerAPI
-
     api = ConsumerAPI(ctx)
-    nc = ctx._nc
+    port = ctx.port
     if ordered:
         if durable or deliver_subject or queue or manual_ack or bind:
             raise InvalidOptionError("ordered consumers cannot be durable, bound, queued or manually acked")
@@ -434,7 +500,7 @@ async def push_subscribe(
         heartbeat = info.config.idle_heartbeat
     else:
         cfg = _base_config(config)
-        deliver = deliver_subject or cfg.deliver_subject or f"{nc._opts.inbox_prefix}.{nuid.next()}"
+        deliver = deliver_subject or cfg.deliver_subject or port.new_inbox()
         cfg = replace(cfg, deliver_subject=deliver, filter_subject=cfg.filter_subject or subject)
         if durable:
             cfg.durable_name = durable
@@ -469,11 +535,7 @@ async def push_subscribe(
         ordered=ordered,
         ordered_config=info.config if ordered else None,
     )
-    internal: Any = None
-    if callback is not None:
-        coroutine = inspect.iscoroutinefunction(callback)
-        internal = jsub._on_msg_async if coroutine else jsub._on_msg_inline
-    sub = nc._subscribe(deliver, queue or info.config.deliver_group, internal, max=max)
+    sub = port.subscribe(deliver, queue or info.config.deliver_group, jsub._sink(), max=max)
     jsub._attach(sub)
     return jsub
 
@@ -490,10 +552,8 @@ async def pull_subscribe(
     bind: bool = False,
     callback: JsCallback | None = None,
 ) -> JetStreamPullSubscription:
-    from .manager import ConsumerAPI
-
     api = ConsumerAPI(ctx)
-    nc = ctx._nc
+    port = ctx.port
     consumer_name = durable or name
     if bind and (not stream or not consumer_name):
         raise InvalidOptionError("bind requires stream and durable (or name)")
@@ -515,9 +575,38 @@ async def pull_subscribe(
     jsub = JetStreamPullSubscription(
         ctx, stream_name, info.name, auto_ack=auto_ack, callback=callback, idle_heartbeat=None
     )
-    internal: Any = None
-    if callback is not None:
-        internal = jsub._on_msg_async if inspect.iscoroutinefunction(callback) else jsub._on_msg_inline
-    sub = nc._subscribe(f"{nc._opts.inbox_prefix}.{nuid.next()}", None, internal)
+    sub = port.subscribe(port.new_inbox(), None, jsub._sink())
     jsub._attach(sub)
     return jsub
+
+
+class _Completion:
+    """What ``_on_msg_inline`` returns for a callback that returned an awaitable: awaiting it awaits that, then
+    auto-acks. The core subscription awaits it on its task; when a close cuts it short before it started, the
+    callback's awaitable is closed with it (no "coroutine ... was never awaited")."""
+
+    __slots__ = ("_jsmsg", "_jsub", "_pending", "_started")
+
+    def __init__(self, jsub: JetStreamSubscription, jsmsg: JsMsg, pending: Awaitable[Any]) -> None:
+        self._jsub = jsub
+        self._jsmsg = jsmsg
+        self._pending = pending
+        self._started = False
+
+    def __await__(self) -> Generator[Any, None, None]:
+        self._started = True
+        return self._jsub._complete(self._jsmsg, self._pending).__await__()
+
+    def __del__(self) -> None:
+        pending = self._pending
+        if self._started or not inspect.iscoroutine(pending):
+            return
+        if inspect.getcoroutinestate(pending) == inspect.CORO_CREATED:
+            pending.close()
+
+
+def _ack(jsmsg: JsMsg) -> None:
+    """An auto-ack: on a connection that closed (or stopped publishing) meanwhile it cannot be sent, and the message
+    is redelivered after ``ack_wait``: not an error of whoever happens to trigger it."""
+    with contextlib.suppress(ConnectionClosedError, ConnectionDrainingError):
+        jsmsg.ack()

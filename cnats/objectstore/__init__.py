@@ -1,4 +1,4 @@
-"""The object store (API.md section 7, ADR-20 as nats.js implements it): objects of any size stored as chunks on
+"""The object store (ADR-20 as nats.js implements it): objects of any size stored as chunks on
 the JetStream stream ``OBJ_<bucket>``, with a meta entry per object. Open one with ``await js.views.os(bucket)``."""
 
 from .model import (

@@ -102,7 +102,7 @@ class ChunkWriter:
 
     def __init__(self, js: JetStreamClient, subject: str, chunk_size: int, timeout: float | None) -> None:
         window_bytes = _WINDOW_BYTES
-        limit = js._nc._opts.pending_bytes_limit
+        limit = js.port.pending_bytes_limit
         if limit:
             window_bytes = min(window_bytes, limit // 2)  # the outbound buffer must hold the whole window
         self._window = max(1, window_bytes // chunk_size)

@@ -4,18 +4,29 @@ The consumer pulls a bounded window of chunks, so memory stays bounded by that w
 The last chunk is the one the server delivers with nothing pending; a missing chunk shows then as a short count.
 Chunks that vanish while being read (a concurrent replace or delete purges them) leave the consumer with nothing
 to deliver: a watchdog notices the stall and ends the read with an error instead of waiting forever.
+
+A read is an ``OrderedRead`` (cnats.kv): closing the connection ends it (the chunks held are handed out, then the
+iterator ends, or raises the connection's error after a fatal close) and cancels the watchdog; closing the result
+(or leaving ``async with``, or dropping it) stops the pulls, cancels the watchdog and deletes the server consumer.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
+import weakref
 from typing import TYPE_CHECKING
 
-from ..errors import BucketNotFoundError, DigestMismatchError, NatsError, StreamNotFoundError
+from ..errors import (
+    BucketNotFoundError,
+    ConnectionClosedError,
+    DigestMismatchError,
+    NatsError,
+    StreamNotFoundError,
+)
 from ..jetstream.api import DeliverPolicy
-from ..jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
+from ..jetstream.consumer import OrderedConsumerOptions
+from ..jetstream.manager import ConsumerAPI
+from ..kv import OrderedRead, open_ordered
 from .model import ObjectInfo, digest_matches, format_digest
 
 if TYPE_CHECKING:
@@ -25,7 +36,7 @@ __all__ = ["ObjectResult"]
 
 _READ_WINDOW_BYTES = 4 * 1024 * 1024  # chunk bytes pulled ahead of the reader
 _STALL_CHECK = 1.0  # seconds without a chunk before asking the server whether any are left
-_INACTIVE_THRESHOLD = 30.0  # an abandoned read's server consumer goes away after this
+_INACTIVE_THRESHOLD = 30.0  # an abandoned read's server consumer goes away after this (if it could not be deleted)
 
 
 class ObjectResult:
@@ -35,39 +46,43 @@ class ObjectResult:
     def __init__(self, js: JetStreamClient, stream: str, chunk_subject: str, info: ObjectInfo) -> None:
         self.info = info
         self._js = js
+        self._port = js.port
         self._stream = stream
         self._subject = chunk_subject
         self._sha = hashlib.sha256()
         self._received = 0
         self._size = 0
-        self._consumer: OrderedConsumer | None = None
-        self._messages: ConsumerMessages | None = None
+        self._read: OrderedRead | None = None
+        self._ended_read: OrderedRead | None = None  # stopped, its server consumer's deletion not yet awaited
         self._finished = False
+        self._cut_by_close = False  # the connection closed before the last chunk
         self._error: BaseException | None = None
-        self._watchdog: asyncio.TimerHandle | None = None
         self._seen_at_check = -1
         self._checking = False
+        self._ref = weakref.ref(self)  # what the watchdog holds: it must not keep a dropped read alive
 
     # -- iteration --------------------------------------------------------------------------------------------
     def __aiter__(self) -> ObjectResult:
         return self
 
     async def __anext__(self) -> bytes:
-        messages = self._messages
-        if messages is None:
+        read = self._read
+        if read is None:
             if self._finished:
+                await self._settle()
                 self._raise_pending_error()
                 raise StopAsyncIteration
-            messages = await self._start()
-            if messages is None:
+            read = await self._start()
+            if read is None:
                 self._raise_pending_error()
                 raise StopAsyncIteration
         try:
-            msg = await messages.__anext__()
-        except StopAsyncIteration:
-            await self._finish()  # stopped early (close()), nothing to verify
+            msg = await read.messages.__anext__()
+        except StopAsyncIteration:  # stopped early, or the connection closed: nothing to verify
+            self._cut_by_close = self._port.scope.is_closed
+            await self._finish()
             raise
-        except BaseException:
+        except Exception:  # what ended the read (a fatal close, missing chunks, a deleted store)
             await self._finish()
             raise
         data = msg.data
@@ -75,7 +90,9 @@ class ObjectResult:
         self._size += len(data)
         self._sha.update(data)
         if msg.info.pending == 0:
-            await self._finish()
+            # the last chunk: nothing is awaited before it is returned (a cancelled call would lose it); the next
+            # call waits for the server consumer's deletion, then ends (or raises what the verification found)
+            self._end()
             self._error = self._verify()
         return data
 
@@ -85,15 +102,17 @@ class ObjectResult:
             raise error
 
     async def read(self) -> bytes:
-        """The whole object (or what is left of it after partial iteration), digest verified."""
-        return b"".join([chunk async for chunk in self])
+        """The whole object (or what is left of it after partial iteration), digest verified. A connection closed
+        before the last chunk raises ``ConnectionClosedError`` (rather than return part of the object)."""
+        data = b"".join([chunk async for chunk in self])
+        if self._cut_by_close:
+            raise ConnectionClosedError("connection closed before the whole object was read")
+        return data
 
     async def close(self) -> None:
-        """Stop reading early (nothing is verified); also what leaving ``async with`` does."""
-        if not self._finished:
-            if self._messages is not None:
-                self._messages.stop()
-            await self._finish()
+        """Stop reading early (nothing is verified); also what leaving ``async with`` does. Returns once the server
+        consumer is deleted."""
+        await self._finish()
 
     async def __aenter__(self) -> ObjectResult:
         return self
@@ -102,12 +121,14 @@ class ObjectResult:
         await self.close()
 
     # -- the consumer ---------------------------------------------------------------------------------------
-    async def _start(self) -> ConsumerMessages | None:
+    async def _start(self) -> OrderedRead | None:
         info = self.info
         if info.chunks == 0 and info.size == 0:
             self._finished = True
             self._error = self._verify()
             return None
+        if self._port.scope.is_closed:
+            raise ConnectionClosedError()
         chunk_size = -(-info.size // info.chunks) if info.chunks else 128 * 1024
         window = max(2, _READ_WINDOW_BYTES // max(1, chunk_size))
         options = OrderedConsumerOptions(
@@ -115,35 +136,39 @@ class ObjectResult:
             deliver_policy=DeliverPolicy.ALL,
             inactive_threshold=_INACTIVE_THRESHOLD,
         )
-        consumer = OrderedConsumer(self._js, self._stream, options)
         try:
-            messages = await consumer.consume(max_messages=window, expires=30.0)
+            read = await open_ordered(self._js, self._stream, options, max_messages=window, expires=30.0)
         except StreamNotFoundError:
             raise BucketNotFoundError("object store not found") from None
-        self._consumer = consumer
-        self._messages = messages
-        created = consumer._info
+        self._read = read
+        read.watch_over(self)  # a read dropped unfinished stops
+        created = read.consumer._info
         if created is not None and created.num_pending == 0:
             await self._finish()  # every chunk is gone: nothing will ever arrive
             self._error = self._verify()
             return None
         self._arm_watchdog()
-        return messages
+        return read
 
-    async def _finish(self) -> None:
+    def _end(self) -> None:
+        """Stop reading: the watchdog is cancelled, the server consumer deleted in the background."""
         if self._finished:
             return
         self._finished = True
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
-        messages, self._messages = self._messages, None
-        if messages is not None:
-            messages.stop()
-        consumer, self._consumer = self._consumer, None
-        if consumer is not None and consumer.name:
-            with contextlib.suppress(NatsError):  # gone already: its inactive threshold removes it anyway
-                await consumer.delete()
+        read, self._read = self._read, None
+        if read is not None:
+            read.stop()
+            self._ended_read = read
+
+    async def _settle(self) -> None:
+        """Wait until the server consumer of a read that ended is deleted (or could not be)."""
+        read, self._ended_read = self._ended_read, None
+        if read is not None:
+            await read.aclose()
+
+    async def _finish(self) -> None:
+        self._end()
+        await self._settle()
 
     def _verify(self) -> DigestMismatchError | None:
         info = self.info
@@ -160,42 +185,41 @@ class ObjectResult:
             )
         return None
 
-    # -- stall watchdog (a timer, not a task per chunk) ---------------------------------------------------------
+    # -- stall watchdog (a timer, not a task per chunk; it holds the result weakly) -----------------------------
     def _arm_watchdog(self) -> None:
-        self._watchdog = self._js._nc._loop.call_later(_STALL_CHECK, self._tick)
+        read = self._read
+        if read is not None and not read.ended:
+            read.timer = self._port.loop.call_later(_STALL_CHECK, _tick, self._ref)
 
     def _tick(self) -> None:
-        self._watchdog = None
-        messages = self._messages
-        if self._finished or messages is None:
+        read = self._read
+        if read is None or read.ended:
             return
-        stalled = self._received == self._seen_at_check and messages.pending == 0
+        read.timer = None
+        stalled = self._received == self._seen_at_check and read.messages.pending == 0
         self._seen_at_check = self._received
         if stalled and not self._checking:
-            self._checking = True
-            self._js._nc._loop.create_task(self._check_stall(messages))
+            self._checking = self._port.scope.spawn(self._check_stall(read), "object read stall check") is not None
         self._arm_watchdog()
 
-    async def _check_stall(self, messages: ConsumerMessages) -> None:
+    async def _check_stall(self, read: OrderedRead) -> None:
         """No chunk for a while: if the server has nothing left for us and all it sent has arrived, end the read."""
-        from ..jetstream.manager import ConsumerAPI
-
         try:
-            consumer = self._consumer
-            if consumer is None or not consumer.name:
+            consumer = read.consumer
+            if read.ended or not consumer.name:
                 return
             received = self._received
             try:
                 state = await ConsumerAPI(self._js).info(self._stream, consumer.name)
             except StreamNotFoundError:
-                messages.stop(BucketNotFoundError("object store not found"))
+                read.stop(BucketNotFoundError("object store not found"))
                 return
             except NatsError:
                 return  # the ordered consumer may be between server consumers: look again at the next tick
             delivered_all = state.delivered.consumer_seq <= consumer._expected_cseq - 1
             if state.num_pending == 0 and delivered_all and received == self._received and not self._finished:
                 info = self.info
-                messages.stop(
+                read.stop(
                     DigestMismatchError(
                         f"received a corrupt object, chunks are missing: got {self._received} of {info.chunks} "
                         f"chunks, {self._size} of {info.size} bytes"
@@ -203,3 +227,9 @@ class ObjectResult:
                 )
         finally:
             self._checking = False
+
+
+def _tick(ref: weakref.ref[ObjectResult]) -> None:
+    result = ref()
+    if result is not None:
+        result._tick()

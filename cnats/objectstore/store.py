@@ -31,8 +31,9 @@ from ..jetstream.api import (
     StoredMsg,
     StreamConfig,
 )
-from ..jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
+from ..jetstream.consumer import OrderedConsumerOptions
 from ..jetstream.manager import DirectStreamAPI, StreamAPI
+from ..kv import OrderedRead, open_ordered
 from ..msg import to_headers
 from ..nuid import nuid
 from .chunks import ChunkWriter, ObjectData, iter_chunks
@@ -117,31 +118,30 @@ class ObjectStore:
 
     async def list(self) -> list[ObjectInfo]:
         """Every object that is not deleted (links included)."""
-        consumer, messages = await self._meta_consumer(DeliverPolicy.LAST_PER_SUBJECT)
+        read = await self._meta_consumer(DeliverPolicy.LAST_PER_SUBJECT)
         infos: list[ObjectInfo] = []
         try:
-            if consumer._info is not None and consumer._info.num_pending:
-                async for msg in messages:
+            created = read.consumer._info
+            if created is not None and created.num_pending:
+                async for msg in read.messages:
                     info = info_from_jsmsg(msg)
                     if not info.deleted:
                         infos.append(info)
                     if msg.info.pending == 0:
                         break
         finally:
-            await messages.close()
-            with contextlib.suppress(NatsError):
-                await consumer.delete()
+            await read.aclose()  # the server consumer is deleted
         return infos
 
-    async def _meta_consumer(self, deliver: DeliverPolicy) -> tuple[OrderedConsumer, ConsumerMessages]:
-        """An ordered consumer of the meta entries (one per object) and its messages."""
+    async def _meta_consumer(self, deliver: DeliverPolicy) -> OrderedRead:
+        """An ordered consumer of the meta entries (one per object), consuming."""
         options = OrderedConsumerOptions(filter_subjects=f"$O.{self._bucket}.M.>", deliver_policy=deliver)
-        consumer = OrderedConsumer(self._js, self._stream, options)
         try:
-            messages = await consumer.consume(max_messages=256, expires=10.0, idle_heartbeat=5.0)
+            return await open_ordered(
+                self._js, self._stream, options, max_messages=256, expires=10.0, idle_heartbeat=5.0
+            )
         except StreamNotFoundError:
             raise _not_found() from None
-        return consumer, messages
 
     # -- objects --------------------------------------------------------------------------------------------------
     async def get(self, name: str) -> ObjectResult | None:
@@ -322,9 +322,10 @@ class ObjectStore:
         """Changes to the store's objects. With ``include_history`` the current info of every object comes first;
         a ``None`` marks the end of that initial state (it comes first without ``include_history``)."""
         deliver = DeliverPolicy.LAST_PER_SUBJECT if include_history else DeliverPolicy.NEW
-        consumer, messages = await self._meta_consumer(deliver)
-        initial = include_history and consumer._info is not None and consumer._info.num_pending > 0
-        return ObjectWatcher(messages, initial=initial, ignore_deletes=ignore_deletes)
+        read = await self._meta_consumer(deliver)
+        created = read.consumer._info
+        initial = include_history and created is not None and created.num_pending > 0
+        return ObjectWatcher(read, initial=initial, ignore_deletes=ignore_deletes)
 
     # -- the bucket ----------------------------------------------------------------------------------------------
     async def status(self) -> ObjectStoreStatus:

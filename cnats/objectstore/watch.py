@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from ..jetstream.consumer import ConsumerMessages
+from ..kv import OrderedRead
 from .model import ObjectInfo, decode_info
 
 if TYPE_CHECKING:
@@ -14,22 +15,25 @@ __all__ = ["ObjectWatcher", "info_from_jsmsg"]
 
 
 def info_from_jsmsg(msg: JsMsg) -> ObjectInfo:
-    from datetime import datetime, timezone
-
     delivery = msg.info
     stored = datetime.fromtimestamp(delivery.timestamp_nanos / 1e9, tz=timezone.utc)
     return decode_info(msg.data, delivery.stream_sequence, stored)
 
 
 class ObjectWatcher:
-    """An async iterator of ``ObjectInfo`` with one ``None`` once the initial state is delivered; ``stop()`` or
-    leaving ``async with`` ends it."""
+    """An async iterator of ``ObjectInfo`` with one ``None`` once the initial state is delivered.
 
-    def __init__(self, messages: ConsumerMessages, *, initial: bool, ignore_deletes: bool) -> None:
-        self._messages = messages
+    ``stop()`` (or ``await aclose()``, or leaving ``async with``) ends it: what it holds is handed out, then the
+    iterator ends, and its server consumer is deleted. Leaving an ``async for`` by ``break`` or an exception and
+    dropping the watcher does the same once it is collected; closing the connection ends it too."""
+
+    def __init__(self, read: OrderedRead, *, initial: bool, ignore_deletes: bool) -> None:
+        self._read = read
+        self._messages = read.messages
         self._ignore_deletes = ignore_deletes
         self._marker_due = not initial  # no initial state to wait for: the None marker comes first
         self._initial = initial
+        read.watch_over(self)
 
     def __aiter__(self) -> ObjectWatcher:
         return self
@@ -39,7 +43,11 @@ class ObjectWatcher:
             if self._marker_due:
                 self._marker_due = False
                 return None
-            msg = await self._messages.__anext__()
+            try:
+                msg = await self._messages.__anext__()
+            except Exception:  # StopAsyncIteration included
+                self._read.stop()  # over (stopped, or failed): the server consumer goes too
+                raise
             info = info_from_jsmsg(msg)
             if self._initial and msg.info.pending == 0:
                 self._initial = False
@@ -49,10 +57,15 @@ class ObjectWatcher:
             return info
 
     def stop(self) -> None:
-        self._messages.stop()
+        """Stop now (the server consumer is deleted in the background)."""
+        self._read.stop()
+
+    async def aclose(self) -> None:
+        """Stop, and return once the server consumer is deleted."""
+        await self._read.aclose()
 
     async def __aenter__(self) -> ObjectWatcher:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        self.stop()
+        await self._read.aclose()

@@ -1,4 +1,4 @@
-"""Services (API.md section 8): the ADR-32 micro protocol as nats.js 2.29 implements it.
+"""Services: the ADR-32 micro protocol as nats.js 2.29 implements it.
 
 ``await nc.services.add(name, version)`` starts a service; endpoints answer requests and the service answers the
 discovery subjects ``$SRV.PING|INFO|STATS[.<name>[.<id>]]``. ``nc.services.client()`` discovers running services.

@@ -123,7 +123,7 @@ class ServiceEndpoint:
             subject,
             queue=queue_group,
             callback=callback,
-            pending_msgs_limit=None,  # internal subscriptions are unlimited (API.md section 2)
+            pending_msgs_limit=None,  # internal subscriptions are unlimited
             pending_bytes_limit=None,
         )
 

@@ -1,6 +1,6 @@
 """Test support for cnats: real ``nats-server`` processes, test certificates and a pytest plugin.
 
-See API.md section 9.1. The pytest plugin (``cnats.testing.pytest_plugin``) is registered through the
+See docs/testing.md. The pytest plugin (``cnats.testing.pytest_plugin``) is registered through the
 ``pytest11`` entry point and provides the ``nats_server``, ``nats_cluster``, ``nats_server_factory`` and
 ``chaos_proxy`` fixtures.
 """

@@ -1,4 +1,4 @@
-"""A throw-away test PKI, made at run time (API.md section 9.1).
+"""A throw-away test PKI, made at run time.
 
 The certificates are minted by ``trustme`` every time they are needed, so no private key ever ships in the
 package and nothing expires on a shelf. ``trustme`` comes with the ``testing`` extra; it is imported inside

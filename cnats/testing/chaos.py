@@ -1,4 +1,4 @@
-"""``ChaosProxy``: a TCP proxy between clients and a real server that injects faults on command (API.md 9.1b).
+"""``ChaosProxy``: a TCP proxy between clients and a real server that injects faults on command.
 
 Used where a real server alone cannot produce the fault: a network that silently drops everything (no FIN), added
 latency, a connection cut in the middle of a frame, refused connections, or raw bytes pushed to the client.

@@ -1,4 +1,4 @@
-"""pytest plugin: real ``nats-server`` fixtures (API.md section 9.1).
+"""pytest plugin: real ``nats-server`` fixtures.
 
 Registered through the ``pytest11`` entry point ``cnats``, so installing cnats is enough. Without installing,
 load it with ``-p cnats.testing.pytest_plugin``. Do not pass that ``-p`` while cnats is installed: pluggy

@@ -1,4 +1,4 @@
-"""Run real ``nats-server`` processes for tests (API.md section 9.1).
+"""Run real ``nats-server`` processes for tests.
 
 :class:`NatsServer` writes a config file per node, starts ``nats-server -c <conf>``, and returns only once
 the node is really usable: the client port accepts connections, ``/healthz`` on the monitoring port says OK
@@ -305,7 +305,7 @@ class NatsServer:
 
     Use it as a (sync or async) context manager, or call :meth:`start` / :meth:`stop`. Ports, the temporary
     directory, the config and the log path are fixed at construction, so ``url`` is known before the server
-    runs (handy for testing a client that connects first). See API.md section 9.1.
+    runs (handy for testing a client that connects first). See docs/testing.md.
 
     Notes:
 

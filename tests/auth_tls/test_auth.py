@@ -1,5 +1,5 @@
 """Authentication against a real nats-server: user/password, token, URL userinfo, authenticators, NKeys, the
-auth-error abort rule of reconnecting, and secrets kept out of reprs, errors and logs (API.md sections 1 and 4)."""
+auth-error abort rule of reconnecting, and secrets kept out of reprs, errors and logs."""
 
 from __future__ import annotations
 
@@ -88,7 +88,7 @@ def _nkey_config(*seeds: bytes) -> str:
 
 
 def test_authenticator_factories_are_exported_from_cnats() -> None:
-    # API.md section 0: every public name of sections 1-8 is importable from `cnats`; section 4 defines these.
+    # every public name is importable from `cnats`, these authenticators included.
     names = [
         "user_password_authenticator",
         "token_authenticator",
@@ -230,7 +230,7 @@ async def test_authenticator_that_raises_fails_connect_with_that_error(nats_serv
 
 @users_server
 async def test_authenticator_raising_during_reconnect_fails_only_that_attempt(nats_server: NatsServer) -> None:
-    # API.md section 4: an exception of the authenticator aborts *that* connect attempt; the reconnect policy
+    # an exception of the authenticator aborts *that* connect attempt; the reconnect policy
     # goes on, and a later attempt that authenticates succeeds.
     calls = 0
 

@@ -1,5 +1,5 @@
 """JWT authentication against an operator-mode nats-server (memory resolver): ``.creds`` files, the creds/JWT
-authenticators, credentials re-read on reconnect, and expiring user JWTs (API.md sections 1, 3 and 4)."""
+authenticators, credentials re-read on reconnect, and expiring user JWTs."""
 
 from __future__ import annotations
 
@@ -256,7 +256,7 @@ async def test_expired_user_jwt_is_refused_with_an_auth_error(nats_server: NatsS
     path = _write_creds(tmp_path / "old.creds", ACCOUNT.user("old", expires=time.time() - 60))
     with pytest.raises(AuthError) as info:
         await connect(nats_server.url, user_credentials=path)
-    # The server answers an already expired JWT with "Authorization Violation" (API.md section 3 mapping).
+    # The server answers an already expired JWT with "Authorization Violation" (the error classes).
     assert isinstance(info.value, AuthorizationError)
     assert info.value.code == ErrorCode.AUTHORIZATION_VIOLATION
 

@@ -1,5 +1,5 @@
 """TLS against a real nats-server: the forms of ``tls=``, ``tls://`` URLs, certificate and host name checks, mutual
-TLS, ``tls_handshake_first``, and reconnecting over TLS (API.md section 1)."""
+TLS, ``tls_handshake_first``, and reconnecting over TLS."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""connect(): addresses, option checks, connect errors, server INFO, name, no_echo, async with (API.md §1)."""
+"""connect(): addresses, option checks, connect errors, server INFO, name, no_echo, async with."""
 
 from __future__ import annotations
 

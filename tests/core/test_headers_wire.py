@@ -1,4 +1,4 @@
-"""Message headers through a real nats-server (API.md section 2, ``Headers``): what a subscriber receives is what
+"""Message headers through a real nats-server: what a subscriber receives is what
 the publisher built, status lines included; key/value rules; header bytes count toward max_payload."""
 
 from __future__ import annotations

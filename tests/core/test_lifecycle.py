@@ -1,4 +1,4 @@
-"""Connection lifecycle against a real nats-server (API.md section 1): flush, rtt, close, drain, reconnect."""
+"""Connection lifecycle against a real nats-server: flush, rtt, close, drain, reconnect."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""publish and subscribe against a real server (API.md §2): payloads, headers, limits, delivery modes, ending."""
+"""publish and subscribe against a real server: payloads, headers, limits, delivery modes, ending."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Request/reply against a real nats-server (API.md section 2): ``request``, ``request_many``, ``Msg.respond``,
+"""Request/reply against a real nats-server: ``request``, ``request_many``, ``Msg.respond``,
 ``respond_message``, the shared ("muxed") reply subscription and the errors of each."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Server ``-ERR`` reports against a real nats-server with permissions (API.md sections 1 and 3)."""
+"""Server ``-ERR`` reports against a real nats-server with permissions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Status events and statistics of a connection against a real nats-server (API.md section 1)."""
+"""Status events and statistics of a connection against a real nats-server."""
 
 from __future__ import annotations
 

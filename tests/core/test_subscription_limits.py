@@ -1,4 +1,4 @@
-"""Pending limits of a subscription (API.md §2): slow consumer with DROP, flow control with BLOCK."""
+"""Pending limits of a subscription: slow consumer with DROP, flow control with BLOCK."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
-"""Network faults between the client and a real nats-server, made by the ChaosProxy (API.md 9.1b): a silent
+"""Network faults between the client and a real nats-server, made by the ChaosProxy: a silent
 network (stale connection detection), latency, a connection cut in the middle of a frame, refused reconnects
-(API.md section 1: ping_interval/max_ping_out, reconnect policy).
+(ping_interval/max_ping_out, reconnect policy).
 
 Clients connect to ``chaos_proxy.url``; the proxy forwards to the ``nats_server`` fixture.
 """

@@ -1,6 +1,6 @@
 """Clusters: servers discovered from INFO ``connect_urls``, fail-over to another node, ``ignore_cluster_updates``,
-queue groups across a node failure, ``Events.UPDATE`` and ``Events.LDM`` (API.md section 1), against a real
-three-node nats-server cluster. Lame duck mode is announced through a ChaosProxy (API.md 9.1b) that injects the
+queue groups across a node failure, ``Events.UPDATE`` and ``Events.LDM``, against a real
+three-node nats-server cluster. Lame duck mode is announced through a ChaosProxy that injects the
 INFO a server in lame duck mode sends.
 """
 

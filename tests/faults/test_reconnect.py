@@ -1,4 +1,4 @@
-"""Reconnect policy and "nothing acknowledged is lost" across server restarts (API.md section 1), against a real
+"""Reconnect policy and "nothing acknowledged is lost" across server restarts, against a real
 nats-server that is stopped and started again on the same port.
 
 Every test uses a short ``reconnect_time_wait`` with ``reconnect_jitter=0`` and bounds every wait in time.

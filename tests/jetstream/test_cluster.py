@@ -1,4 +1,4 @@
-"""JetStream on a 3-node cluster (API.md 5.3-5.5 with R3 streams): stream info shows the replicas, publish and consume,
+"""JetStream on a 3-node cluster (R3 streams): stream info shows the replicas, publish and consume,
 a durable pull consumer and an ordered consumer keep delivering after the node the client is connected to is killed,
 and pipelined publishes across a stream-leader change all resolve with unique acknowledged sequences."""
 

@@ -1,4 +1,4 @@
-"""Pull consumers (API.md 5.5) and JsMsg (5.6) against a real JetStream server: consumers.get, next, fetch (by count,
+"""Pull consumers and JsMsg against a real JetStream server: consumers.get, next, fetch (by count,
 by bytes, on an empty stream), option validation, consume with re-pulls (iterator, plain and coroutine callbacks),
 stop/close/status, delivery info, ack/nak/term/working/ack_ack and redelivery, and reply-subject parsing."""
 

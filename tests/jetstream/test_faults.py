@@ -1,4 +1,4 @@
-"""JetStream under faults and bad input (API.md 5.3-5.5, 5.7, section 3): a server restart during consume() of a
+"""JetStream under faults and bad input: a server restart during consume() of a
 durable consumer, fetch against a deleted stream or consumer, consume() with and without abort_on_missing_resource
 when its consumer or stream goes away, API requests into a network that stopped answering (NatsTimeoutError), and
 invalid names and configurations (InvalidNameError before any request, the server's JetStreamApiError with its
@@ -300,7 +300,7 @@ async def test_server_rejects_conflicting_stream_configs(jsm: JetStreamManager) 
 async def test_max_bytes_smaller_than_max_msg_size(jsm: JetStreamManager, js: JetStreamClient) -> None:
     """Server 2.15 accepts ``max_bytes`` < ``max_msg_size``; the conflict shows when publishing: a message over
     ``max_msg_size`` is refused (10054), one between the two is refused by a discard-new stream (503, 10077: an API
-    status 503 maps to JetStreamNotEnabledError, API.md 3) and leaves a discard-old stream empty."""
+    status 503 maps to JetStreamNotEnabledError) and leaves a discard-old stream empty."""
     info = await jsm.streams.add(name="B", subjects=["b.>"], max_bytes=1000, max_msg_size=2000, discard="new")
     assert (info.config.max_bytes, info.config.max_msg_size) == (1000, 2000)
     assert (await asyncio.wait_for(js.publish("b.x", b"x" * 100), 5)).seq == 1

@@ -1,4 +1,4 @@
-"""JetStreamManager against a real JetStream server (API.md 5.3): account info, stream and consumer administration
+"""JetStreamManager against a real JetStream server: account info, stream and consumer administration
 (add, update with merge, info, delete, purge, list/names with paging, find, message get/delete), name validation,
 consumer pause/resume, direct gets, and a manager on a server without JetStream."""
 

@@ -1,4 +1,4 @@
-"""JSON <-> dataclass conversion of the JetStream API types (API.md 0 and 5.2): durations in seconds (ns on the
+"""JSON <-> dataclass conversion of the JetStream API types: durations in seconds (ns on the
 wire), RFC 3339 timestamps as aware UTC datetimes, enums with unknown values kept, nested types, and unknown server
 fields preserved through a ``from_dict``/``to_dict`` round trip. Pure conversion: no server."""
 

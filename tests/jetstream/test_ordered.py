@@ -1,4 +1,4 @@
-"""The ordered consumer (API.md 5.5): every stream message once and in order, through consume() and repeated
+"""The ordered consumer: every stream message once and in order, through consume() and repeated
 fetch(), with its options, recovering from the deletion of its server consumer and from a server restart, and its
 usage rules (fetch xor consume, no bind)."""
 

@@ -1,4 +1,4 @@
-"""Publishing to streams (API.md 5.4): PubAck, msg_id de-duplication, every PublishExpect option (met and not met),
+"""Publishing to streams: PubAck, msg_id de-duplication, every PublishExpect option (met and not met),
 headers, no responders, timeouts, invalid acknowledgements, and pipelined publish_async with its back-pressure,
 errors and closing."""
 

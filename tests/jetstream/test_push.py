@@ -1,4 +1,4 @@
-"""Legacy push and pull subscriptions (API.md 5.7) against a real JetStream server: js.subscribe with an iterator and
+"""Legacy push and pull subscriptions against a real JetStream server: js.subscribe with an iterator and
 with plain and coroutine callbacks, auto-ack (after the callback / when the iterator advances), manual_ack, AckPolicy
 NONE, flow control with a large backlog, idle heartbeats (missed → JetStreamIdleHeartbeatError), queue push
 consumers, deliver_subject, bind, stream lookup, ordered push subscriptions (recreated when deleted), destroy(), and

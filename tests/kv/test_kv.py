@@ -1,4 +1,4 @@
-"""Key-Value store (API.md section 6, ADR-8) against a real nats-server: the backing stream's configuration, writes
+"""Key-Value store (ADR-8) against a real nats-server: the backing stream's configuration, writes
 and their revisions, compare-and-set, delete/purge markers, keys, history, status, purge_deletes and key
 validation."""
 

@@ -1,4 +1,4 @@
-"""KV watchers (API.md section 6) against a real nats-server: initial state, include_history / updates_only /
+"""KV watchers against a real nats-server: initial state, include_history / updates_only /
 ignore_deletes / headers_only / resume_from_revision, filters, on_initialized, delta, stop, surviving a server
 restart without repeating or skipping an entry, and a long run of updates in order."""
 

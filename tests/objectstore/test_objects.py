@@ -1,4 +1,4 @@
-"""Objects (API.md section 7, ADR-20) against a real nats-server: put from every kind of source, chunked reads with
+"""Objects (ADR-20) against a real nats-server: put from every kind of source, chunked reads with
 the digest checked, replacement, delete, info, list, update, links, names and the errors users see."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The object store as a bucket (API.md section 7, ADR-20): the backing stream's configuration, bucket name
+"""The object store as a bucket (ADR-20): the backing stream's configuration, bucket name
 validation, status, seal, destroy and the store listing, against a real nats-server."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``ObjectStore.watch`` (API.md section 7): the initial state, the ``None`` marker, live changes and deletes."""
+"""``ObjectStore.watch``: the initial state, the ``None`` marker, live changes and deletes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``ChaosProxy`` itself (API.md 9.1b): url, start/stop, async context manager, ``connections``, and the effect of
+"""``ChaosProxy`` itself: url, start/stop, async context manager, ``connections``, and the effect of
 each fault control, observed through raw sockets (and cnats clients) in front of a real nats-server."""
 
 from __future__ import annotations

@@ -36,8 +36,8 @@ def run(pytester: pytest.Pytester, source: str, *args: str) -> pytest.RunResult:
 
 
 def test_switch() -> None:
-    assert not guard_enabled({}) and not guard_enabled({ENV: ""}) and not guard_enabled({ENV: "0"})
-    assert guard_enabled({ENV: "1"})
+    assert guard_enabled({}) and guard_enabled({ENV: "1"})
+    assert not guard_enabled({ENV: ""}) and not guard_enabled({ENV: "0"})
 
 
 def test_pending_cnats_task_fails_the_test(pytester: pytest.Pytester, guarded: str) -> None:
@@ -224,8 +224,8 @@ def test_clean():
     assert "ResourceWarning: unclosed <StreamWriter" in text
 
 
-def test_guard_is_off_without_the_variable(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV, raising=False)
+def test_guard_is_off_when_switched_off(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(ENV, "0")
     result = run(
         pytester,
         """

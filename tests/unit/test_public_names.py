@@ -1,4 +1,4 @@
-"""API.md section 0: every public name is importable from ``cnats``; JetStream, KV and object-store names also from
+"""Every public name is importable from ``cnats``; JetStream, KV and object-store names also from
 ``cnats.jetstream``, service names also from ``cnats.services``."""
 
 from __future__ import annotations
