@@ -194,6 +194,8 @@ class _NodeView:
     connect_ports: frozenset[int]
     #: the JetStream meta leader this node follows (``/jsz`` ``meta_cluster.leader``); None when not asked
     meta_leader: str | None = None
+    #: the meta group members this node (when it leads) sees current and online, by server name
+    meta_current: frozenset[str] = frozenset()
 
 
 def _formation_problems(
@@ -208,7 +210,8 @@ def _formation_problems(
 
     Fully formed: every node has a route to every other one, advertises the client URLs of all of them
     (``connect_urls``, itself included) and, with ``need_meta_leader``, follows the same elected JetStream meta
-    leader, one of the running nodes.
+    leader, one of the running nodes, which sees every other running node as a current, online peer (before that,
+    a replicated stream can be refused with "no suitable peers for placement, peer offline").
     """
     problems: list[str] = []
     for name in expected:
@@ -230,6 +233,11 @@ def _formation_problems(
             problems.append(f"JetStream meta leader not agreed on ({seen})")
         elif next(iter(leaders.values())) not in expected:
             problems.append(f"JetStream meta leader {next(iter(leaders.values()))} is not a running node")
+        else:
+            leader = next(iter(leaders.values()))
+            behind = sorted(set(expected) - {leader} - views[leader].meta_current)
+            if behind:
+                problems.append(f"JetStream meta leader {leader} does not see {', '.join(behind)} current yet")
     return problems
 
 
@@ -681,6 +689,12 @@ class NatsServer:
             connect_urls = docs["/varz"].get("connect_urls")
             meta = docs.get("/jsz", {}).get("meta_cluster")
             leader = meta.get("leader") if isinstance(meta, dict) else None
+            replicas = meta.get("replicas") if isinstance(meta, dict) else None
+            current = frozenset(
+                str(r.get("name"))
+                for r in (replicas if isinstance(replicas, list) else ())
+                if isinstance(r, dict) and r.get("current") and not r.get("offline")
+            )
             ports = (_port_of(str(u)) for u in connect_urls) if isinstance(connect_urls, list) else ()
             views[n.name] = _NodeView(
                 routes=frozenset(
@@ -688,6 +702,7 @@ class NatsServer:
                 ),
                 connect_ports=frozenset(p for p in ports if p is not None),
                 meta_leader=str(leader) if leader else None,
+                meta_current=current,
             )
         return _formation_problems(
             {n.name: n.port for n in running},

@@ -53,6 +53,10 @@ def assert_fully_formed(server: NatsServer, *, jetstream: bool) -> None:
             leaders.add(leader)
     if jetstream:
         assert len(leaders) == 1, f"the nodes follow different meta leaders: {leaders}"
+        (leader,) = leaders
+        replicas = monitor(server, int(leader[1:]) - 1, "/jsz")["meta_cluster"]["replicas"]
+        current = {r["name"] for r in replicas if r.get("current") and not r.get("offline")}
+        assert current == names - {leader}, f"the meta leader sees only {current} current"
 
 
 def test_nats_cluster_fixture_is_fully_formed(nats_cluster: NatsServer) -> None:
@@ -115,6 +119,8 @@ def views(**overrides: Any) -> dict[str, _NodeView]:
     out = {}
     for name in EXPECTED:
         fields: dict[str, Any] = {"routes": MESH[name], "connect_ports": ALL_PORTS, "meta_leader": "n2"}
+        if name == "n2":
+            fields["meta_current"] = frozenset({"n1", "n3"})
         fields.update(overrides.get(name, {}))
         out[name] = _NodeView(**fields)
     return out
@@ -145,3 +151,11 @@ def test_meta_leader_missing_or_not_agreed() -> None:
     ]
     v = views(n1={"meta_leader": "n9"}, n2={"meta_leader": "n9"}, n3={"meta_leader": "n9"})
     assert _formation_problems(EXPECTED, v, need_meta_leader=True) == ["JetStream meta leader n9 is not a running node"]
+
+
+def test_meta_leader_not_seeing_every_peer_current() -> None:
+    v = views(n2={"meta_current": frozenset({"n1"})})
+    assert _formation_problems(EXPECTED, v, need_meta_leader=True) == [
+        "JetStream meta leader n2 does not see n3 current yet"
+    ]
+    assert _formation_problems(EXPECTED, v) == []
