@@ -15,7 +15,7 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["FAILED", "Callback", "is_async_callable"]
+__all__ = ["FAILED", "Callback", "discard_unawaited", "is_async_callable"]
 
 T = TypeVar("T")
 
@@ -30,6 +30,13 @@ def is_async_callable(fn: Callable[..., Any]) -> bool:
         return True
     call = getattr(type(fn), "__call__", None)  # noqa: B004 - the class's __call__, not the instance's
     return call is not None and not inspect.isfunction(fn) and inspect.iscoroutinefunction(call)
+
+
+def discard_unawaited(pending: Awaitable[Any] | None) -> None:
+    """Close a callback's coroutine that will never be awaited (its owner ended first): no "never awaited"
+    warning for what a close cut short."""
+    if inspect.iscoroutine(pending) and inspect.getcoroutinestate(pending) == inspect.CORO_CREATED:
+        pending.close()
 
 
 class Callback(Generic[T]):

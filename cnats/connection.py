@@ -53,7 +53,7 @@ from .errors import (
 from .events import DebugEvents, Events, PermissionContext, ServersChanged, Stats, Status, StatusHub
 from .headers import Headers
 from .info import ServerInfo
-from .lifecycle import Scope
+from .lifecycle import Scope, current_task
 from .msg import Msg, to_headers
 from .nuid import nuid
 from .options import Authenticator, ConnectOptions
@@ -198,13 +198,6 @@ class _NatsProtocol(asyncio.BufferedProtocol):
             self.conn._on_server_error(self, text)
         else:
             self._fail(error_from_server(text))
-
-
-def _current_task() -> asyncio.Task[Any] | None:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # the loop is shutting down
-        return None
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
@@ -857,7 +850,7 @@ class NatsConnection(PublisherBase):
                 return
         finally:
             task = self._reconnect_task
-            if task is not None and (task.done() or task is _current_task()):
+            if task is not None and (task.done() or task is current_task()):
                 self._reconnect_task = None
 
     async def _attempt(self, server: ServerAddress) -> None:

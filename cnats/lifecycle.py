@@ -16,7 +16,7 @@ import logging
 from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["Owned", "Scope"]
+__all__ = ["Owned", "Scope", "current_task"]
 
 logger = logging.getLogger("cnats")
 
@@ -115,7 +115,7 @@ class Scope:
         """Wait (at most ``timeout`` seconds) for tracked requests and the cleanup they started."""
         loop = self._loop
         deadline = loop.time() + timeout
-        current = _current_task()
+        current = current_task()
         while True:
             pending: set[asyncio.Future[Any]] = {t for t in self._tasks if t is not current and not t.done()}
             pending |= {f for f in self._tracked if not f.done()}
@@ -138,14 +138,14 @@ class Scope:
                 child.connection_closed(error)
             except Exception:  # one child's failure must not keep the others alive
                 logger.exception("error while closing %r", child)
-        current = _current_task()
+        current = current_task()
         for task in list(self._tasks):
             if task is not current:
                 task.cancel()
 
     async def wait_closed(self) -> None:
         """Wait until every task the scope started has finished (except the caller's own)."""
-        current = _current_task()
+        current = current_task()
         while True:
             pending = [t for t in self._tasks if t is not current and not t.done()]
             if not pending:
@@ -169,8 +169,9 @@ class Scope:
                     logger.debug("error while draining: %r", result)
 
 
-def _current_task() -> asyncio.Task[Any] | None:
+def current_task() -> asyncio.Task[Any] | None:
+    """The running task, or None (outside a task, or with no running loop: interpreter shutdown)."""
     try:
         return asyncio.current_task()
-    except RuntimeError:  # no running loop (interpreter shutdown)
+    except RuntimeError:
         return None

@@ -17,7 +17,7 @@ from enum import Enum
 from types import CoroutineType
 from typing import TYPE_CHECKING, Any
 
-from .callbacks import Callback, is_async_callable
+from .callbacks import Callback, discard_unawaited, is_async_callable
 from .errors import (
     ConnectionClosedError,
     DrainTimeoutError,
@@ -45,12 +45,6 @@ class PendingPolicy(str, Enum):
 
     DROP = "drop"
     BLOCK = "block"
-
-
-def _discard(pending: Awaitable[Any] | None) -> None:
-    """Close a coroutine that will never be awaited (no "never awaited" warning for what close() cut short)."""
-    if inspect.iscoroutine(pending) and inspect.getcoroutinestate(pending) == inspect.CORO_CREATED:
-        pending.close()
 
 
 class Subscription(SubscriptionBase):
@@ -176,11 +170,11 @@ class Subscription(SubscriptionBase):
     def _start_callback_task(self, pending: Awaitable[Any] | None) -> None:
         self._task = self._port.scope.spawn(self._run_coroutine_callback(pending), f"callback {self._subject}")
         if self._task is None:  # the connection is closed: nothing will ever be delivered
-            _discard(pending)
+            discard_unawaited(pending)
             self._queue_done()
         elif pending is not None:
             # cancelled before its first step (the connection closed at once): the awaitable was never awaited
-            self._task.add_done_callback(lambda task: _discard(pending) if task.cancelled() else None)
+            self._task.add_done_callback(lambda task: discard_unawaited(pending) if task.cancelled() else None)
 
     def _give_back(self, msg: Msg) -> None:
         """A message handed out by ``__anext__`` was never taken (its task was cancelled first): it is next again."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import logging
 import weakref
@@ -26,7 +25,7 @@ from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from ..callbacks import FAILED, Callback
+from ..callbacks import FAILED, Callback, discard_unawaited
 from ..errors import (
     ConnectionClosedError,
     ConsumerNotFoundError,
@@ -37,6 +36,7 @@ from ..errors import (
     StreamNotFoundError,
 )
 from ..events import Events, Status, StatusHub
+from ..lifecycle import current_task
 from ..msg import Msg
 from ..nuid import nuid
 from .api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, ReplayPolicy
@@ -487,10 +487,10 @@ class _Puller:
         if first is not None:
             pending = first[1]
             if task is None:
-                _discard(pending)
+                discard_unawaited(pending)
             else:
                 # cancelled before its first step (the connection closed at once): the awaitable was never awaited
-                task.add_done_callback(lambda t: _discard(pending) if t.cancelled() else None)
+                task.add_done_callback(lambda t: discard_unawaited(pending) if t.cancelled() else None)
 
     async def _run_callback(self, first: tuple[JsMsg, Awaitable[Any]] | None) -> None:
         adapter = self._adapter
@@ -518,7 +518,7 @@ class _Puller:
                 timer.cancel()
         self._hb_timer = self._expiry_timer = self._retry_timer = None
         task, self._recovery = self._recovery, None
-        if task is not None and task is not _current_task():
+        if task is not None and task is not current_task():
             task.cancel()
         if self._continuous:
             self._port.unobserve_status(self._on_connection_status)
@@ -580,19 +580,6 @@ class _Puller:
                 await self._sub.drain(None)
             self._end(None, wait_queue=True)
         await asyncio.shield(self._closed)
-
-
-def _discard(pending: Awaitable[Any]) -> None:
-    """Close a callback's coroutine that will never be awaited (no "never awaited" warning)."""
-    if inspect.iscoroutine(pending) and inspect.getcoroutinestate(pending) == inspect.CORO_CREATED:
-        pending.close()
-
-
-def _current_task() -> asyncio.Task[Any] | None:
-    try:
-        return asyncio.current_task()
-    except RuntimeError:  # no running loop
-        return None
 
 
 def _stop_dropped(puller: _Puller) -> None:
@@ -683,7 +670,7 @@ class ConsumerMessages:
         pull = self._pull
         pull._end(None)
         task = pull._task
-        if task is not None and task is not _current_task():
+        if task is not None and task is not current_task():
             await asyncio.gather(task, return_exceptions=True)
         return await asyncio.shield(pull._closed)
 

@@ -234,7 +234,7 @@ def _formation_problems(
         elif next(iter(leaders.values())) not in expected:
             problems.append(f"JetStream meta leader {next(iter(leaders.values()))} is not a running node")
         else:
-            leader = next(iter(leaders.values()))
+            leader = str(next(iter(leaders.values())))
             behind = sorted(set(expected) - {leader} - views[leader].meta_current)
             if behind:
                 problems.append(f"JetStream meta leader {leader} does not see {', '.join(behind)} current yet")
