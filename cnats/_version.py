@@ -1,3 +1,3 @@
-"""The package version (one place; setup metadata has its own copy in pyproject.toml)."""
+"""The package version: the one place it is written (pyproject.toml reads it from here, see RELEASING.md)."""
 
 __version__ = "0.1.0.dev0"

@@ -1,4 +1,4 @@
-"""``ServerInfo``: the server's INFO message as a dataclass (API.md section 2)."""
+"""``ServerInfo``: the server's INFO message as a dataclass."""
 
 from __future__ import annotations
 

@@ -107,15 +107,15 @@ class ChaosProxy:
         await self._serve(socket.create_server((self._host, self._port)))
 
     async def stop(self) -> None:
-        await self._stop_listening()
+        # Close the listener, then the pipes, then wait: since Python 3.12.1 ``wait_closed()`` also waits for every
+        # connection the server accepted, which only closing the pipes ends.
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
         for pipe in list(self._pipes):
             pipe.close()
-
-    async def _stop_listening(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
+        if server is not None:
+            await server.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

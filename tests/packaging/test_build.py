@@ -5,46 +5,23 @@ Everything runs offline in throw-away directories: the sources are copied out of
 ``build/`` or ``*.egg-info`` is written into it. The fresh virtual environments are made without pip and see only
 the build tools (pip, setuptools, Cython) of the running interpreter, through a ``.pth`` file naming a directory of
 links to them; cnats itself and everything else installed here stays invisible, so the import checks below see
-only what the install put into the new environment. Needs the ``build`` package (in the ``test`` extra).
+only what the install put into the new environment. Needs the ``build`` package (in the ``test`` extra). The sdist
+and the wheel are built once per session (conftest.py), and test_wheels.py tests them further.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import os
-import shutil
 import subprocess
 import sys
 import sysconfig
 import tarfile
 import venv
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from build_wheels import Dists, clean_env
 
 import cnats
-
-ROOT = Path(__file__).resolve().parents[2]
-BUILD_TOOLS = ("pip", "setuptools", "Cython")
-# Generated or machine-specific files that must not leak into the copied sources.
-NOT_SOURCES = shutil.ignore_patterns("__pycache__", "*.so", "*.pyd", "*.c", "*.html")
-
-
-@dataclass(frozen=True)
-class Dists:
-    sdist: Path
-    wheel: Path
-    log: str
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment minus anything that would steer the build or the interpreter (the pure-Python run of the
-    suite sets CNATS_NO_EXTENSIONS, which would also skip the extension at build time)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CNATS_", "PIP_", "PYTHON"))}
-    env.update(extra)
-    return env
 
 
 def run(args: list[str | Path], *, cwd: Path, env: dict[str, str], timeout: float = 120) -> str:
@@ -61,42 +38,6 @@ def run(args: list[str | Path], *, cwd: Path, env: dict[str, str], timeout: floa
     )
     assert result.returncode == 0, f"{' '.join(map(str, args))} failed:\n{result.stdout}"
     return result.stdout
-
-
-@pytest.fixture(scope="module")
-def dists(tmp_path_factory: pytest.TempPathFactory) -> Dists:
-    """An sdist, then a wheel built from that sdist (``python -m build`` without --sdist/--wheel does exactly that),
-    so the wheel proves the sdist compiles its extension."""
-    src = tmp_path_factory.mktemp("src")
-    for item in ROOT.iterdir():
-        if item.is_file():
-            shutil.copy2(item, src)
-    shutil.copytree(ROOT / "cnats", src / "cnats", ignore=NOT_SOURCES)
-    out = tmp_path_factory.mktemp("dist")
-    # --skip-dependency-check: setuptools>=70.1 builds wheels itself, so the "wheel" listed in the build
-    # requirements need not be installed for a build without isolation.
-    log = run(
-        [sys.executable, "-m", "build", "--no-isolation", "--skip-dependency-check", "--outdir", out, src],
-        cwd=src,
-        env=clean_env(PYTHONUNBUFFERED="1"),  # keep build's progress lines in order with the backend's output
-    )
-    (sdist,) = out.glob("cnats-*.tar.gz")
-    (wheel,) = out.glob("cnats-*.whl")
-    return Dists(sdist, wheel, log)
-
-
-@pytest.fixture(scope="module")
-def build_tools(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory of links to the installed pip, setuptools and Cython (their packages and metadata)."""
-    tools = tmp_path_factory.mktemp("build-tools")
-    for name in BUILD_TOOLS:
-        dist = importlib.metadata.distribution(name)
-        assert dist.files, f"{name} has no RECORD"
-        for top in {f.parts[0] for f in dist.files if f.parts[0] != ".."}:
-            target = Path(str(dist.locate_file(top)))
-            if target.exists() and not (tools / top).exists():
-                (tools / top).symlink_to(target)
-    return tools
 
 
 def fresh_venv(path: Path, build_tools: Path) -> Path:
@@ -127,12 +68,21 @@ def uses_cython(python: Path, tmp: Path) -> bool:
 def test_sdist_carries_the_sources_of_the_compiled_core(dists: Dists) -> None:
     with tarfile.open(dists.sdist) as tar:
         names = {name.split("/", 1)[1] for name in tar.getnames() if "/" in name}
-    expected = {"pyproject.toml", "setup.py", "README.md", "cnats/py.typed", "cnats/_protocol_py.py"}
+    expected = {"pyproject.toml", "setup.py", "README.md", "CHANGELOG.md", "cnats/py.typed", "cnats/_protocol_py.py"}
+    expected.add("tools/smoke_wheel.py")  # the smoke suite, for wheels built from the sdist
     expected |= {f"cnats/_protocol.{ext}" for ext in ("pyx", "pxd", "pyi")}
     assert expected <= names
     assert "cnats/testing/pytest_plugin.py" in names
-    # Generated C would be compiled as it is, instead of the .pyx with the installer's Cython (MANIFEST.in excludes it).
+    # Generated C would be compiled as it is, instead of the .pyx with the installer's Cython (MANIFEST.in excludes it),
+    # and nothing compiled or generated here belongs in a source distribution.
     assert "cnats/_protocol.c" not in names
+    assert not [n for n in names if n.endswith((".c", ".so", ".pyd", ".html", ".pyc"))], sorted(names)
+    # The version comes from cnats/_version.py, the one place it is written.
+    with tarfile.open(dists.sdist) as tar:
+        member = next(m for m in tar.getmembers() if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO"))
+        pkg_info = tar.extractfile(member).read().decode()  # type: ignore[union-attr]
+    assert f"\nVersion: {cnats.__version__}\n" in pkg_info
+    assert dists.sdist.name == f"cnats-{cnats.__version__}.tar.gz"
 
 
 def test_wheel_built_from_the_sdist_has_the_extension(dists: Dists) -> None:
