@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from cnats.jetstream import JetStreamClient, JetStreamManager
     from cnats.testing import NatsServer
 
-# CNATS_LIFECYCLE_GUARD=1: a test fails when it leaves cnats tasks pending, lost task exceptions, never-awaited
-# coroutines or unclosed transports behind (tests/lifecycle_guard.py).
+# On unless CNATS_LIFECYCLE_GUARD=0: a test fails when it leaves cnats tasks pending, lost task exceptions, failed
+# cnats background tasks, never-awaited coroutines or unclosed transports behind (tests/lifecycle_guard.py).
 pytest_plugins = ["lifecycle_guard"]
 
 
@@ -40,11 +40,17 @@ def pytest_report_header(config: pytest.Config) -> str:
 async def nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
     import cnats
 
-    conn = await cnats.connect(nats_server.url)
-    try:
+    async with await cnats.connect(nats_server.url) as conn:
         yield conn
-    finally:
-        await conn.close()
+
+
+@pytest.fixture
+async def nc2(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
+    """A second connection to the same server (the other side: responders, requesters, observers)."""
+    import cnats
+
+    async with await cnats.connect(nats_server.url) as conn:
+        yield conn
 
 
 @pytest.fixture

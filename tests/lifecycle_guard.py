@@ -11,7 +11,11 @@ When on, a test fails if:
 2. something reached the loop's exception handler during the test: "Task exception was never retrieved", "Future
    exception was never retrieved", "Task was destroyed but it is pending!", an exception in a callback... (still
    printed: the recording handler passes each one on to the previous / default handler, which logs it);
-3. a coroutine was never awaited (RuntimeWarning), or a transport or socket was left unclosed (ResourceWarning):
+3. cnats logged that one of its background tasks failed (``Scope`` logs "background task <name> failed" at ERROR
+   on the ``cnats`` logger when a task it holds ends with an exception): a handler on that logger collects these
+   records from the guard's setup to its teardown, so the test's function-scoped fixtures are included (the records
+   are still logged and captured as usual);
+4. a coroutine was never awaited (RuntimeWarning), or a transport or socket was left unclosed (ResourceWarning):
    these warnings become errors. Emitted from a ``__del__``, they reach pytest as an unraisable exception, and the
    suite's ``error::pytest.PytestUnraisableExceptionWarning`` makes that an error of the test during which it
    happened; ``gc.collect()`` at the end of every test makes that the test that dropped the object.
@@ -24,15 +28,16 @@ after every fixture finished and before pytest-asyncio closes the loop (which ca
 The failure is reported as an error in the test's teardown.
 
 Only tests on a function-scoped loop get the pending-task check (a wider loop legitimately outlives a test);
-every test gets the ``gc.collect()`` and, when it runs on a loop, the exception-handler check. One more
-``gc.collect()`` runs after the whole teardown (the loop closed), so that what goes with the loop is reported with
-the test too.
+every test gets the ``gc.collect()``, the background-task check and, when it runs on a loop, the exception-handler
+check. One more ``gc.collect()`` runs after the whole teardown (the loop closed), so that what goes with the loop is
+reported with the test too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import os
 import traceback
 from collections.abc import Iterator, Mapping
@@ -81,8 +86,9 @@ def pytest_report_header(config: pytest.Config) -> str:
     return f"cnats lifecycle guard: {state}"
 
 
-class _RecordingHandler:
-    """A loop exception handler that records every context and passes it on to the handler it replaced."""
+class LoopErrors:
+    """A loop exception handler that records every context and passes it on to the handler it replaced (the guard
+    installs one for each test; a test can install another to look at what reached the loop so far)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -102,6 +108,28 @@ class _RecordingHandler:
     def uninstall(self) -> None:
         if self.loop.get_exception_handler() is self:
             self.loop.set_exception_handler(self.previous)
+
+
+class _BackgroundTaskFailures(logging.Handler):
+    """Collects, formatted (traceback included), the "background task ... failed" records of the ``cnats`` logger."""
+
+    PREFIX = "background task"
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+        self.failures: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith(self.PREFIX):
+            self.failures.append(self.format(record))  # text only: no traceback keeps the task's frames alive
+
+    def install(self) -> None:
+        logging.getLogger("cnats").addHandler(self)
+
+    def uninstall(self) -> None:
+        logging.getLogger("cnats").removeHandler(self)
+        self.failures.clear()
 
 
 def _loop_scope(item: pytest.Item) -> str:
@@ -214,9 +242,11 @@ def _cnats_lifecycle_guard(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
     loop, scope = _test_loop(request)
-    handler = _RecordingHandler(loop) if loop is not None and not loop.is_closed() else None
+    handler = LoopErrors(loop) if loop is not None and not loop.is_closed() else None
     if handler is not None:
         handler.install()
+    failed_tasks = _BackgroundTaskFailures()
+    failed_tasks.install()
     try:
         yield
         # Every fixture set up after this one (all of the test's function-scoped fixtures) is torn down by now;
@@ -238,9 +268,15 @@ def _cnats_lifecycle_guard(request: pytest.FixtureRequest) -> Iterator[None]:
                 f"{len(handler.contexts)} report(s) reached the event loop's exception handler:\n"
                 + "\n".join(_describe_context(c) for c in handler.contexts)
             )
+        if failed_tasks.failures:
+            problems.append(
+                f"{len(failed_tasks.failures)} cnats background task(s) failed:\n"
+                + "\n".join("  " + text.replace("\n", "\n  ") for text in failed_tasks.failures)
+            )
         if problems:
             pytest.fail(f"lifecycle guard ({ENV}=1):\n" + "\n".join(problems), pytrace=False)
     finally:
+        failed_tasks.uninstall()
         if handler is not None:
             handler.contexts.clear()
             handler.uninstall()

@@ -53,16 +53,6 @@ async def collect(it: AsyncIterator[Msg]) -> list[Msg]:
     return [m async for m in it]
 
 
-@pytest.fixture
-async def nc2(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    """A second connection, for responders."""
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 def echo_responder(prefix: bytes) -> Callable[[Msg], None]:
     def respond(msg: Msg) -> None:
         msg.respond(prefix + msg.data)

@@ -9,12 +9,14 @@ import functools
 import gc
 import sys
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from helpers.core import eventually
+from helpers.lifecycle import Reader, cnats_tasks, stop_server
 
-from cnats import CallbackError, Events, Msg, NatsConnection, Status, connect
+from cnats import CallbackError, Events, Msg, NatsConnection, Status, Subscription, connect
 from cnats.errors import DrainTimeoutError, NatsError, NatsTimeoutError
 from cnats.events import LISTENER_LIMIT, StatusHub
 from cnats.testing import NatsServer
@@ -22,12 +24,21 @@ from cnats.testing import NatsServer
 pytestmark = pytest.mark.nats_server(jetstream=False)
 
 
-def cnats_tasks() -> list[asyncio.Task[Any]]:
-    return [t for t in asyncio.all_tasks() if t.get_name().startswith("cnats") and not t.done()]
-
-
-async def queued(sub: Any, n: int) -> None:
+async def queued(sub: Subscription, n: int) -> None:
     await eventually(lambda: sub.pending >= n, what=f"{n} messages queued")
+
+
+async def holding(nc: NatsConnection, subject: str, payloads: Sequence[str | bytes]) -> Subscription:
+    """A subscription of ``nc`` to ``subject`` with ``payloads`` (published by ``nc``) queued in it."""
+    sub = nc.subscribe(subject)
+    for payload in payloads:
+        nc.publish(subject, payload)
+    await queued(sub, len(payloads))
+    return sub
+
+
+def numbered(n: int) -> list[str]:
+    return [str(i) for i in range(n)]
 
 
 # -- awaiting __anext__ -------------------------------------------------------------------------------------------
@@ -61,10 +72,7 @@ async def test_anext_is_a_real_awaitable(nc: NatsConnection, how: str, ready: bo
 
 
 async def test_a_cancelled_anext_loses_no_message(nc: NatsConnection) -> None:
-    sub = nc.subscribe("anext.cancel")
-    for i in range(3):
-        nc.publish("anext.cancel", str(i))
-    await queued(sub, 3)
+    sub = await holding(nc, "anext.cancel", numbered(3))
     task = asyncio.create_task(anext(sub))
     task.cancel()  # before its first step: the message it was handed goes back
     assert (await asyncio.gather(task, return_exceptions=True))[0].__class__ is asyncio.CancelledError
@@ -80,9 +88,7 @@ async def test_a_cancelled_anext_loses_no_message(nc: NatsConnection) -> None:
 
 
 async def test_an_anext_never_awaited_gives_its_message_back(nc: NatsConnection) -> None:
-    sub = nc.subscribe("anext.dropped")
-    nc.publish("anext.dropped", b"kept")
-    await queued(sub, 1)
+    sub = await holding(nc, "anext.dropped", [b"kept"])
     pending = anext(sub)
     pending.close()  # type: ignore[attr-defined]  # what asyncio does to a coroutine it will never run
     assert (await anext(sub)).data == b"kept"
@@ -163,19 +169,11 @@ async def test_a_raising_callback_is_reported_as_a_status_and_the_subscription_g
 
 async def test_close_ends_an_iterator_after_what_it_holds(nats_server: NatsServer) -> None:
     nc = await connect(nats_server.url)
-    sub = nc.subscribe("close.held")
-    for i in range(3):
-        nc.publish("close.held", str(i))
-    await queued(sub, 3)
-    got: list[bytes] = []
-
-    async def read() -> None:
-        async for msg in sub:
-            got.append(msg.data)
-
+    sub = await holding(nc, "close.held", numbered(3))
     await nc.close()
-    await asyncio.wait_for(read(), 5)
-    assert got == [b"0", b"1", b"2"]
+    reader = Reader(sub)
+    assert [msg.data for msg in await reader.ended()] == [b"0", b"1", b"2"]
+    assert reader.error is None
     assert await sub.closed is None
 
 
@@ -191,12 +189,8 @@ async def test_close_wakes_a_waiting_iterator(nats_server: NatsServer) -> None:
 
 async def test_a_fatal_close_ends_iterators_with_the_connections_error(nats_server: NatsServer) -> None:
     nc = await connect(nats_server.url, reconnect=False)
-    sub = nc.subscribe("close.fatal")
-    nc.publish("close.fatal", b"held")
-    await queued(sub, 1)
-    await asyncio.to_thread(nats_server.stop, 0)
-    error = await asyncio.wait_for(asyncio.shield(nc.closed), 5)
-    assert isinstance(error, NatsError)
+    sub = await holding(nc, "close.fatal", [b"held"])
+    error = await stop_server(nats_server, nc)
     assert (await anext(sub)).data == b"held"
     with pytest.raises(NatsError) as raised:
         await anext(sub)
@@ -246,9 +240,7 @@ async def test_close_from_inside_a_coroutine_callback_returns(nats_server: NatsS
 
 async def test_drain_with_an_unread_iterator_times_out_and_closes_anyway(nats_server: NatsServer) -> None:
     nc = await connect(nats_server.url)
-    sub = nc.subscribe("drain.unread")
-    nc.publish("drain.unread", b"never read")
-    await queued(sub, 1)
+    _sub = await holding(nc, "drain.unread", [b"never read"])  # held: a dropped subscription would be collected
     with pytest.raises(DrainTimeoutError) as raised:
         await nc.drain(timeout=0.2)
     assert isinstance(raised.value, NatsTimeoutError)
@@ -258,9 +250,7 @@ async def test_drain_with_an_unread_iterator_times_out_and_closes_anyway(nats_se
 
 
 async def test_subscription_drain_timeout(nc: NatsConnection) -> None:
-    sub = nc.subscribe("drain.sub.unread")
-    nc.publish("drain.sub.unread", b"never read")
-    await queued(sub, 1)
+    sub = await holding(nc, "drain.sub.unread", [b"never read"])
     with pytest.raises(DrainTimeoutError):
         await sub.drain(timeout=0.2)
     assert sub.is_closed
@@ -272,20 +262,11 @@ async def test_subscription_drain_timeout(nc: NatsConnection) -> None:
 
 async def test_drain_waits_for_a_reader_within_the_timeout(nats_server: NatsServer) -> None:
     nc = await connect(nats_server.url)
-    sub = nc.subscribe("drain.read")
-    for i in range(50):
-        nc.publish("drain.read", str(i))
-    await queued(sub, 50)
-    got: list[bytes] = []
-
-    async def read() -> None:
-        async for msg in sub:
-            got.append(msg.data)
-
-    reader = asyncio.create_task(read())
+    sub = await holding(nc, "drain.read", numbered(50))
+    reader = Reader(sub)
     await nc.drain(timeout=5)
-    await asyncio.wait_for(reader, 5)
-    assert len(got) == 50
+    assert len(await reader.ended()) == 50
+    assert reader.error is None
     assert await nc.closed is None
 
 

@@ -12,13 +12,15 @@ import functools
 import gc
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from helpers.core import eventually, http_json, stays
+from helpers.lifecycle import ApiSpy, Reader, closed_result, cnats_tasks, consumer_names, next_callback_error
+from lifecycle_guard import LoopErrors
 
-from cnats import CallbackError, Events, Msg, NatsConnection, Status, connect
+from cnats import Msg, NatsConnection, connect
 from cnats.errors import DrainTimeoutError, NatsError
 from cnats.jetstream import (
     AckPolicy,
@@ -32,10 +34,6 @@ from cnats.jetstream import (
 from cnats.testing import ChaosProxy, NatsServer
 
 STREAM = "S"
-
-
-def cnats_tasks() -> list[asyncio.Task[Any]]:
-    return [t for t in asyncio.all_tasks() if t.get_name().startswith("cnats") and not t.done()]
 
 
 def consumer_tasks() -> list[asyncio.Task[Any]]:
@@ -68,76 +66,14 @@ async def start(consumer: Consumer, mode: str, **kwargs: Any) -> ConsumerMessage
     return await consumer.consume(**kwargs)
 
 
-async def closed_result(future: asyncio.Future[Exception | None], timeout: float = 5.0) -> Exception | None:
-    return await asyncio.wait_for(asyncio.shield(future), timeout)
-
-
-class Reader:
-    """Iterates ``messages`` on a task; with ``hold_at`` it stops after that many messages until ``release()``."""
-
-    def __init__(self, messages: ConsumerMessages, hold_at: int | None = None) -> None:
-        self.got: list[bytes] = []
-        self.error: BaseException | None = None
-        self._gate = asyncio.Event()
-        self._hold_at = hold_at
-        self.task = asyncio.get_running_loop().create_task(self._run(messages))
-
-    async def _run(self, messages: ConsumerMessages) -> None:
-        try:
-            async for msg in messages:
-                self.got.append(msg.data)
-                if len(self.got) == self._hold_at:
-                    await self._gate.wait()
-        except NatsError as exc:
-            self.error = exc
-
-    def release(self) -> None:
-        self._gate.set()
-
-    async def ended(self, timeout: float = 5.0) -> None:
-        self.release()
-        await asyncio.wait_for(self.task, timeout)
-
-
-class LoopErrors:
-    """Whatever reaches the loop's exception handler ("Task exception was never retrieved", ...)."""
-
-    def __init__(self) -> None:
-        self.contexts: list[dict[str, Any]] = []
-        self._loop = asyncio.get_running_loop()
-        self._previous = self._loop.get_exception_handler()
-        self._loop.set_exception_handler(lambda loop, context: self.contexts.append(context))
-
-    def restore(self) -> None:
-        self._loop.set_exception_handler(self._previous)
-
-
-@pytest.fixture
-async def loop_errors() -> Any:
-    errors = LoopErrors()
-    yield errors
-    errors.restore()
+def payloads(msgs: list[JsMsg]) -> list[bytes]:
+    return [msg.data for msg in msgs]
 
 
 async def server_subjects(server: NatsServer) -> set[str]:
     """Every subject subscribed on the server (its monitoring endpoint)."""
     data = await http_json(f"{server.monitor_urls[0]}/connz?subs=1")
     return {s for c in data.get("connections") or [] for s in c.get("subscriptions_list") or []}
-
-
-class PullSpy:
-    """A second connection that records every pull request (their reply subject is the consumer's inbox)."""
-
-    def __init__(self, nc: NatsConnection) -> None:
-        self.nc = nc
-        self.inboxes: list[str] = []
-        nc.subscribe("$JS.API.CONSUMER.MSG.NEXT.>", callback=lambda m: self.inboxes.append(m.reply or ""))
-
-    @classmethod
-    async def open(cls, url: str) -> PullSpy:
-        spy = cls(await connect(url))
-        await spy.nc.flush()
-        return spy
 
 
 # -- close(): iterators end after what they hold ------------------------------------------------------------------
@@ -160,7 +96,7 @@ async def test_close_ends_the_iterator_after_what_it_holds(
     await asyncio.wait_for(nc.close(), 5)
     assert cnats_tasks() == []
     await reader.ended()  # the `async for` ended: StopAsyncIteration
-    assert reader.got == sent
+    assert payloads(reader.got) == sent
     assert reader.error is None
     assert await closed_result(messages.closed) is None
 
@@ -185,7 +121,7 @@ async def test_a_fatal_close_ends_the_iterator_with_the_connection_error(
         assert error is not None
         await eventually(lambda: not cnats_tasks(), what="no cnats task left")
         await reader.ended()
-        assert reader.got == sent  # what it held first
+        assert payloads(reader.got) == sent  # what it held first
         assert reader.error is error  # then the connection's error
         assert await closed_result(messages.closed) is error
     finally:
@@ -252,47 +188,50 @@ async def test_no_heartbeat_recovery_after_close(
 @pytest.mark.parametrize("how", ["break", "collected", "aclose", "async with"])
 @pytest.mark.parametrize("mode", ["consume", "fetch"])
 async def test_leaving_early_removes_the_inbox_and_stops_pulling(
-    nats_server: NatsServer, nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, mode: str, how: str
+    nats_server: NatsServer,
+    nc: NatsConnection,
+    nc2: NatsConnection,
+    js: JetStreamClient,
+    jsm: JetStreamManager,
+    mode: str,
+    how: str,
 ) -> None:
     await add_stream(jsm)
     await publish_n(js, 5)
     consumer = await get_consumer(js, jsm, "durable")
-    spy = await PullSpy.open(nats_server.url)
-    try:
-        options: dict[str, Any] = {"max_messages": 2, "expires": 2.0, "idle_heartbeat": 0.5}
-        first: JsMsg | None = None
-        if how == "break":
-            async for msg in await start(consumer, mode, **options):
-                first = msg
-                break
-        elif how == "collected":
-            messages = await start(consumer, mode, **options)
+    spy = await ApiSpy(nc2).start()  # every pull request: their reply subject is the consumer's inbox
+    options: dict[str, Any] = {"max_messages": 2, "expires": 2.0, "idle_heartbeat": 0.5}
+    first: JsMsg | None = None
+    if how == "break":
+        async for msg in await start(consumer, mode, **options):
+            first = msg
+            break
+    elif how == "collected":
+        messages = await start(consumer, mode, **options)
+        first = await anext(messages)
+        ref = weakref.ref(messages)
+        del messages
+        gc.collect()
+        assert ref() is None
+    elif how == "aclose":
+        messages = await start(consumer, mode, **options)
+        first = await anext(messages)
+        await messages.aclose()
+    else:
+        async with await start(consumer, mode, **options) as messages:
             first = await anext(messages)
-            ref = weakref.ref(messages)
-            del messages
-            gc.collect()
-            assert ref() is None
-        elif how == "aclose":
-            messages = await start(consumer, mode, **options)
-            first = await anext(messages)
-            await messages.aclose()
-        else:
-            async with await start(consumer, mode, **options) as messages:
-                first = await anext(messages)
-        assert first is not None and first.data == b"m0"
-        await eventually(lambda: bool(spy.inboxes), what="the pull was seen")
-        inbox = spy.inboxes[0]
+    assert first is not None and first.data == b"m0"
+    await eventually(lambda: bool(spy.requests), what="the pull was seen")
+    inbox = spy.requests[0].reply
 
-        async def inbox_gone() -> bool:
-            return inbox not in await server_subjects(nats_server)
+    async def inbox_gone() -> bool:
+        return inbox not in await server_subjects(nats_server)
 
-        await eventually(inbox_gone, what="the inbox subscription is gone")
-        pulls = len(spy.inboxes)
-        # a pull expires in 2 s and heartbeats are due every second: nothing may ask again
-        await stays(lambda: len(spy.inboxes) == pulls, duration=2.5, interval=0.05, what="no more pulls")
-        assert consumer_tasks() == []
-    finally:
-        await spy.nc.close()
+    await eventually(inbox_gone, what="the inbox subscription is gone")
+    pulls = len(spy.requests)
+    # a pull expires in 2 s and heartbeats are due every second: nothing may ask again
+    await stays(lambda: len(spy.requests) == pulls, duration=2.5, interval=0.05, what="no more pulls")
+    assert consumer_tasks() == []
 
 
 async def test_a_consume_callback_runs_on_when_its_messages_object_is_dropped(
@@ -310,86 +249,84 @@ async def test_a_consume_callback_runs_on_when_its_messages_object_is_dropped(
 # -- stop() while a recovery is in flight ----------------------------------------------------------------------
 
 
+@pytest.fixture
+async def proxied(chaos_proxy: ChaosProxy) -> AsyncIterator[NatsConnection]:
+    """A connection through the chaos proxy (the test's ``nc`` goes to the server directly)."""
+    async with await connect(chaos_proxy.url) as conn:
+        try:
+            yield conn
+        finally:
+            chaos_proxy.set_latency(0)
+
+
+async def consuming_ordered(nc: NatsConnection, jsm: JetStreamManager, n: int) -> tuple[Consumer, ConsumerMessages]:
+    """An ordered consumer of ``nc`` on a new stream of ``n`` messages, consuming; its first message read."""
+    js = nc.jetstream()
+    await add_stream(jsm)
+    await publish_n(js, n)
+    consumer = await js.consumers.get(STREAM)
+    messages = await consumer.consume(max_messages=10)
+    await asyncio.wait_for(anext(messages), 5)
+    return consumer, messages
+
+
 async def test_stop_during_an_ordered_recovery_leaves_no_consumer(
-    nats_server: NatsServer, chaos_proxy: ChaosProxy, loop_errors: LoopErrors
+    chaos_proxy: ChaosProxy, proxied: NatsConnection, nc: NatsConnection, jsm: JetStreamManager, loop_errors: LoopErrors
 ) -> None:
     """The recovery's create request is in flight (the proxy delays the answer) when stop() is called: the
     consumer the server creates anyway is deleted."""
-    nc = await connect(chaos_proxy.url)
-    admin = await connect(nats_server.url)
-    try:
-        js = nc.jetstream()
-        jsm = await admin.jetstream_manager()
-        await add_stream(jsm)
-        await publish_n(js, 2)
-        consumer = await js.consumers.get(STREAM)
-        messages = await consumer.consume(max_messages=10)
-        await asyncio.wait_for(anext(messages), 5)
-        first = consumer.name
-        created: list[str] = []
-        deleted: list[str] = []
+    consumer, messages = await consuming_ordered(proxied, jsm, 2)
+    first = consumer.name
+    created: list[str] = []
+    deleted: list[str] = []
 
-        def on_create(msg: Msg) -> None:
-            created.append(msg.subject)
-            messages.stop()  # the create reached the server; its answer is still in the proxy
+    def on_create(msg: Msg) -> None:
+        created.append(msg.subject)
+        messages.stop()  # the create reached the server; its answer is still in the proxy
 
-        admin.subscribe(f"$JS.API.CONSUMER.CREATE.{STREAM}.>", callback=on_create)
-        admin.subscribe(f"$JS.API.CONSUMER.DELETE.{STREAM}.>", callback=lambda m: deleted.append(m.subject))
-        await admin.flush()
-        chaos_proxy.set_latency(0.3)
-        await jsm.consumers.delete(STREAM, first)  # the server tells the pull "consumer deleted": a recovery starts
-        await eventually(lambda: bool(created), what="the recovery sent its create request")
-        assert consumer.name == first  # the replacement was never taken into use
+    nc.subscribe(f"$JS.API.CONSUMER.CREATE.{STREAM}.>", callback=on_create)
+    nc.subscribe(f"$JS.API.CONSUMER.DELETE.{STREAM}.>", callback=lambda m: deleted.append(m.subject))
+    await nc.flush()
+    chaos_proxy.set_latency(0.3)
+    await jsm.consumers.delete(STREAM, first)  # the server tells the pull "consumer deleted": a recovery starts
+    await eventually(lambda: bool(created), what="the recovery sent its create request")
+    assert consumer.name == first  # the replacement was never taken into use
 
-        async def no_consumer_left() -> bool:
-            return [c.name async for c in jsm.consumers.list(STREAM)] == []
+    async def no_consumer_left() -> bool:
+        return await consumer_names(jsm, STREAM) == []
 
-        await eventually(no_consumer_left, timeout=10, what="the replacement was deleted")
-        replacement = created[0].split(".")[5]
-        assert any(subject.endswith(f".{replacement}") for subject in deleted)
-        await eventually(lambda: consumer_tasks() == [], what="the recovery and the clean-up ended")
-        assert await closed_result(messages.closed) is None
-        gc.collect()
-        assert loop_errors.contexts == []
-    finally:
-        chaos_proxy.set_latency(0)
-        await nc.close()
-        await admin.close()
+    await eventually(no_consumer_left, timeout=10, what="the replacement was deleted")
+    replacement = created[0].split(".")[5]
+    assert any(subject.endswith(f".{replacement}") for subject in deleted)
+    await eventually(lambda: consumer_tasks() == [], what="the recovery and the clean-up ended")
+    assert await closed_result(messages.closed) is None
+    gc.collect()
+    assert loop_errors.contexts == []
+    chaos_proxy.set_latency(0)
+    await proxied.close()
+    await nc.close()
     assert cnats_tasks() == []
 
 
 async def test_close_during_an_ordered_recovery_leaves_no_task_and_no_consumer(
-    nats_server: NatsServer, chaos_proxy: ChaosProxy, loop_errors: LoopErrors
+    chaos_proxy: ChaosProxy, proxied: NatsConnection, nc: NatsConnection, jsm: JetStreamManager, loop_errors: LoopErrors
 ) -> None:
     """Closing while a recovery's request is in flight cancels it: nothing is left running or unretrieved, and the
     consumer the server creates anyway is deleted while close() settles (the connection is still up then)."""
-    nc = await connect(chaos_proxy.url)
-    admin = await connect(nats_server.url)
-    try:
-        js = nc.jetstream()
-        jsm = await admin.jetstream_manager()
-        await add_stream(jsm)
-        await publish_n(js, 1)
-        consumer = await js.consumers.get(STREAM)
-        messages = await consumer.consume(max_messages=10)
+    consumer, messages = await consuming_ordered(proxied, jsm, 1)
+    created = asyncio.Event()
+    nc.subscribe(f"$JS.API.CONSUMER.CREATE.{STREAM}.>", callback=lambda m: created.set())
+    await nc.flush()
+    chaos_proxy.set_latency(0.3)
+    await jsm.consumers.delete(STREAM, consumer.name)
+    await asyncio.wait_for(created.wait(), 5)
+    await asyncio.wait_for(proxied.close(), 5)
+    assert cnats_tasks() == []
+    with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(anext(messages), 5)
-        created = asyncio.Event()
-        admin.subscribe(f"$JS.API.CONSUMER.CREATE.{STREAM}.>", callback=lambda m: created.set())
-        await admin.flush()
-        chaos_proxy.set_latency(0.3)
-        await jsm.consumers.delete(STREAM, consumer.name)
-        await asyncio.wait_for(created.wait(), 5)
-        await asyncio.wait_for(nc.close(), 5)
-        assert cnats_tasks() == []
-        with pytest.raises(StopAsyncIteration):
-            await asyncio.wait_for(anext(messages), 5)
-        assert [c.name async for c in jsm.consumers.list(STREAM)] == []  # deleted before close() returned
-        gc.collect()
-        assert loop_errors.contexts == []
-    finally:
-        chaos_proxy.set_latency(0)
-        await nc.close()
-        await admin.close()
+    assert await consumer_names(jsm, STREAM) == []  # deleted before close() returned
+    gc.collect()
+    assert loop_errors.contexts == []
 
 
 # -- drain -----------------------------------------------------------------------------------------------------------
@@ -409,7 +346,7 @@ async def test_drain_hands_out_what_is_queued_then_ends_a_read_iterator(
     reader.release()
     await asyncio.wait_for(drain, 10)
     await reader.ended()
-    assert reader.got == sent
+    assert payloads(reader.got) == sent
     assert reader.error is None
     assert nc.is_closed and await closed_result(nc.closed) is None
     assert await closed_result(messages.closed) is None
@@ -544,17 +481,6 @@ async def test_an_async_consume_callback_is_awaited_in_order(
     assert cnats_tasks() == []
 
 
-async def callback_error(statuses: Any, timeout: float = 5.0) -> CallbackError:
-    async def find() -> CallbackError:
-        status: Status
-        async for status in statuses:
-            if status.type == Events.ERROR and isinstance(status.error, CallbackError):
-                return status.error
-        raise AssertionError("the status iterator ended")
-
-    return await asyncio.wait_for(find(), timeout)
-
-
 @pytest.mark.parametrize("api", ["push", "pull", "consume"])
 @pytest.mark.parametrize("kind", [*CALLBACK_KINDS, "plain"])
 async def test_a_raising_callback_is_reported_not_acked_and_the_subscription_goes_on(
@@ -583,7 +509,7 @@ async def test_a_raising_callback_is_reported_not_acked_and_the_subscription_goe
     statuses = nc.status()
     sub = await subscribe_with(api, js, jsm, callback)
     await js.publish("s.cb", b"bad")
-    error = await callback_error(statuses)
+    error = await next_callback_error(statuses)
     assert error.code == "CALLBACK_ERROR"
     assert isinstance(error.__cause__, ValueError)
     # not acknowledged: the server redelivers it after ack_wait (1 s), and this time the handler succeeds

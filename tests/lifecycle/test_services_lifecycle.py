@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import logging
-import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from helpers.core import eventually
+from helpers.lifecycle import HeldHandler, cnats_tasks, next_callback_error
 
 import cnats
-from cnats import Events, Msg, NatsConnection, Status
+from cnats import Msg, NatsConnection
 from cnats.connection import port_of
-from cnats.errors import CallbackError, ConnectionClosedError, DrainTimeoutError, NatsTimeoutError, NoRespondersError
-from cnats.services import SERVICE_ERROR_CODE_HEADER, SERVICE_ERROR_HEADER, ServiceError, ServiceMsg
+from cnats.errors import ConnectionClosedError, DrainTimeoutError, NatsTimeoutError, NoRespondersError
+from cnats.services import SERVICE_ERROR_CODE_HEADER, SERVICE_ERROR_HEADER, Service, ServiceError, ServiceMsg
 from cnats.testing import NatsServer
 
 pytestmark = pytest.mark.nats_server(jetstream=False)
@@ -34,59 +33,15 @@ TIMEOUT = 10.0
 
 
 # -- helpers ------------------------------------------------------------------------------------------------------
-def cnats_tasks() -> list[asyncio.Task[Any]]:
-    return [t for t in asyncio.all_tasks() if t.get_name().startswith("cnats") and not t.done()]
-
-
 def leftover_tasks(still_open: NatsConnection) -> list[str]:
     """The pending cnats tasks, but those of ``still_open`` (the test's other connection, open until teardown)."""
     theirs = port_of(still_open).scope.tasks
     return [t.get_name() for t in cnats_tasks() if t not in theirs]
 
 
-@pytest.fixture
-def clean_loop(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """After the test: no "Task exception was never retrieved", no "coroutine ... was never awaited"."""
-    with warnings.catch_warnings(record=True) as caught, caplog.at_level(logging.ERROR, logger="asyncio"):
-        warnings.simplefilter("always")
-        yield
-        gc.collect()
-    assert [str(w.message) for w in caught if "never awaited" in str(w.message)] == []
-    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
-
-
-@pytest.fixture
-async def server_nc(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    """The service's connection (the tests close or drain it themselves; closed again at teardown)."""
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def requester(nats_server: NatsServer) -> AsyncIterator[NatsConnection]:
-    conn = await cnats.connect(nats_server.url)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
 def error_of(msg: Msg) -> tuple[str, str]:
     assert msg.headers is not None
     return msg.headers.get(SERVICE_ERROR_CODE_HEADER), msg.headers.get(SERVICE_ERROR_HEADER)
-
-
-async def next_callback_error(statuses: AsyncIterator[Status]) -> CallbackError:
-    async def first() -> CallbackError:
-        async for status in statuses:
-            if status.type == Events.ERROR and isinstance(status.error, CallbackError):
-                return status.error
-        raise AssertionError("the status iterator ended")
-
-    return await asyncio.wait_for(first(), TIMEOUT)
 
 
 # Every kind of handler, built around one coroutine function ``work(msg)`` (or plain function for "plain").
@@ -122,9 +77,24 @@ ASYNC_KINDS = ["async_def", "lambda", "partial", "async_call"]
 ALL_KINDS = ["plain", *ASYNC_KINDS]
 
 
+async def held_request(
+    nc: NatsConnection, requester: NatsConnection, kind: str = "async_def", reply: str | None = "nobody"
+) -> tuple[Service, HeldHandler]:
+    """A service on ``nc`` whose endpoint ``e`` holds a request of ``requester`` (published with ``reply``) in a
+    handler of ``kind`` that does not finish by itself."""
+    held = HeldHandler()
+    service = await nc.services.add("svc", "1.0.0")
+    service.add_endpoint("e", make_handler(kind, held.handle))
+    await nc.flush()
+    requester.publish("e", b"x", reply=reply)
+    await requester.flush()
+    await asyncio.wait_for(held.started.wait(), TIMEOUT)
+    return service, held
+
+
 # -- handler kinds --------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ALL_KINDS)
-async def test_every_handler_kind_answers_in_order(nc: NatsConnection, kind: str, clean_loop: None) -> None:
+async def test_every_handler_kind_answers_in_order(nc: NatsConnection, kind: str) -> None:
     service = await nc.services.add("svc", "1.0.0")
     seen: list[bytes] = []
     active = 0
@@ -167,7 +137,7 @@ async def test_every_handler_kind_answers_in_order(nc: NatsConnection, kind: str
 # -- errors -------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ALL_KINDS)
 async def test_a_raising_handler_is_answered_counted_and_reported(
-    nc: NatsConnection, kind: str, caplog: pytest.LogCaptureFixture, clean_loop: None
+    nc: NatsConnection, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     service = await nc.services.add("svc", "1.0.0")
     failure = ValueError("it broke")
@@ -188,7 +158,9 @@ async def test_a_raising_handler_is_answered_counted_and_reported(
         assert error_of(teapot) == ("418", "I'm a teapot")
         reply = await nc.request("e", b"boom", timeout=TIMEOUT)
         assert error_of(reply) == ("500", "it broke")
-        error = await next_callback_error(statuses)  # the first one is the ValueError: ServiceError is no failure
+        error = await next_callback_error(
+            statuses, TIMEOUT
+        )  # the first one is the ValueError: ServiceError is no failure
     assert error.__cause__ is failure
     assert error.subject == "e"
     stats = (await service.stats()).endpoints[0]
@@ -200,7 +172,7 @@ async def test_a_raising_handler_is_answered_counted_and_reported(
     await asyncio.wait_for(service.stop(), TIMEOUT)
 
 
-async def test_a_raising_stats_handler_is_counted_and_reported(nc: NatsConnection, clean_loop: None) -> None:
+async def test_a_raising_stats_handler_is_counted_and_reported(nc: NatsConnection) -> None:
     failure = RuntimeError("no stats today")
 
     def stats_handler(info: object) -> object:
@@ -211,51 +183,29 @@ async def test_a_raising_stats_handler_is_counted_and_reported(nc: NatsConnectio
     statuses = nc.status()
     stats = await service.stats()
     assert (stats.endpoints[0].num_errors, stats.endpoints[0].last_error) == (1, "no stats today")
-    error = await next_callback_error(statuses)
+    error = await next_callback_error(statuses, TIMEOUT)
     assert error.__cause__ is failure
     await asyncio.wait_for(service.stop(), TIMEOUT)
 
 
 # -- close ----------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ASYNC_KINDS)
-async def test_close_with_a_slow_handler_in_flight(
-    server_nc: NatsConnection, requester: NatsConnection, kind: str, clean_loop: None
-) -> None:
-    nc = server_nc
-    service = await nc.services.add("svc", "1.0.0")
-    started = asyncio.Event()
-    cancelled = asyncio.Event()
-
-    async def work(msg: ServiceMsg) -> None:
-        started.set()
-        try:
-            await asyncio.Event().wait()  # never finishes by itself
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    service.add_endpoint("e", make_handler(kind, work))
-    await nc.flush()
-    requester.publish("e", b"in flight", reply="nobody")
-    await requester.flush()
-    await asyncio.wait_for(started.wait(), TIMEOUT)
-    requester.publish("e", b"queued behind it")  # a second request waits in the endpoint's queue
-    await requester.flush()
+async def test_close_with_a_slow_handler_in_flight(nc: NatsConnection, nc2: NatsConnection, kind: str) -> None:
+    service, held = await held_request(nc, nc2, kind)
+    nc2.publish("e", b"queued behind it")  # a second request waits in the endpoint's queue
+    await nc2.flush()
 
     await asyncio.wait_for(nc.close(), TIMEOUT)
     assert service.stopped.done() and service.stopped.result() is None
     assert service.is_stopped
-    assert cancelled.is_set()  # the handler was cancelled, not left running
-    assert leftover_tasks(requester) == []
+    assert held.cancelled.is_set()  # the handler was cancelled, not left running
+    assert leftover_tasks(nc2) == []
     assert await asyncio.wait_for(service.stop(), TIMEOUT) is None  # stop() after close: the same reason
 
 
-async def test_close_right_after_a_request_arrived(
-    server_nc: NatsConnection, requester: NatsConnection, clean_loop: None
-) -> None:
+async def test_close_right_after_a_request_arrived(nc: NatsConnection, nc2: NatsConnection) -> None:
     """The connection closes before the endpoint's task got to run the awaitable a lambda handler returned: it is
     closed, not left never awaited."""
-    nc = server_nc
     service = await nc.services.add("svc", "1.0.0")
 
     async def work(msg: ServiceMsg) -> None:
@@ -272,16 +222,15 @@ async def test_close_right_after_a_request_arrived(
 
     closing = asyncio.ensure_future(close_when_triggered())
     # Both most likely arrive in one read: the closer wakes up before the endpoint's new task first runs.
-    requester.publish("trigger", b"")
-    requester.publish("e", b"x", reply="nobody")
-    await requester.flush()
+    nc2.publish("trigger", b"")
+    nc2.publish("e", b"x", reply="nobody")
+    await nc2.flush()
     await asyncio.wait_for(closing, TIMEOUT)
     assert service.stopped.result() is None
-    assert leftover_tasks(requester) == []
+    assert leftover_tasks(nc2) == []
 
 
-async def test_close_leaves_no_task(server_nc: NatsConnection, clean_loop: None) -> None:
-    nc = server_nc
+async def test_close_leaves_no_task(nc: NatsConnection) -> None:
     service = await nc.services.add("svc", "1.0.0")
 
     async def handler(msg: ServiceMsg) -> None:
@@ -297,47 +246,19 @@ async def test_close_leaves_no_task(server_nc: NatsConnection, clean_loop: None)
     assert service.stopped.result() is None
 
 
-async def test_stop_in_flight_when_the_connection_closes(
-    server_nc: NatsConnection, requester: NatsConnection, clean_loop: None
-) -> None:
-    nc = server_nc
-    service = await nc.services.add("svc", "1.0.0")
-    started = asyncio.Event()
-
-    async def stuck(msg: ServiceMsg) -> None:
-        started.set()
-        await asyncio.Event().wait()
-
-    service.add_endpoint("e", stuck)
-    await nc.flush()
-    requester.publish("e", b"x", reply="nobody")
-    await requester.flush()
-    await asyncio.wait_for(started.wait(), TIMEOUT)
+async def test_stop_in_flight_when_the_connection_closes(nc: NatsConnection, nc2: NatsConnection) -> None:
+    service, _ = await held_request(nc, nc2)
     stopping = asyncio.ensure_future(service.stop())
     await eventually(lambda: service.is_stopped, TIMEOUT)
     assert not stopping.done()  # waits for the handler
     await asyncio.wait_for(nc.close(), TIMEOUT)
     assert await asyncio.wait_for(stopping, TIMEOUT) is None  # returns, raises nothing
     assert service.stopped.result() is None
-    assert leftover_tasks(requester) == []
+    assert leftover_tasks(nc2) == []
 
 
-async def test_stop_with_an_error_in_flight_keeps_its_reason(
-    server_nc: NatsConnection, requester: NatsConnection, clean_loop: None
-) -> None:
-    nc = server_nc
-    service = await nc.services.add("svc", "1.0.0")
-    started = asyncio.Event()
-
-    async def stuck(msg: ServiceMsg) -> None:
-        started.set()
-        await asyncio.Event().wait()
-
-    service.add_endpoint("e", stuck)
-    await nc.flush()
-    requester.publish("e", b"x")
-    await requester.flush()
-    await asyncio.wait_for(started.wait(), TIMEOUT)
+async def test_stop_with_an_error_in_flight_keeps_its_reason(nc: NatsConnection, nc2: NatsConnection) -> None:
+    service, _ = await held_request(nc, nc2, reply=None)
     reason = RuntimeError("going away")
     stopping = asyncio.ensure_future(service.stop(reason))
     await eventually(lambda: service.is_stopped, TIMEOUT)
@@ -346,7 +267,7 @@ async def test_stop_with_an_error_in_flight_keeps_its_reason(
     assert service.stopped.result() is reason
 
 
-async def test_add_on_a_closed_connection_fails(nats_server: NatsServer, clean_loop: None) -> None:
+async def test_add_on_a_closed_connection_fails(nats_server: NatsServer) -> None:
     nc = await cnats.connect(nats_server.url)
     await nc.close()
     with pytest.raises(ConnectionClosedError):
@@ -356,27 +277,19 @@ async def test_add_on_a_closed_connection_fails(nats_server: NatsServer, clean_l
 
 # -- drain -----------------------------------------------------------------------------------------------------------
 async def test_drain_answers_the_request_in_flight_and_takes_no_new_one(
-    server_nc: NatsConnection, requester: NatsConnection, clean_loop: None
+    nc: NatsConnection, nc2: NatsConnection
 ) -> None:
-    nc = server_nc
     service = await nc.services.add("svc", "1.0.0")
-    release = asyncio.Event()
-    started = asyncio.Event()
-
-    async def slow(msg: ServiceMsg) -> None:
-        started.set()
-        await release.wait()
-        msg.respond(b"answered:" + msg.data)
-
-    service.add_endpoint("e", slow)
+    held = HeldHandler(b"answered:")
+    service.add_endpoint("e", held.handle)
     await nc.flush()
-    reply = asyncio.ensure_future(requester.request("e", b"first", timeout=TIMEOUT))
-    await asyncio.wait_for(started.wait(), TIMEOUT)
+    reply = asyncio.ensure_future(nc2.request("e", b"first", timeout=TIMEOUT))
+    await asyncio.wait_for(held.started.wait(), TIMEOUT)
     draining = asyncio.ensure_future(nc.drain())
 
     async def no_responders() -> bool:
         try:
-            await requester.request("e", b"late", timeout=0.5)
+            await nc2.request("e", b"late", timeout=0.5)
         except NoRespondersError:
             return True
         except NatsTimeoutError:  # taken before the UNSUB reached the server: queued behind the first one
@@ -385,60 +298,44 @@ async def test_drain_answers_the_request_in_flight_and_takes_no_new_one(
 
     await eventually(no_responders, TIMEOUT, what="the endpoint stops taking requests while draining")
     assert not draining.done() and not reply.done()
-    release.set()
+    held.release()
     await asyncio.wait_for(draining, TIMEOUT)
     assert (await reply).data == b"answered:first"
     assert nc.is_closed
     assert service.stopped.result() is None
-    assert leftover_tasks(requester) == []
+    assert leftover_tasks(nc2) == []
 
 
-async def test_drain_timeout_with_a_handler_that_never_finishes(
-    server_nc: NatsConnection, requester: NatsConnection, clean_loop: None
-) -> None:
-    nc = server_nc
-    service = await nc.services.add("svc", "1.0.0")
-    started = asyncio.Event()
-
-    async def forever(msg: ServiceMsg) -> None:
-        started.set()
-        await asyncio.Event().wait()
-
-    service.add_endpoint("e", forever)
-    await nc.flush()
-    requester.publish("e", b"x", reply="nobody")
-    await requester.flush()
-    await asyncio.wait_for(started.wait(), TIMEOUT)
+async def test_drain_timeout_with_a_handler_that_never_finishes(nc: NatsConnection, nc2: NatsConnection) -> None:
+    service, _ = await held_request(nc, nc2)
     with pytest.raises(DrainTimeoutError):
         await asyncio.wait_for(nc.drain(timeout=0.5), TIMEOUT)
     assert nc.is_closed
     assert isinstance(nc.closed.result(), DrainTimeoutError)
     # the service's stop began with the drain but could not finish: it ends with the connection's reason
     assert isinstance(service.stopped.result(), DrainTimeoutError)
-    assert leftover_tasks(requester) == []
+    assert leftover_tasks(nc2) == []
 
 
 # -- iterator endpoints ----------------------------------------------------------------------------------------
 async def test_an_iterator_endpoint_hands_out_what_it_holds_then_ends_on_close(
-    server_nc: NatsConnection, requester: NatsConnection, clean_loop: None
+    nc: NatsConnection, nc2: NatsConnection
 ) -> None:
-    nc = server_nc
     service = await nc.services.add("svc", "1.0.0")
     jobs = service.add_endpoint("jobs")
     await nc.flush()
     for i in range(3):
-        requester.publish("jobs", str(i))
-    await requester.flush()
+        nc2.publish("jobs", str(i))
+    await nc2.flush()
     await eventually(lambda: nc.stats().in_msgs == 3, TIMEOUT, what="three requests held")
     await asyncio.wait_for(nc.close(), TIMEOUT)
     got = [msg.data async for msg in jobs]
     assert got == [b"0", b"1", b"2"]
     assert service.stopped.result() is None
-    assert leftover_tasks(requester) == []
+    assert leftover_tasks(nc2) == []
 
 
-async def test_an_iterator_endpoint_waiting_ends_on_close(server_nc: NatsConnection, clean_loop: None) -> None:
-    nc = server_nc
+async def test_an_iterator_endpoint_waiting_ends_on_close(nc: NatsConnection) -> None:
     service = await nc.services.add("svc", "1.0.0")
     jobs = service.add_endpoint("jobs")
 
@@ -453,15 +350,12 @@ async def test_an_iterator_endpoint_waiting_ends_on_close(server_nc: NatsConnect
     assert cnats_tasks() == []
 
 
-async def test_an_iterator_endpoint_drains_with_the_connection(
-    server_nc: NatsConnection, requester: NatsConnection, clean_loop: None
-) -> None:
-    nc = server_nc
+async def test_an_iterator_endpoint_drains_with_the_connection(nc: NatsConnection, nc2: NatsConnection) -> None:
     service = await nc.services.add("svc", "1.0.0")
     jobs = service.add_endpoint("jobs")
     await nc.flush()
-    requester.publish("jobs", b"held")
-    await requester.flush()
+    nc2.publish("jobs", b"held")
+    await nc2.flush()
     await eventually(lambda: nc.stats().in_msgs == 1, TIMEOUT, what="one request held")
     await asyncio.wait_for(nc.drain(), TIMEOUT)  # nobody iterates: the drain does not wait for the queue
     assert service.stopped.result() is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from lifecycle_guard import ENV, guard_enabled
 
@@ -171,6 +173,58 @@ async def test_in_a_cycle():
     )
     # still printed as asyncio prints it (through the default handler's log record)
     result.stdout.fnmatch_lines(["*ERROR*asyncio*Task exception was never retrieved*"])
+
+
+def test_failed_cnats_background_task_fails_the_test(
+    pytester: pytest.Pytester, guarded: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The inner session runs in this process: this test's own guard would collect its records too (a handler on the
+    # same logger). Off the logger while the inner session runs: its outcome is what this test looks at.
+    monkeypatch.setattr(logging.getLogger("cnats"), "handlers", [])
+    result = run(
+        pytester,
+        """
+import logging
+from cnats.lifecycle import Scope
+
+async def fails():
+    raise ValueError("lost in the background")
+
+async def test_scope_task_fails():
+    scope = Scope(asyncio.get_running_loop())
+    task = scope.spawn(fails(), "worker")
+    await asyncio.wait([task])
+    await asyncio.sleep(0)  # the scope's done callback logs the failure
+
+@pytest.fixture
+def logs_in_teardown():
+    yield
+    logging.getLogger("cnats.sub").error("background task %s failed", "cnats:closing", exc_info=KeyError("late"))
+
+def test_failure_logged_in_a_fixtures_teardown(logs_in_teardown):
+    pass
+
+def test_other_cnats_records_pass():
+    logging.getLogger("cnats").warning("background task cnats:x failed")  # below ERROR
+    logging.getLogger("cnats").error("something else went wrong")
+    logging.getLogger("other").error("background task not cnats' failed")
+""",
+        "-rE",
+    )
+    result.assert_outcomes(passed=3, errors=2)  # the test bodies passed; the guard fails two teardowns
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_scope_task_fails*",
+            "*lifecycle guard*",
+            "*1 cnats background task(s) failed:",
+            "*cnats ERROR: background task cnats:worker failed",
+            "*ValueError: lost in the background",
+            "*ERROR at teardown of test_failure_logged_in_a_fixtures_teardown*",
+            "*cnats.sub ERROR: background task cnats:closing failed",
+            "*KeyError: 'late'",
+        ]
+    )
+    assert not [line for line in result.outlines if "ERROR" in line and "test_other_cnats_records_pass" in line]
 
 
 def test_never_awaited_coroutine_and_unclosed_socket_are_errors(pytester: pytest.Pytester, guarded: str) -> None:
