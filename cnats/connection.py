@@ -646,10 +646,24 @@ class NatsConnection(PublisherBase):
         if timeout is None:
             await asyncio.shield(future)
             return
+        # Not asyncio.wait_for: before Python 3.12 it can swallow a cancellation that arrives as the PONG does
+        # (a Ctrl-C'd `cnats pub` then went on publishing). A waiter of our own, woken by the PONG or the timer.
+        waiter: asyncio.Future[None] = self._loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        future.add_done_callback(wake)
+        timer = self._loop.call_later(timeout, wake)
         try:
-            await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            raise NatsTimeoutError(f"flush timed out after {timeout} s") from None
+            await waiter
+        finally:
+            timer.cancel()
+            future.remove_done_callback(wake)
+        if not future.done():
+            raise NatsTimeoutError(f"flush timed out after {timeout} s")
+        future.result()  # the connection's error, if it closed meanwhile
 
     async def rtt(self) -> float:
         """Seconds for one PING/PONG round trip to the server."""

@@ -124,6 +124,14 @@ def _hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+_PORT_ATTEMPTS = 3
+_ADDRESS_IN_USE = "address already in use"
+
+
+class _PortTaken(RuntimeError):
+    """A node could not bind a port picked for it (taken meanwhile by another process)."""
+
+
 def _pick_ports(host: str, count: int) -> list[int]:
     """``count`` distinct free TCP ports on ``host``, none handed out before by this process."""
     family = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0][0]
@@ -368,6 +376,7 @@ class NatsServer:
         self._lock = threading.RLock()
 
         # A fixed port with a cluster means consecutive client ports: port, port+1, ...
+        self._fixed_client_ports = bool(port)
         client_ports = [port + i for i in range(cluster)] if port else _pick_ports(host, cluster)
         other = _pick_ports(host, 2 * cluster)
         single_name = f"cnats-{uuid.uuid4().hex[:10]}"
@@ -554,8 +563,24 @@ class NatsServer:
         was still missing and carries the end of the server log.
         """
         with self._lock:
-            self._start_nodes([n for n in self._nodes if not n.alive()])
+            for attempt in range(_PORT_ATTEMPTS):
+                try:
+                    self._start_nodes([n for n in self._nodes if not n.alive()])
+                    break
+                except _PortTaken:
+                    # A port picked as free was taken before the server bound it (another process's outgoing
+                    # connection, say): with nothing running yet, start over on fresh ports.
+                    if attempt == _PORT_ATTEMPTS - 1 or any(n.alive() for n in self._nodes):
+                        raise
+                    self._pick_new_ports()
         return self
+
+    def _pick_new_ports(self) -> None:
+        nodes = self._nodes
+        clients = [n.port for n in nodes] if self._fixed_client_ports else _pick_ports(self._host, len(nodes))
+        other = _pick_ports(self._host, 2 * len(nodes))
+        for i, n in enumerate(nodes):
+            n.port, n.cluster_port, n.monitor_port = clients[i], other[2 * i], other[2 * i + 1]
 
     def stop(self, node: int | None = None) -> None:
         """Stop all nodes (and remove the temporary directory), or only node ``node`` (0-based).
@@ -609,7 +634,8 @@ class NatsServer:
                 assert n.proc is not None
                 rc = n.proc.poll()
                 if rc is not None:
-                    raise RuntimeError(
+                    error_class = _PortTaken if _ADDRESS_IN_USE in _tail(self._log_file) else RuntimeError
+                    raise error_class(
                         f"nats-server {n.label} exited with code {rc} during startup "
                         f"(config {self._conf_path(n)}); last log lines:\n{_tail(self._log_file)}"
                     )

@@ -404,3 +404,15 @@ async def test_an_answered_request_keeps_no_response_while_older_ones_wait(nc: N
     assert sys.getrefcount(response) == 2  # this frame's name and the call's argument: nothing queued holds it
     waiting.cancel()
     await asyncio.gather(waiting, return_exceptions=True)
+
+
+async def test_a_flush_cancelled_as_its_pong_arrives_is_cancelled(nc: NatsConnection) -> None:
+    """The cancellation wins even when the PONG settles the flush in the same loop turn (asyncio.wait_for before
+    Python 3.12 returned the result instead, so a Ctrl-C'd loop of publish+flush went on)."""
+    await nc.flush()
+    flushing = asyncio.create_task(nc.flush(timeout=5))
+    await asyncio.sleep(0)  # the PING is out, the flush waits
+    nc._on_pong()  # the PONG, as the parser would deliver it
+    flushing.cancel()  # in the same turn
+    with pytest.raises(asyncio.CancelledError):
+        await flushing

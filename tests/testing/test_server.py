@@ -489,3 +489,19 @@ def test_no_server_left_at_interpreter_exit(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     pid, tmp = out.stdout.split()
     assert not pid_alive(int(pid)) and not Path(tmp).exists()
+
+
+@pytest.mark.parametrize("cluster", [1, 3])
+def test_a_port_taken_before_the_server_binds_it_is_replaced(cluster: int) -> None:
+    """Ports are picked free, then bound by the server a moment later; another process may take one meanwhile
+    (an outgoing connection gets an ephemeral port from the same range). The first start then moves to new ports."""
+    server = NatsServer(cluster=cluster)
+    taken = server.monitor_urls[-1].rpartition(":")[2]
+    with socket.create_server(("127.0.0.1", int(taken))):
+        try:
+            server.start()
+            assert str(taken) not in server.monitor_urls[-1]
+            with socket.create_connection(("127.0.0.1", server.ports[0]), timeout=5) as sock:
+                assert sock.recv(5) == b"INFO "
+        finally:
+            server.stop()
