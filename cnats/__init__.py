@@ -30,7 +30,9 @@ from .subscription import PendingPolicy, Subscription
 from .tls import TlsOptions
 
 Payload = bytes | bytearray | memoryview | str
+"""What a message body may be given as: bytes-like, or `str` (encoded as UTF-8)."""
 HeadersLike = Headers | Mapping[str, str | Sequence[str]]
+"""What headers may be given as: `Headers`, or a mapping of names to a value or a sequence of values."""
 
 
 def __getattr__(name: str) -> Any:

@@ -311,33 +311,47 @@ class NatsConnection(PublisherBase):
     # -- properties ------------------------------------------------------------------------------------------
     @property
     def info(self) -> ServerInfo | None:
+        """The INFO of the server connected to (None before connecting and once closed)."""
         return None if self._state == _State.CLOSED else self._info
 
     @property
     def server(self) -> str:
+        """The host:port of the current server ("" when there is none)."""
         current = self._pool.current
         return current.hostport if current is not None else ""
 
     @property
     def is_closed(self) -> bool:
+        """Whether the connection is closed."""
         return self._state == _State.CLOSED
 
     @property
     def is_draining(self) -> bool:
+        """Whether the connection is draining."""
         return self._state in (_State.DRAINING_SUBS, _State.DRAINING_PUBS)
 
     @property
     def closed(self) -> asyncio.Future[Exception | None]:
+        """Resolves when the connection has closed: with None, or with the error that closed it."""
         return self._closed
 
     def stats(self) -> Stats:
+        """Counters of the messages and bytes received and sent so far.
+
+        Raises:
+            Nothing: it also answers on a closed connection.
+        """
         parser = self._parser
         in_msgs = self._in_msgs_base + (parser.in_msgs if parser is not None else 0)
         in_bytes = self._in_bytes_base + (parser.in_bytes if parser is not None else 0)
         return Stats(in_bytes=in_bytes, out_bytes=self._wb.out_bytes, in_msgs=in_msgs, out_msgs=self._wb.out_msgs)
 
     def status(self) -> AsyncIterator[Status]:
-        """A new iterator of status events from now on (no replay); it ends when the connection closes."""
+        """A new iterator of status events from now on (no replay); it ends when the connection closes.
+
+        Raises:
+            Nothing: on a closed connection the iterator is empty.
+        """
         return self._status.listen()
 
     def __repr__(self) -> str:
@@ -345,9 +359,28 @@ class NatsConnection(PublisherBase):
 
     # -- publishing ------------------------------------------------------------------------------------------
     def publish_message(self, msg: Msg) -> None:
+        """Publish a `Msg` as it is: its subject, data, reply subject and headers.
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            BadSubjectError: the subject or reply subject is not valid.
+            BadHeaderError: a header name or value is not valid, or the server does not support headers.
+            MaxPayloadExceededError: the message exceeds the server's `max_payload`.
+            OutboundBufferLimitError: the outbound buffer (`pending_bytes_limit`) is full.
+        """
         self.publish(msg.subject, msg.data, reply=msg.reply, headers=msg.headers)
 
     def respond_message(self, msg: Msg) -> bool:
+        """Publish `msg` to its own reply subject; returns False (and sends nothing) when it has none.
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            BadHeaderError: a header name or value is not valid, or the server does not support headers.
+            MaxPayloadExceededError: the message exceeds the server's `max_payload`.
+            OutboundBufferLimitError: the outbound buffer (`pending_bytes_limit`) is full.
+        """
         if not msg.reply:
             return False
         self.publish(msg.reply, msg.data, headers=msg.headers)
@@ -401,7 +434,14 @@ class NatsConnection(PublisherBase):
         pending_bytes_limit: int | None = 128 * 1024 * 1024,
         on_full: PendingPolicy = PendingPolicy.DROP,
     ) -> Subscription:
-        """Subscribe to ``subject`` (wildcards allowed), optionally in a queue group."""
+        """Subscribe to ``subject`` (wildcards allowed), optionally in a queue group.
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining.
+            BadSubjectError: the subject or queue group is not valid.
+            InvalidOptionError: ``max``, ``timeout``, a pending limit, ``callback`` or ``on_full`` is not valid.
+        """
         if self._state >= _State.DRAINING_SUBS:
             self._raise_closed_or_draining()
         check_subject(subject, "subject")
@@ -519,7 +559,17 @@ class NatsConnection(PublisherBase):
         no_mux: bool = False,
         reply: str | None = None,
     ) -> Msg:
-        """Publish with a reply subject and return the first response."""
+        """Publish with a reply subject and return the first response.
+
+        Raises:
+            NoRespondersError: no subscription listens on ``subject``.
+            NatsTimeoutError: no response within ``timeout`` seconds.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            InvalidOptionError: ``timeout`` is not positive, or ``reply`` is given without ``no_mux``.
+            BadSubjectError: the subject is not valid.
+            MaxPayloadExceededError: the request exceeds the server's `max_payload`.
+        """
         self._check_can_request()
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise InvalidOptionError("timeout must be greater than 0")
@@ -579,7 +629,16 @@ class NatsConnection(PublisherBase):
         headers: Headers | Mapping[str, Any] | None = None,
         no_mux: bool = False,
     ) -> AsyncIterator[Msg]:
-        """Publish a request and return an iterator of the responses, ended by ``strategy``."""
+        """Publish a request and return an iterator of the responses, ended by ``strategy``.
+
+        Raises:
+            InvalidOptionError: ``max_wait``, ``max_messages`` or ``jitter`` is not valid for the strategy, or the
+                strategy is unknown.
+            NoRespondersError: no subscription listens on ``subject``.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining.
+            BadSubjectError: the subject is not valid.
+        """
         self._check_can_request()
         if isinstance(max_wait, bool) or not isinstance(max_wait, (int, float)) or max_wait <= 0:
             raise InvalidOptionError("max_wait must be greater than 0")
@@ -632,7 +691,12 @@ class NatsConnection(PublisherBase):
 
     # -- flush, rtt ------------------------------------------------------------------------------------------
     async def flush(self, timeout: float | None = None) -> None:
-        """Wait until the server has processed everything sent so far (a PING/PONG round trip)."""
+        """Wait until the server has processed everything sent so far (a PING/PONG round trip).
+
+        Raises:
+            ConnectionClosedError: the connection is closed (also when it closes while waiting).
+            NatsTimeoutError: no PONG within ``timeout`` seconds.
+        """
         if self._state == _State.CLOSED:
             raise ConnectionClosedError()
         future: asyncio.Future[None] = self._loop.create_future()
@@ -666,7 +730,12 @@ class NatsConnection(PublisherBase):
         future.result()  # the connection's error, if it closed meanwhile
 
     async def rtt(self) -> float:
-        """Seconds for one PING/PONG round trip to the server."""
+        """Seconds for one PING/PONG round trip to the server.
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            DisconnectedError: the connection is reconnecting.
+        """
         if self._state == _State.CLOSED:
             raise ConnectionClosedError()
         if self._transport is None or self._state == _State.RECONNECTING:
@@ -1038,7 +1107,12 @@ class NatsConnection(PublisherBase):
         timeout: float = 5.0,
         publish_async_max_pending: int = 4000,
     ) -> JetStreamClient:
-        """A JetStream client (no I/O)."""
+        """A JetStream client (no I/O).
+
+        Raises:
+            InvalidOptionError: ``domain`` and a non-default ``api_prefix`` are both given, or ``timeout`` is not
+                positive.
+        """
         from .jetstream.client import JetStreamClient
         from .jetstream.context import JetStreamOptions
 
@@ -1048,7 +1122,16 @@ class NatsConnection(PublisherBase):
     async def jetstream_manager(
         self, *, domain: str | None = None, api_prefix: str = "$JS.API", timeout: float = 5.0, check_api: bool = True
     ) -> JetStreamManager:
-        """A JetStream manager; with ``check_api`` an account-info request checks JetStream is there."""
+        """A JetStream manager; with ``check_api`` an account-info request checks JetStream is there.
+
+        Raises:
+            JetStreamNotEnabledError: with ``check_api``, JetStream is not enabled for the account or server.
+            NoRespondersError: with ``check_api``, nothing answers the JetStream API (no JetStream, or a wrong
+                domain or prefix).
+            NatsTimeoutError: with ``check_api``, the account-info request timed out.
+            InvalidOptionError: ``domain`` and a non-default ``api_prefix`` are both given, or ``timeout`` is not
+                positive.
+        """
         from .jetstream.context import JetStreamOptions
         from .jetstream.manager import JetStreamManager
 
@@ -1068,7 +1151,12 @@ class NatsConnection(PublisherBase):
 
     # -- closing ------------------------------------------------------------------------------------------
     async def reconnect(self) -> None:
-        """Drop the current socket and follow the reconnect policy (a no-op while disconnected)."""
+        """Drop the current socket and follow the reconnect policy (a no-op while disconnected).
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining.
+        """
         if self._state == _State.CLOSED:
             raise ConnectionClosedError()
         if self.is_draining:
@@ -1082,7 +1170,14 @@ class NatsConnection(PublisherBase):
         """Drain everything built on the connection (consumers and watchers stop pulling, subscriptions deliver what
         they received), stop publishing, flush, close; ``closed`` then resolves None. When that takes longer than
         ``timeout`` seconds the connection is closed anyway, ``closed`` resolves with ``DrainTimeoutError`` and it
-        is raised. ``None`` waits without limit."""
+        is raised. ``None`` waits without limit.
+
+        Raises:
+            ConnectionClosedError: the connection is already closed.
+            ConnectionDrainingError: the connection is already draining.
+            InvalidOptionError: ``timeout`` is not a positive number or None.
+            DrainTimeoutError: the drain did not finish within ``timeout``; the connection was closed anyway.
+        """
         if self._state == _State.CLOSED:
             raise ConnectionClosedError()
         if self.is_draining:
@@ -1118,7 +1213,11 @@ class NatsConnection(PublisherBase):
     async def close(self) -> None:
         """Close the connection (idempotent): everything built on it ends (iterators hand out what they hold, then
         end), every task cnats started is cancelled and awaited. Buffered data is written best-effort; use flush()
-        for a guarantee."""
+        for a guarantee.
+
+        Raises:
+            Nothing: closing an already closed connection is a no-op.
+        """
         if (
             self._state in (_State.CONNECTED, _State.DRAINING_SUBS, _State.DRAINING_PUBS)
             and self._transport is not None
@@ -1214,7 +1313,18 @@ async def connect(
     pending_bytes_limit: int = 8 * 1024 * 1024,
     debug: bool = False,
 ) -> NatsConnection:
-    """Connect to a NATS server (every option: docs/connecting.md)."""
+    """Connect to a NATS server; every option is described in the connecting guide.
+
+    Raises:
+        InvalidOptionError: an option is not valid (a bad URL, conflicting credentials, a non-positive duration).
+        BadCredsError: the credentials file or NKey seed cannot be read or parsed.
+        NatsConnectionRefusedError: no server accepted the connection (the last server's error).
+        ConnectionTimeoutError: connecting to the server took longer than ``timeout``.
+        TlsError: the TLS handshake failed, or the server requires TLS and ``tls=False`` was given.
+        ServerOptionNotAvailableError: the server does not offer what was asked (TLS, ``no_echo``).
+        AuthorizationError: the server rejected the credentials.
+        ProtocolError: the server sent something that is not the NATS protocol.
+    """
     options = ConnectOptions.build(
         servers,
         port,

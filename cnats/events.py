@@ -26,6 +26,8 @@ __all__ = [
 
 
 class Events(str, Enum):
+    """Status events of a connection (`nc.status()`): disconnect, reconnect, update (cluster change), errors."""
+
     DISCONNECT = "disconnect"
     RECONNECT = "reconnect"
     UPDATE = "update"
@@ -34,6 +36,8 @@ class Events(str, Enum):
 
 
 class DebugEvents(str, Enum):
+    """Diagnostic status events of a connection (`nc.status()`): reconnect attempts, ping timer, stale connection."""
+
     RECONNECTING = "reconnecting"
     PING_TIMER = "pingTimer"
     STALE_CONNECTION = "staleConnection"
@@ -42,12 +46,16 @@ class DebugEvents(str, Enum):
 
 @dataclass(frozen=True)
 class ServersChanged:
+    """The data of an `Events.UPDATE` status: the server URLs added to and deleted from the pool."""
+
     added: list[str]
     deleted: list[str]
 
 
 @dataclass(frozen=True)
 class PermissionContext:
+    """What a permissions violation was about: the operation (publish or subscription), its subject and queue."""
+
     operation: str  # "publish" | "subscription"
     subject: str
     queue: str | None = None
@@ -55,6 +63,8 @@ class PermissionContext:
 
 @dataclass(frozen=True)
 class Status:
+    """One status event of a connection, as `nc.status()` yields it: its type, data, and permission context."""
+
     type: Events | DebugEvents
     data: str | ServersChanged | int
     permission_context: PermissionContext | None = None
@@ -63,6 +73,8 @@ class Status:
 
 @dataclass(frozen=True)
 class Stats:
+    """Message and byte counters of a connection (`nc.stats()`), in and out, and the reconnect count."""
+
     in_bytes: int
     out_bytes: int
     in_msgs: int

@@ -11,6 +11,8 @@ __all__ = ["ServerInfo"]
 
 @dataclass(kw_only=True)
 class ServerInfo:
+    """The server's INFO (`nc.info`): identity, version, limits, and what it supports (headers, JetStream, TLS...)."""
+
     server_id: str
     server_name: str
     version: str

@@ -59,6 +59,8 @@ _MAX_HISTORY = 64
 
 
 class KvOperation(str, Enum):
+    """The operation an entry records: a put, a delete, or a purge."""
+
     PUT = "PUT"
     DEL = "DEL"
     PURGE = "PURGE"
@@ -165,6 +167,8 @@ def _length(data: bytes, headers: Headers | None) -> int:
 
 @dataclass(kw_only=True)
 class KvStatus:
+    """The status of a Key-Value bucket (`kv.status()`): values, history, TTL, storage, replicas, size."""
+
     bucket: str
     values: int
     history: int

@@ -14,9 +14,14 @@ from .tls import TlsOptions
 __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "Authenticator", "ConnectOptions"]
 
 DEFAULT_HOST = "127.0.0.1"
+"""The host `connect()` uses when no server is given."""
 DEFAULT_PORT = 4222
+"""The port of a server URL that names none (and of `connect()` without servers)."""
 
 Authenticator = Callable[[str | None], Mapping[str, Any] | None]
+"""A callable that returns the authentication fields of CONNECT (user, pass, token, jwt, nkey, sig) given the server's
+nonce (None if it sent none).
+"""
 
 
 @dataclass(kw_only=True, repr=False)

@@ -28,6 +28,9 @@ def _load() -> tuple[ModuleType, bool]:
     return _protocol_py, False
 
 
+USES_CYTHON: bool
+"""True when the compiled (Cython) protocol core is in use, False when the pure-Python twin is."""
+
 core, USES_CYTHON = _load()
 
 if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check against the twin's

@@ -22,6 +22,10 @@ __all__ = [
 
 
 class RequestStrategy(str, Enum):
+    """How `request_many()` decides it has all replies: a timer, a count, a jittered timer, or an empty sentinel
+    message.
+    """
+
     TIMER = "timer"
     COUNT = "count"
     JITTER_TIMER = "jitterTimer"

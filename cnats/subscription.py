@@ -116,38 +116,47 @@ class Subscription(SubscriptionBase):
     # -- public properties ------------------------------------------------------------------------------------------
     @property
     def subject(self) -> str:
+        """The subject subscribed to (wildcards as given)."""
         return self._subject
 
     @property
     def queue(self) -> str | None:
+        """The queue group, or None."""
         return self._queue_group
 
     @property
     def sid(self) -> int:
+        """The subscription id on this connection."""
         return self._sid
 
     @property
     def max(self) -> int | None:
+        """The message count after which the subscription closes itself (``unsubscribe(max)``), or None."""
         return self._max
 
     @property
     def pending(self) -> int:
+        """Messages received and not yet handed out."""
         return len(self._queue) if self._queue is not None else 0
 
     @property
     def pending_bytes(self) -> int:
+        """Payload bytes of the pending messages."""
         return self._pending_bytes
 
     @property
     def is_closed(self) -> bool:
+        """Whether the subscription is closed."""
         return self._closed.done()
 
     @property
     def is_draining(self) -> bool:
+        """Whether the subscription is draining (and not closed yet)."""
         return self._draining and not self._closed.done()
 
     @property
     def closed(self) -> asyncio.Future[Exception | None]:
+        """Resolves when the subscription has closed: with None, or with the error that closed it."""
         return self._closed
 
     def __repr__(self) -> str:
@@ -302,7 +311,15 @@ class Subscription(SubscriptionBase):
 
     async def next_msg(self, timeout: float | None = None) -> Msg:
         """The next message; ``NatsTimeoutError`` after ``timeout`` seconds, ``SubscriptionClosedError`` when the
-        subscription is closed and nothing is left."""
+        subscription is closed and nothing is left.
+
+        Raises:
+            NatsTimeoutError: no message within ``timeout`` seconds.
+            SubscriptionClosedError: the subscription is closed and every message was handed out.
+            NatsError: the subscription was closed by an error (a fatal connection close, a drain timeout): that
+                error, once every held message was handed out.
+            RuntimeError: the subscription has a callback.
+        """
         if self._callback is not None:
             raise RuntimeError("next_msg() cannot be used on a subscription with a callback")
         try:
@@ -318,7 +335,11 @@ class Subscription(SubscriptionBase):
 
     # -- ending ------------------------------------------------------------------------------------------
     def unsubscribe(self, max: int | None = None) -> None:
-        """Close now, or once ``received`` reaches ``max``. A no-op on a closed subscription; never raises."""
+        """Close now, or once ``received`` reaches ``max``. A no-op on a closed subscription.
+
+        Raises:
+            Nothing: it never raises.
+        """
         if self._closed.done() or self._closing:
             return
         if max is not None and max > 0:
@@ -333,7 +354,15 @@ class Subscription(SubscriptionBase):
     async def drain(self, timeout: float | None = 30.0) -> None:
         """Stop interest (UNSUB), deliver every message already received, then close. When that takes longer than
         ``timeout`` seconds the subscription is closed anyway (what is queued is dropped) and ``DrainTimeoutError``
-        is raised; ``None`` waits without limit."""
+        is raised; ``None`` waits without limit.
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            SubscriptionClosedError: the subscription is closed.
+            SubscriptionDrainingError: the subscription is already draining.
+            InvalidOptionError: ``timeout`` is not a positive number or None.
+            DrainTimeoutError: the drain did not finish within ``timeout``; the subscription was closed anyway.
+        """
         if self._port.scope.is_closed:
             raise ConnectionClosedError()
         if self._closed.done():
@@ -356,7 +385,11 @@ class Subscription(SubscriptionBase):
             raise err from None
 
     def drain_owned(self) -> Awaitable[None]:
-        """The connection's drain (unbounded here: the connection bounds the whole)."""
+        """The connection's drain (unbounded here: the connection bounds the whole).
+
+        Raises:
+            Nothing: the errors of the drain are the connection's to handle.
+        """
         return self.drain(None) if not (self._draining or self._closed.done()) else self._wait_closed()
 
     async def _wait_closed(self) -> None:
@@ -412,7 +445,11 @@ class Subscription(SubscriptionBase):
 
     def connection_closed(self, error: Exception | None) -> None:
         """The connection closed: an iterator still hands out what it holds, then ends (raising ``error`` after a
-        fatal close); a callback's queue is dropped (its task is cancelled by the connection)."""
+        fatal close); a callback's queue is dropped (its task is cancelled by the connection).
+
+        Raises:
+            Nothing: it only ends the subscription.
+        """
         if self._callback is not None and self._queue is not None:
             self._queue.clear()
             self._pending_bytes = 0

@@ -57,27 +57,39 @@ __all__ = [
 
 
 class RetentionPolicy(str, Enum):
+    """When a stream removes messages: by limits, when all interested consumers acked (interest), or when one consumer
+    acked (work queue).
+    """
+
     LIMITS = "limits"
     INTEREST = "interest"
     WORKQUEUE = "workqueue"
 
 
 class StorageType(str, Enum):
+    """Where a stream keeps its messages: on disk (file) or in memory."""
+
     FILE = "file"
     MEMORY = "memory"
 
 
 class DiscardPolicy(str, Enum):
+    """What a full stream discards: old messages, or refuses new ones."""
+
     OLD = "old"
     NEW = "new"
 
 
 class StoreCompression(str, Enum):
+    """The on-disk compression of a stream: none or S2."""
+
     NONE = "none"
     S2 = "s2"
 
 
 class AckPolicy(str, Enum):
+    """How a consumer expects acknowledgements: none, all (cumulative), or explicit (each message)."""
+
     NONE = "none"
     ALL = "all"
     EXPLICIT = "explicit"
@@ -85,6 +97,8 @@ class AckPolicy(str, Enum):
 
 
 class DeliverPolicy(str, Enum):
+    """Where a consumer starts in its stream: all, last, new, a start sequence or time, or the last per subject."""
+
     ALL = "all"
     LAST = "last"
     NEW = "new"
@@ -94,17 +108,25 @@ class DeliverPolicy(str, Enum):
 
 
 class ReplayPolicy(str, Enum):
+    """How fast a consumer replays: instantly, or at the original pace of publication."""
+
     INSTANT = "instant"
     ORIGINAL = "original"
 
 
 class ConsumerApiAction(str, Enum):
+    """The action of a consumer create request: create or update, create only, or update only."""
+
     CREATE_OR_UPDATE = ""
     UPDATE = "update"
     CREATE = "create"
 
 
 class AdvisoryKind(str, Enum):
+    """The kind of a JetStream advisory (`jsm.advisories()`): API audit, stream and consumer actions, leader
+    elections...
+    """
+
     API = "api_audit"
     STREAM_ACTION = "stream_action"
     CONSUMER_ACTION = "consumer_action"
@@ -122,6 +144,8 @@ class AdvisoryKind(str, Enum):
 
 
 class PubHeaders(str, Enum):
+    """Headers a JetStream publish sets for its expectations (message id, expected stream, last sequence...)."""
+
     MSG_ID = "Nats-Msg-Id"
     EXPECTED_STREAM = "Nats-Expected-Stream"
     EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"
@@ -130,6 +154,8 @@ class PubHeaders(str, Enum):
 
 
 class JsHeaders(str, Enum):
+    """Headers JetStream sets on the messages it delivers (source, last sequences, rollup, pending counts...)."""
+
     STREAM_SOURCE = "Nats-Stream-Source"
     LAST_CONSUMER_SEQ = "Nats-Last-Consumer"
     LAST_STREAM_SEQ = "Nats-Last-Stream"
@@ -144,18 +170,24 @@ class JsHeaders(str, Enum):
 
 @dataclass(kw_only=True)
 class SubjectTransformConfig(JsonModel):
+    """A subject transform: messages on `src` are stored under `dest`."""
+
     src: str | None = None
     dest: str
 
 
 @dataclass(kw_only=True)
 class Placement(JsonModel):
+    """Where a stream is placed: a cluster, and server tags."""
+
     cluster: str | None = None
     tags: list[str] | None = None
 
 
 @dataclass(kw_only=True)
 class Republish(JsonModel):
+    """Republishing of a stream's stored messages to other subjects (`src` to `dest`, optionally headers only)."""
+
     src: str
     dest: str
     headers_only: bool | None = None
@@ -163,12 +195,16 @@ class Republish(JsonModel):
 
 @dataclass(kw_only=True)
 class ExternalStream(JsonModel):
+    """A stream in another JetStream domain or account: its API prefix and delivery prefix."""
+
     api: str
     deliver: str | None = None
 
 
 @dataclass(kw_only=True)
 class StreamSource(JsonModel):
+    """A stream that a stream mirrors or sources from, with its start point, filter and transforms."""
+
     name: str
     opt_start_seq: int | None = None
     opt_start_time: datetime | None = None
@@ -180,6 +216,8 @@ class StreamSource(JsonModel):
 
 @dataclass(kw_only=True)
 class StreamConsumerLimits(JsonModel):
+    """Default limits of a stream's consumers: inactive threshold and maximum ack pending."""
+
     _DURATIONS: ClassVar[frozenset[str]] = frozenset({"inactive_threshold"})
     inactive_threshold: float | None = None
     max_ack_pending: int | None = None
@@ -187,6 +225,8 @@ class StreamConsumerLimits(JsonModel):
 
 @dataclass(kw_only=True)
 class StreamConfig(JsonModel):
+    """The configuration of a stream: name, subjects, retention, limits, storage, replicas, sources..."""
+
     _DURATIONS: ClassVar[frozenset[str]] = frozenset({"max_age", "duplicate_window"})
     name: str | None = None
     description: str | None = None
@@ -225,12 +265,16 @@ class StreamConfig(JsonModel):
 
 @dataclass(kw_only=True)
 class LostStreamData(JsonModel):
+    """Messages a stream lost (damaged storage): their sequences and total bytes."""
+
     msgs: list[int] | None = None
     bytes: int = 0
 
 
 @dataclass(kw_only=True)
 class StreamState(JsonModel):
+    """The state of a stream: message and byte counts, first and last sequences and times, consumers."""
+
     messages: int
     bytes: int
     first_seq: int
@@ -247,6 +291,8 @@ class StreamState(JsonModel):
 
 @dataclass(kw_only=True)
 class PeerInfo(JsonModel):
+    """One replica of a clustered stream or consumer: name, whether current, lag and activity."""
+
     _DURATIONS: ClassVar[frozenset[str]] = frozenset({"active"})
     name: str
     current: bool
@@ -257,6 +303,8 @@ class PeerInfo(JsonModel):
 
 @dataclass(kw_only=True)
 class ClusterInfo(JsonModel):
+    """The cluster of a stream or consumer: its name, leader and replicas."""
+
     name: str | None = None
     leader: str | None = None
     replicas: list[PeerInfo] | None = None
@@ -264,6 +312,8 @@ class ClusterInfo(JsonModel):
 
 @dataclass(kw_only=True)
 class ApiError(JsonModel):
+    """The error a JetStream API response reports: HTTP-like code, JetStream error code and description."""
+
     code: int
     description: str
     err_code: int | None = None
@@ -271,6 +321,8 @@ class ApiError(JsonModel):
 
 @dataclass(kw_only=True)
 class StreamSourceInfo(JsonModel):
+    """The state of a mirror or source of a stream: name, lag, activity and error."""
+
     _DURATIONS: ClassVar[frozenset[str]] = frozenset({"active"})
     name: str
     lag: int
@@ -281,6 +333,8 @@ class StreamSourceInfo(JsonModel):
 
 @dataclass(kw_only=True)
 class StreamAlternate(JsonModel):
+    """An alternate (mirror) of a stream, in a cluster or domain, as reported by stream info."""
+
     name: str
     cluster: str
     domain: str | None = None
@@ -288,6 +342,8 @@ class StreamAlternate(JsonModel):
 
 @dataclass(kw_only=True)
 class StreamInfo(JsonModel):
+    """What the server reports about a stream: configuration, state, cluster, mirror, sources."""
+
     config: StreamConfig
     created: datetime
     state: StreamState
@@ -300,12 +356,16 @@ class StreamInfo(JsonModel):
 
 @dataclass(kw_only=True)
 class PurgeResponse(JsonModel):
+    """The result of a stream purge: whether it succeeded and how many messages were purged."""
+
     success: bool
     purged: int
 
 
 @dataclass(kw_only=True)
 class ConsumerConfig(JsonModel):
+    """The configuration of a consumer: name, delivery and ack policies, filters, limits..."""
+
     _DURATIONS: ClassVar[frozenset[str]] = frozenset(
         {"ack_wait", "backoff", "idle_heartbeat", "max_expires", "inactive_threshold"}
     )
@@ -343,6 +403,8 @@ class ConsumerConfig(JsonModel):
 
 @dataclass(kw_only=True)
 class SequenceInfo(JsonModel):
+    """A consumer's and its stream's sequence of a delivered or acked message, with its time."""
+
     consumer_seq: int
     stream_seq: int
     last_active: datetime | None = None
@@ -350,6 +412,8 @@ class SequenceInfo(JsonModel):
 
 @dataclass(kw_only=True)
 class ConsumerInfo(JsonModel):
+    """What the server reports about a consumer: configuration, delivered and ack floor, pending counts."""
+
     _DURATIONS: ClassVar[frozenset[str]] = frozenset({"pause_remaining"})
     stream_name: str
     name: str
@@ -370,6 +434,8 @@ class ConsumerInfo(JsonModel):
 
 @dataclass(kw_only=True)
 class ConsumerPauseResponse(JsonModel):
+    """The result of pausing or resuming a consumer: whether it is paused, and until when."""
+
     _DURATIONS: ClassVar[frozenset[str]] = frozenset({"pause_remaining"})
     paused: bool
     pause_until: datetime | None = None
@@ -378,6 +444,8 @@ class ConsumerPauseResponse(JsonModel):
 
 @dataclass(kw_only=True)
 class AccountLimits(JsonModel):
+    """JetStream limits of an account: memory, storage, streams, consumers."""
+
     max_memory: int
     max_storage: int
     max_streams: int
@@ -390,6 +458,8 @@ class AccountLimits(JsonModel):
 
 @dataclass(kw_only=True)
 class AccountTier(JsonModel):
+    """JetStream usage and limits of an account for one replication tier."""
+
     memory: int
     storage: int
     streams: int
@@ -399,12 +469,16 @@ class AccountTier(JsonModel):
 
 @dataclass(kw_only=True)
 class ApiStats(JsonModel):
+    """Counts of an account's JetStream API calls: total and errors."""
+
     total: int
     errors: int
 
 
 @dataclass(kw_only=True)
 class AccountInfo(JsonModel):
+    """JetStream usage and limits of the account (`jsm.get_account_info()`)."""
+
     memory: int
     storage: int
     streams: int
@@ -417,6 +491,8 @@ class AccountInfo(JsonModel):
 
 @dataclass(frozen=True, kw_only=True)
 class PubAck:
+    """The server's acknowledgement of a JetStream publish: stream, sequence, duplicate flag, domain."""
+
     stream: str
     seq: int
     duplicate: bool = False
@@ -425,12 +501,18 @@ class PubAck:
 
 @dataclass(frozen=True, kw_only=True)
 class BatchAck(PubAck):
+    """The acknowledgement of an atomic batch publish: a `PubAck` plus the batch id and size."""
+
     batch: str
     count: int
 
 
 @dataclass(frozen=True, kw_only=True)
 class PublishExpect:
+    """Expectations a JetStream publish states (stream, last sequence, last message id...): the server rejects the
+    message if one fails.
+    """
+
     last_msg_id: str | None = None
     stream_name: str | None = None
     last_sequence: int | None = None
@@ -497,5 +579,7 @@ class StoredMsg:
 
 @dataclass(frozen=True)
 class Advisory:
+    """One JetStream advisory (`jsm.advisories()`): its kind and its JSON data."""
+
     kind: AdvisoryKind
     data: dict[str, Any]

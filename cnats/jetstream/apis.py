@@ -188,6 +188,8 @@ class StreamAPI:
 
 
 class ConsumerAPI:
+    """Consumer administration (`jsm.consumers`): add, update, inspect, list, pause and delete consumers."""
+
     def __init__(self, ctx: JetStreamContext) -> None:
         self._ctx = ctx
 

@@ -252,6 +252,8 @@ class PublishBatch:
 
 
 class Streams:
+    """Stream views of a JetStream client (`js.streams`): `get()` a stream by name."""
+
     def __init__(self, ctx: JetStreamContext) -> None:
         self._ctx = ctx
 

@@ -65,6 +65,10 @@ _RECREATE_RETRY = 0.5  # seconds between attempts to recreate an ordered consume
 
 
 class ConsumerEvents(str, Enum):
+    """Status events of a consumer's messages (`messages.status()`): missed heartbeats, consumer or stream gone, ordered
+    consumer recreated.
+    """
+
     HEARTBEATS_MISSED = "heartbeats_missed"
     CONSUMER_NOT_FOUND = "consumer_not_found"
     STREAM_NOT_FOUND = "stream_not_found"
@@ -74,6 +78,8 @@ class ConsumerEvents(str, Enum):
 
 
 class ConsumerDebugEvents(str, Enum):
+    """Diagnostic status events of a consumer's messages: discarded and reset pulls, next requests."""
+
     DEBUG_EVENT = "debug"
     DISCARD = "discard"
     RESET = "reset"
@@ -82,12 +88,16 @@ class ConsumerDebugEvents(str, Enum):
 
 @dataclass(frozen=True)
 class ConsumerStatus:
+    """One status event of a consumer's messages: its type and data."""
+
     type: ConsumerEvents | ConsumerDebugEvents
     data: Any
 
 
 @dataclass(kw_only=True)
 class OrderedConsumerOptions:
+    """Options of an ordered consumer (`js.consumers.get(stream)` without a name): filters, delivery start, replay."""
+
     name_prefix: str | None = None
     filter_subjects: str | list[str] | None = None
     deliver_policy: DeliverPolicy | None = None

@@ -40,6 +40,8 @@ _BAD_NAME = re.compile(r"[.*>/\\ \t\r\n]")
 
 @dataclass(frozen=True, kw_only=True)
 class JetStreamOptions:
+    """Options of a JetStream client or manager: the API prefix (or domain) and the request timeout in seconds."""
+
     api_prefix: str = "$JS.API"
     timeout: float = 5.0
     domain: str | None = None

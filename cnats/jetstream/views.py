@@ -16,6 +16,8 @@ __all__ = ["Views"]
 
 
 class Views:
+    """Key-Value and object-store views of a JetStream client (`js.views`): open a bucket or store by name."""
+
     def __init__(self, js: JetStreamClient) -> None:
         self._js = js
 

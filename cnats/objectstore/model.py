@@ -46,6 +46,8 @@ class ObjectStoreLink:
 
 @dataclass(kw_only=True)
 class ObjectStoreMetaOptions:
+    """Options of an object: a link to another object or store, and the chunk size."""
+
     link: ObjectStoreLink | None = None
     max_chunk_size: int | None = None
 
@@ -81,6 +83,8 @@ class ObjectInfo(ObjectStoreMeta):
 
 @dataclass(kw_only=True)
 class ObjectStoreStatus:
+    """The status of an object store (`os.status()`): description, TTL, storage, replicas, size, sealed."""
+
     bucket: str
     description: str
     ttl: float

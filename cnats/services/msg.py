@@ -64,6 +64,7 @@ class ServiceMsg(Msg):
 
 
 ServiceHandler = Callable[[ServiceMsg], Awaitable[None] | None]
+"""An endpoint handler: called with each request, a plain function or a coroutine function."""
 
 
 class ServiceError(Exception):

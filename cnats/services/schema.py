@@ -28,17 +28,24 @@ __all__ = [
 ]
 
 SERVICE_API_PREFIX: Final = "$SRV"
+"""The subject prefix of service discovery (`$SRV.PING`, `$SRV.INFO.<name>`...)."""
 SERVICE_ERROR_HEADER: Final = "Nats-Service-Error"
+"""The header of a service error response that carries the error description."""
 SERVICE_ERROR_CODE_HEADER: Final = "Nats-Service-Error-Code"
+"""The header of a service error response that carries the error code."""
 
 
 class ServiceVerb(str, Enum):
+    """The discovery verbs a service answers: PING, STATS and INFO."""
+
     PING = "PING"
     STATS = "STATS"
     INFO = "INFO"
 
 
 class ServiceResponseType(str, Enum):
+    """The `type` field of a service's PING, STATS and INFO responses."""
+
     STATS = "io.nats.micro.v1.stats_response"
     INFO = "io.nats.micro.v1.info_response"
     PING = "io.nats.micro.v1.ping_response"

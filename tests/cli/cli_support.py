@@ -4,7 +4,9 @@ capsys), as a real ``python -m cnats`` process (the true entry point), and waiti
 from __future__ import annotations
 
 import json
+import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -75,6 +77,10 @@ def cnats_process(*args: str, input: str | None = None, timeout: float = 30.0) -
     )
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Running:
     """``python -m cnats ARGS`` in the background, its output read line by line with a deadline."""
 
@@ -85,6 +91,9 @@ class Running:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             bufsize=0,  # unbuffered: select() and readline() see the same bytes
+            # A suite started in the background (`cmd &` in a script) inherits SIGINT ignored, and so would the
+            # command: Ctrl-C as a user sends it must reach it, so the child starts with the default disposition.
+            preexec_fn=_default_sigint if os.name == "posix" else None,
         )
 
     def line(self, stream: str = "stdout", timeout: float = 10.0) -> str:
