@@ -16,7 +16,7 @@ import functools
 import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import (
     InvalidOptionError,
@@ -235,7 +235,8 @@ class ConsumerAPI:
         After the connection closed nothing can be deleted: an ephemeral consumer then ends by its inactive
         threshold."""
         subject, payload = self._create_request(stream, config, ConsumerApiAction.CREATE_OR_UPDATE, {})
-        future = asyncio.ensure_future(self._ctx._api_future(subject, payload))
+        # the shared inbox's own future (not a task): tracked, so a user close() waits for its answer to clean up
+        future = cast("asyncio.Future[Msg]", self._ctx._api_future(subject, payload))
         self._ctx.port.scope.track(future)
         try:
             msg = await asyncio.shield(future)
