@@ -76,6 +76,7 @@ class JetStreamSubscription:
         self._nc = ctx._nc  # its public API (publish)
         self._stream = stream
         self._consumer = consumer
+        self._retired = ""  # an ordered subscription's consumer being replaced
         self._auto_ack = auto_ack
         self._user_callback = callback
         self._adapter: Callback[JsMsg] | None = None
@@ -159,7 +160,7 @@ class JetStreamSubscription:
         jsmsg = JsMsg(msg, self._nc, self._ctx.options.timeout)
         if self._ordered:
             info = jsmsg.info
-            if self._resetting or info.consumer != self._consumer:
+            if info.consumer != self._consumer:  # from a consumer replaced (or being replaced)
                 return None
             if info.delivery_sequence != self._expected_cseq:
                 self._reset_ordered()
@@ -172,6 +173,9 @@ class JetStreamSubscription:
         if self._resetting or self._ended:
             return
         self._resetting = True
+        # nothing more from this consumer is accepted: its replacement starts after the last message delivered
+        self._retired = self._consumer
+        self._consumer = ""
         self._recreating = self._port.scope.spawn(self._recreate(), f"recreate ordered consumer {self._stream}")
 
     async def _recreate(self) -> None:
@@ -184,7 +188,7 @@ class JetStreamSubscription:
     async def _recreate_once(self) -> None:
         assert self._ordered_config is not None
         api = ConsumerAPI(self._ctx)
-        old = self._consumer
+        old = self._retired
         cfg = replace(
             self._ordered_config,
             name=f"{self._ordered_config.name or 'ordered'}_{nuid.next()}",
@@ -192,21 +196,27 @@ class JetStreamSubscription:
             opt_start_seq=self._next_sseq,
             opt_start_time=None,
         )
+        # The server pushes to the new consumer as soon as it exists, often before the answer to its creation
+        # arrives: its messages are accepted by the name chosen here (dropping them meant another gap, another
+        # replacement, and under load a chain of them).
+        self._consumer = cfg.name or ""
+        self._expected_cseq = 1
         try:
             # cancelled when the subscription ends meanwhile: a consumer created anyway is then deleted
             info = await api.add_owned(self._stream, cfg)
         except NatsError as exc:
             logger.warning("could not recreate the ordered consumer: %s", exc)
+            self._consumer = ""  # the heartbeat watch tries again
             self._resetting = False
             return
         if self._ended:
             api.delete_later(self._stream, info.name)
             return
         self._consumer = info.name
-        self._expected_cseq = 1
         self._resetting = False
-        with contextlib.suppress(NatsError):
-            await api.delete(self._stream, old)
+        if old:
+            with contextlib.suppress(NatsError):
+                await api.delete(self._stream, old)
 
     def _incoming(self, msg: Msg) -> JsMsg | None:
         """The message as a JsMsg, or None when it was a control message or one the ordering logic drops."""

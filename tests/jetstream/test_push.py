@@ -480,15 +480,21 @@ async def test_ordered_delivers_everything_in_order(js: JetStreamClient, jsm: Je
     await sub.destroy()
 
 
-async def test_ordered_recreated_after_deletion(js: JetStreamClient, jsm: JetStreamManager) -> None:
+async def test_ordered_recreated_after_deletion(js: JetStreamClient, jsm: JetStreamManager, nc: NatsConnection) -> None:
     await publish_n(js, 200)
     got: list[int] = []
     sub = await js.subscribe("s.x", ordered=True, idle_heartbeat=0.5, callback=lambda m: got.append(int(m.data)))
     await eventually(lambda: len(got) >= 50)
     first = (await sub.consumer_info()).name
+    creates: list[str] = []
+    spy = nc.subscribe("$JS.API.CONSUMER.CREATE.S.>", callback=lambda m: creates.append(m.subject))
+    await nc.flush()
     assert await jsm.consumers.delete("S", first) is True
     await publish_n(js, 300, start=200)
     await eventually(lambda: len(got) >= 500, timeout=10, what="500 messages")
+    # one replacement: the new consumer's first messages, pushed before the answer to its creation, are taken
+    assert len(creates) == 1, creates
+    spy.unsubscribe()
     await asyncio.sleep(0.2)
     assert got == list(range(500))  # no gap, no duplicate
     current = (await sub.consumer_info()).name
