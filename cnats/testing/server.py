@@ -204,6 +204,8 @@ class _NodeView:
     meta_leader: str | None = None
     #: the meta group members this node (when it leads) sees current and online, by server name
     meta_current: frozenset[str] = frozenset()
+    #: the meta group members this node knows by name and does not consider offline (any node, leader or not)
+    meta_online: frozenset[str] | None = None
 
 
 def _formation_problems(
@@ -246,6 +248,12 @@ def _formation_problems(
             behind = sorted(set(expected) - {leader} - views[leader].meta_current)
             if behind:
                 problems.append(f"JetStream meta leader {leader} does not see {', '.join(behind)} current yet")
+            # any node may lead next (a placement is decided by whoever leads then): each must know the others online
+            for name in expected:
+                online = views[name].meta_online
+                unknown = [] if online is None else sorted(set(expected) - {name} - online)
+                if unknown:
+                    problems.append(f"{name} does not know {', '.join(unknown)} as online JetStream peers yet")
     return problems
 
 
@@ -716,11 +724,9 @@ class NatsServer:
             meta = docs.get("/jsz", {}).get("meta_cluster")
             leader = meta.get("leader") if isinstance(meta, dict) else None
             replicas = meta.get("replicas") if isinstance(meta, dict) else None
-            current = frozenset(
-                str(r.get("name"))
-                for r in (replicas if isinstance(replicas, list) else ())
-                if isinstance(r, dict) and r.get("current") and not r.get("offline")
-            )
+            members = [r for r in (replicas if isinstance(replicas, list) else ()) if isinstance(r, dict)]
+            current = frozenset(str(r.get("name")) for r in members if r.get("current") and not r.get("offline"))
+            online = frozenset(str(r.get("name")) for r in members if not r.get("offline"))
             ports = (_port_of(str(u)) for u in connect_urls) if isinstance(connect_urls, list) else ()
             views[n.name] = _NodeView(
                 routes=frozenset(
@@ -729,6 +735,7 @@ class NatsServer:
                 connect_ports=frozenset(p for p in ports if p is not None),
                 meta_leader=str(leader) if leader else None,
                 meta_current=current,
+                meta_online=online if need_leader else None,
             )
         return _formation_problems(
             {n.name: n.port for n in running},

@@ -159,3 +159,11 @@ def test_meta_leader_not_seeing_every_peer_current() -> None:
         "JetStream meta leader n2 does not see n3 current yet"
     ]
     assert _formation_problems(EXPECTED, v) == []
+
+
+def test_a_node_not_knowing_a_peer_online() -> None:
+    online = {"n1": frozenset({"n2", "n3"}), "n2": frozenset({"n1", "n3"}), "n3": frozenset({"n2"})}
+    v = views(**{name: {"meta_online": known} for name, known in online.items()})
+    assert _formation_problems(EXPECTED, v, need_meta_leader=True) == [
+        "n3 does not know n1 as online JetStream peers yet"
+    ]
