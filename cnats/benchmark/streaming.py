@@ -99,7 +99,7 @@ def _subscriber(client: str, mode: str) -> SessionFactory:
                 nc.subscribe(subject, callback=session.on_msg_async, pending_msgs_limit=None, pending_bytes_limit=None)
             else:
                 sub = nc.subscribe(subject, pending_msgs_limit=None, pending_bytes_limit=None)
-                tasks.append(loop.create_task(_consume(sub, session)))
+                tasks.append(_reader_task(loop, sub, session))
         else:
             import nats
 
@@ -109,11 +109,16 @@ def _subscriber(client: str, mode: str) -> SessionFactory:
                 await nc.subscribe(subject, cb=session.on_msg_async, **limits)
             else:
                 sub = await nc.subscribe(subject, **limits)
-                tasks.append(loop.create_task(_consume(sub.messages, session)))
+                tasks.append(_reader_task(loop, sub.messages, session))
         await nc.flush()
         return session
 
     return open_session
+
+
+def _reader_task(loop: asyncio.AbstractEventLoop, messages: Any, session: Subscriber) -> asyncio.Task[None]:
+    """The benchmark's own reader of an iterator subscription (cnats or nats-py alike)."""
+    return loop.create_task(_consume(messages, session))
 
 
 async def _consume(messages: Any, session: Subscriber) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Coroutine
+from typing import Any
 
 __all__ = ["ChaosProxy"]
 
@@ -20,6 +22,11 @@ def _host_port(url: str) -> tuple[str, int]:
     rest = rest.rsplit("@", 1)[-1]
     host, _, port = rest.rpartition(":")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _background(coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """A task of the proxy's own (it is a test tool, not a connection: it keeps its tasks itself)."""
+    return asyncio.get_running_loop().create_task(coro)
 
 
 class _Pipe:
@@ -36,8 +43,8 @@ class _Pipe:
         self.up_reader, self.up_writer = upstream
         self.cut_mid_frame = False
         self.tasks = [
-            asyncio.ensure_future(self._copy(self.client_reader, self.up_writer)),
-            asyncio.ensure_future(self._copy(self.up_reader, self.client_writer, to_client=True)),
+            _background(self._copy(self.client_reader, self.up_writer)),
+            _background(self._copy(self.up_reader, self.client_writer, to_client=True)),
         ]
 
     async def _copy(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, to_client: bool = False) -> None:
@@ -151,7 +158,7 @@ class ChaosProxy:
                 self._server = None
         elif self._server is None:
             sock = socket.create_server((self._host, self._port))
-            self._pending_listen = asyncio.get_running_loop().create_task(self._serve(sock))
+            self._pending_listen = _background(self._serve(sock))
 
     async def _serve(self, sock: socket.socket) -> None:
         self._server = await asyncio.start_server(self._accept, sock=sock)
