@@ -312,7 +312,25 @@ async def open_ordered(
     return OrderedRead(js.port, consumer, messages)
 
 
-class KvWatcher:
+class OrderedView:
+    """How a view that reads through an ``OrderedRead`` (``self._read``) is ended: ``stop()``, ``await aclose()``,
+    or leaving ``async with``."""
+
+    _read: OrderedRead
+
+    def stop(self) -> None:
+        """Stop now (the server consumer is deleted in the background)."""
+        self._read.stop()
+
+    async def aclose(self) -> None:
+        """Stop, and return once the server consumer is deleted."""
+        await self._read.aclose()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._read.aclose()
+
+
+class KvWatcher(OrderedView):
     """Entries of a watch (live) or a history (ends once caught up); an async iterator of ``KvEntry``.
 
     ``stop()`` (or ``await aclose()``, or leaving ``async with``) ends it: what it holds is handed out, then the
@@ -347,28 +365,18 @@ class KvWatcher:
                 continue
             return entry
 
-    def stop(self) -> None:
-        """Stop now (the server consumer is deleted in the background)."""
-        self._read.stop()
-
-    async def aclose(self) -> None:
-        """Stop, and return once the server consumer is deleted."""
-        await self._read.aclose()
-
     async def __aenter__(self) -> KvWatcher:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        await self._read.aclose()
 
-
-class KvKeys:
+class KvKeys(OrderedView):
     """The iterator of ``kv.keys()``: the keys whose latest entry is a PUT, then the end. ``stop()``,
     ``await aclose()``, leaving ``async with``, or leaving an ``async for`` early and dropping it ends the listing
     and deletes its server consumer."""
 
     def __init__(self, watcher: KvWatcher) -> None:
         self._watcher = watcher
+        self._read = watcher._read
 
     def __aiter__(self) -> KvKeys:
         return self
@@ -376,17 +384,8 @@ class KvKeys:
     async def __anext__(self) -> str:
         return (await self._watcher.__anext__()).key
 
-    def stop(self) -> None:
-        self._watcher.stop()
-
-    async def aclose(self) -> None:
-        await self._watcher.aclose()
-
     async def __aenter__(self) -> KvKeys:
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._watcher.aclose()
 
 
 class KV:

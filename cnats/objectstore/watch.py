@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from ..kv import OrderedRead
+from ..kv import OrderedRead, OrderedView
 from .model import ObjectInfo, decode_info
 
 if TYPE_CHECKING:
@@ -20,7 +20,7 @@ def info_from_jsmsg(msg: JsMsg) -> ObjectInfo:
     return decode_info(msg.data, delivery.stream_sequence, stored)
 
 
-class ObjectWatcher:
+class ObjectWatcher(OrderedView):
     """An async iterator of ``ObjectInfo`` with one ``None`` once the initial state is delivered.
 
     ``stop()`` (or ``await aclose()``, or leaving ``async with``) ends it: what it holds is handed out, then the
@@ -56,16 +56,5 @@ class ObjectWatcher:
                 continue
             return info
 
-    def stop(self) -> None:
-        """Stop now (the server consumer is deleted in the background)."""
-        self._read.stop()
-
-    async def aclose(self) -> None:
-        """Stop, and return once the server consumer is deleted."""
-        await self._read.aclose()
-
     async def __aenter__(self) -> ObjectWatcher:
         return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._read.aclose()
