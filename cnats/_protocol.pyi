@@ -92,7 +92,22 @@ class PublisherBase:
         *,
         reply: str | None = None,
         headers: Headers | Mapping[str, Any] | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Buffer one message for the server; it is written within this event-loop turn. Never blocks.
+
+        ``headers`` may be ``Headers`` or a mapping (converted as by ``Headers.from_dict``).
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            BadSubjectError: the subject or reply subject is not valid.
+            BadPayloadError: the payload is not bytes, bytearray, a C-contiguous memoryview or a UTF-8 encodable str.
+            BadHeaderError: a header name or value in a mapping given as ``headers`` is not valid.
+            TypeError: ``headers`` is neither ``Headers`` nor a mapping.
+            ServerOptionNotAvailableError: the message has headers and the server does not support them.
+            MaxPayloadExceededError: the message exceeds the server's `max_payload`.
+            OutboundBufferLimitError: the outbound buffer (`pending_bytes_limit`) is full.
+        """
 
 class ReplyMux:
     """The shared response inbox of request/reply (see the class docstring in either core)."""

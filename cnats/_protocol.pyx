@@ -379,7 +379,21 @@ cdef class PublisherBase:
             transport.write(data)
 
     def publish(self, subject, payload=b"", *, reply=None, headers=None):
-        """Buffer one message for the server; it is written within this event-loop turn. Never blocks."""
+        """Buffer one message for the server; it is written within this event-loop turn. Never blocks.
+
+        ``headers`` may be ``Headers`` or a mapping (converted as by ``Headers.from_dict``).
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            BadSubjectError: the subject or reply subject is not valid.
+            BadPayloadError: the payload is not bytes, bytearray, a C-contiguous memoryview or a UTF-8 encodable str.
+            BadHeaderError: a header name or value in a mapping given as ``headers`` is not valid.
+            TypeError: ``headers`` is neither ``Headers`` nor a mapping.
+            ServerOptionNotAvailableError: the message has headers and the server does not support them.
+            MaxPayloadExceededError: the message exceeds the server's `max_payload`.
+            OutboundBufferLimitError: the outbound buffer (`pending_bytes_limit`) is full.
+        """
         self._publish(subject, payload, reply, headers)
 
     cdef int _publish(self, object subject, object payload, object reply, object headers) except -1:

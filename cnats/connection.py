@@ -365,7 +365,7 @@ class NatsConnection(PublisherBase):
             ConnectionClosedError: the connection is closed.
             ConnectionDrainingError: the connection is draining (publishing has stopped).
             BadSubjectError: the subject or reply subject is not valid.
-            BadHeaderError: a header name or value is not valid, or the server does not support headers.
+            ServerOptionNotAvailableError: the message has headers and the server does not support them.
             MaxPayloadExceededError: the message exceeds the server's `max_payload`.
             OutboundBufferLimitError: the outbound buffer (`pending_bytes_limit`) is full.
         """
@@ -377,7 +377,7 @@ class NatsConnection(PublisherBase):
         Raises:
             ConnectionClosedError: the connection is closed.
             ConnectionDrainingError: the connection is draining (publishing has stopped).
-            BadHeaderError: a header name or value is not valid, or the server does not support headers.
+            ServerOptionNotAvailableError: the message has headers and the server does not support them.
             MaxPayloadExceededError: the message exceeds the server's `max_payload`.
             OutboundBufferLimitError: the outbound buffer (`pending_bytes_limit`) is full.
         """
