@@ -65,7 +65,12 @@ def _sign(seed: str | bytes, nonce: str | None) -> tuple[str, str]:
 def user_password_authenticator(
     user: str | Callable[[], str], password: str | Callable[[], str] | None = None
 ) -> Authenticator:
-    """``{"user", "pass"}``."""
+    """``{"user", "pass"}``.
+
+    Raises:
+        Nothing: the values (or the callables giving them) are only used when the authenticator is called; an
+            exception raised by such a callable comes out of the connect or reconnect that called it.
+    """
 
     def authenticate(nonce: str | None) -> Mapping[str, Any]:
         fields: dict[str, Any] = {"user": _value(user)}
@@ -77,7 +82,12 @@ def user_password_authenticator(
 
 
 def token_authenticator(token: str | Callable[[], str]) -> Authenticator:
-    """``{"auth_token"}``."""
+    """``{"auth_token"}``.
+
+    Raises:
+        Nothing: the token (or the callable giving it) is only used when the authenticator is called; an exception
+            raised by such a callable comes out of the connect or reconnect that called it.
+    """
 
     def authenticate(nonce: str | None) -> Mapping[str, Any]:
         return {"auth_token": _value(token)}
@@ -86,7 +96,14 @@ def token_authenticator(token: str | Callable[[], str]) -> Authenticator:
 
 
 def nkey_authenticator(seed: str | bytes | Callable[[], str | bytes]) -> Authenticator:
-    """``{"nkey", "sig"}``: the seed's public key and its signature of the nonce."""
+    """``{"nkey", "sig"}``: the seed's public key and its signature of the nonce.
+
+    The seed is only read when the authenticator is called (at connect): a seed that is not valid makes that call
+    raise ``BadCredsError``.
+
+    Raises:
+        ImportError: the ``nkeys`` package is not installed.
+    """
     _nkeys()  # fail at creation, not at the first connect, when nkeys is missing
 
     def authenticate(nonce: str | None) -> Mapping[str, Any]:
@@ -99,7 +116,14 @@ def nkey_authenticator(seed: str | bytes | Callable[[], str | bytes]) -> Authent
 def jwt_authenticator(
     jwt: str | Callable[[], str], seed: str | bytes | Callable[[], str | bytes] | None = None
 ) -> Authenticator:
-    """``{"jwt", "nkey", "sig"}``; without a seed a bearer JWT with empty ``nkey``/``sig``."""
+    """``{"jwt", "nkey", "sig"}``; without a seed a bearer JWT with empty ``nkey``/``sig``.
+
+    The JWT and seed are only read when the authenticator is called (at connect): a seed that is not valid makes
+    that call raise ``BadCredsError``.
+
+    Raises:
+        ImportError: a ``seed`` is given and the ``nkeys`` package is not installed.
+    """
     if seed is not None:
         _nkeys()
 
@@ -127,7 +151,14 @@ def parse_creds(creds: bytes | str) -> tuple[str, str]:
 
 
 def creds_authenticator(creds: bytes | str | Callable[[], bytes | str]) -> Authenticator:
-    """Reads a ``.creds`` document (on every call when given a callable) and signs the nonce with its seed."""
+    """Reads a ``.creds`` document (on every call when given a callable) and signs the nonce with its seed.
+
+    The document is only parsed when the authenticator is called (at connect): one without a user JWT block or a
+    valid seed makes that call raise ``BadCredsError``.
+
+    Raises:
+        ImportError: the ``nkeys`` package is not installed.
+    """
     _nkeys()
 
     def authenticate(nonce: str | None) -> Mapping[str, Any]:

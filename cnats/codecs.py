@@ -16,9 +16,23 @@ T = TypeVar("T")
 class Codec(Protocol[T]):
     """Anything that converts ``T`` values to payload bytes and back."""
 
-    def encode(self, value: T) -> bytes: ...
+    def encode(self, value: T) -> bytes:
+        """The payload bytes for ``value``.
 
-    def decode(self, data: bytes) -> T: ...
+        Raises:
+            NatsError: an implementation reports a value it cannot encode with a cnats error (``StringCodec`` raises
+                ``BadPayloadError``, ``JSONCodec`` raises ``BadJsonError``).
+        """
+        ...
+
+    def decode(self, data: bytes) -> T:
+        """The value that ``data`` encodes.
+
+        Raises:
+            NatsError: an implementation reports data it cannot decode with a cnats error (``JSONCodec`` raises
+                ``BadJsonError``; ``StringCodec`` never fails).
+        """
+        ...
 
 
 class StringCodec(Codec[str]):
@@ -27,11 +41,21 @@ class StringCodec(Codec[str]):
     __slots__ = ()
 
     def encode(self, value: str) -> bytes:
+        """``value`` encoded as UTF-8.
+
+        Raises:
+            BadPayloadError: ``value`` is not a str.
+        """
         if not isinstance(value, str):
             raise BadPayloadError(f"StringCodec encodes str, not {type(value).__name__}")
         return value.encode()
 
     def decode(self, data: bytes) -> str:
+        """``data`` decoded as UTF-8, invalid bytes replaced by U+FFFD.
+
+        Raises:
+            Nothing: every byte sequence decodes.
+        """
         return str(data, "utf-8", "replace")
 
     def __repr__(self) -> str:
@@ -55,6 +79,12 @@ class JSONCodec(Codec[Any]):
         self._object_hook = object_hook
 
     def encode(self, value: Any) -> bytes:
+        """``value`` as compact UTF-8 JSON.
+
+        Raises:
+            BadJsonError: ``value`` cannot be encoded as JSON (an unsupported type, a circular reference, NaN or
+                infinity); the original exception is ``__cause__``.
+        """
         try:
             # compact separators and no NaN: the same text JSON.stringify produces
             text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -63,6 +93,12 @@ class JSONCodec(Codec[Any]):
             raise BadJsonError(f"cannot encode value as JSON: {err}") from err
 
     def decode(self, data: bytes) -> Any:
+        """The value of the JSON document in ``data``, passed through ``object_hook`` if one was given.
+
+        Raises:
+            BadJsonError: ``data`` is not valid JSON (NaN and infinity included), is not UTF-8, or ``object_hook``
+                raised; the original exception is ``__cause__``.
+        """
         try:
             if isinstance(data, memoryview):
                 data = data.tobytes()

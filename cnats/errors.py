@@ -474,7 +474,11 @@ def _quoted_after(text: str, lowered: str, marker: str) -> str | None:
 
 
 def error_from_server(text: str) -> NatsError:
-    """Map the text of a server ``-ERR`` line (quotes already removed) to its error class, as nats.js does."""
+    """Map the text of a server ``-ERR`` line (quotes already removed) to its error class, as nats.js does.
+
+    Raises:
+        Nothing: the error is returned, not raised; text it does not recognise gives a ``ProtocolError``.
+    """
     lowered = text.lower()
     if "permissions violation" in lowered:
         operation = "subscription" if "subscription to" in lowered else "publish"

@@ -34,6 +34,9 @@ def canonical_mime_header_key(key: str) -> str:
 
     Keys holding any character outside ``[A-Za-z0-9-]`` are returned unchanged (as Go's textproto does for
     keys it cannot canonicalise), so the function never fails.
+
+    Raises:
+        Nothing: a key that cannot be canonicalised is returned as it is.
     """
     # isalnum() of an ASCII string is exactly [A-Za-z0-9]
     if not key.isascii() or not key.replace("-", "").isalnum():
@@ -122,7 +125,11 @@ class Headers:
         raise InvalidOptionError(f"unknown header match mode: {match!r}")
 
     def get(self, key: str, match: Match = Match.EXACT) -> str:
-        """First value of the first matching key; "" if absent."""
+        """First value of the first matching key; "" if absent.
+
+        Raises:
+            InvalidOptionError: ``match`` is not a ``Match`` member.
+        """
         if match == Match.EXACT:  # hot path: one dict lookup
             values = self._map.get(key)
             return values[0] if values else ""
@@ -130,7 +137,11 @@ class Headers:
         return self._map[found[0]][0] if found else ""
 
     def last(self, key: str, match: Match = Match.EXACT) -> str:
-        """Last value of the first matching key; "" if absent."""
+        """Last value of the first matching key; "" if absent.
+
+        Raises:
+            InvalidOptionError: ``match`` is not a ``Match`` member.
+        """
         if match == Match.EXACT:
             values = self._map.get(key)
             return values[-1] if values else ""
@@ -138,14 +149,22 @@ class Headers:
         return self._map[found[0]][-1] if found else ""
 
     def values(self, key: str, match: Match = Match.EXACT) -> list[str]:
-        """All values of all matching keys (a new list); [] if absent."""
+        """All values of all matching keys (a new list); [] if absent.
+
+        Raises:
+            InvalidOptionError: ``match`` is not a ``Match`` member.
+        """
         result: list[str] = []
         for k in self._find_keys(key, match):
             result.extend(self._map[k])
         return result
 
     def has(self, key: str, match: Match = Match.EXACT) -> bool:
-        """True if some stored key matches ``key``."""
+        """True if some stored key matches ``key``.
+
+        Raises:
+            InvalidOptionError: ``match`` is not a ``Match`` member.
+        """
         if match == Match.EXACT:
             return key in self._map
         return bool(self._find_keys(key, match))
@@ -153,7 +172,13 @@ class Headers:
     # -- updates ---------------------------------------------------------------------------------------
 
     def set(self, key: str, value: str, match: Match = Match.EXACT) -> None:
-        """Replace every matching key by ``key`` with the single value ``value``."""
+        """Replace every matching key by ``key`` with the single value ``value``.
+
+        Raises:
+            BadHeaderError: ``key`` is not a valid header name (empty, non-ASCII, with a space, a colon or a control
+                character), or ``value`` is not a str or holds CR or LF. The headers are left unchanged.
+            InvalidOptionError: ``match`` is not a ``Match`` member.
+        """
         # validate first so that a rejected set leaves the headers untouched
         _check_key(key)
         value = _clean_value(value)
@@ -161,7 +186,13 @@ class Headers:
         self._append(key, value, match)
 
     def append(self, key: str, value: str, match: Match = Match.EXACT) -> None:
-        """Add ``value`` to the values of ``key`` (see ``Match`` for which stored key receives it)."""
+        """Add ``value`` to the values of ``key`` (see ``Match`` for which stored key receives it).
+
+        Raises:
+            BadHeaderError: ``key`` is not a valid header name (empty, non-ASCII, with a space, a colon or a control
+                character), or ``value`` is not a str or holds CR or LF.
+            InvalidOptionError: ``match`` is not a ``Match`` member.
+        """
         _check_key(key)
         self._append(key, _clean_value(value), match)
 
@@ -181,18 +212,30 @@ class Headers:
             values.append(value)
 
     def delete(self, key: str, match: Match = Match.EXACT) -> None:
-        """Remove every matching key with all its values; no-op if absent."""
+        """Remove every matching key with all its values; no-op if absent.
+
+        Raises:
+            InvalidOptionError: ``match`` is not a ``Match`` member.
+        """
         for k in self._find_keys(key, match):
             del self._map[k]
 
     # -- container protocol ----------------------------------------------------------------------------
 
     def keys(self) -> list[str]:
-        """The stored keys, in insertion order."""
+        """The stored keys, in insertion order.
+
+        Raises:
+            Nothing: it copies the keys.
+        """
         return list(self._map)
 
     def items(self) -> Iterator[tuple[str, list[str]]]:
-        """``(key, values)`` pairs in insertion order; the lists are copies."""
+        """``(key, values)`` pairs in insertion order; the lists are copies.
+
+        Raises:
+            Nothing: it iterates over a snapshot, so changing the headers meanwhile is safe.
+        """
         for key, values in list(self._map.items()):
             yield key, list(values)
 
@@ -235,7 +278,11 @@ class Headers:
     # -- wire format -----------------------------------------------------------------------------------
 
     def encode(self) -> bytes:
-        """The wire header block; ``b""`` when there are no keys and no status code."""
+        """The wire header block; ``b""`` when there are no keys and no status code.
+
+        Raises:
+            Nothing: keys and values were validated when they were added.
+        """
         code = self._code
         if not self._map and not code:
             return b""
@@ -253,16 +300,30 @@ class Headers:
 
     @classmethod
     def decode(cls, data: bytes | bytearray | memoryview) -> Headers:
-        """Parse a wire header block (see :func:`parse_header_block`); ``BadHeaderError`` if malformed."""
+        """Parse a wire header block (see :func:`parse_header_block`).
+
+        Raises:
+            BadHeaderError: the block is not valid UTF-8, does not start with ``NATS/1.0`` or end with an empty
+                line, has a malformed status or a line without a key and colon.
+        """
         return parse_header_block(data)
 
     def to_dict(self) -> dict[str, list[str]]:
-        """A copy of the headers as ``{key: [values]}`` in insertion order (the status is not included)."""
+        """A copy of the headers as ``{key: [values]}`` in insertion order (the status is not included).
+
+        Raises:
+            Nothing: it copies the stored values.
+        """
         return {key: list(values) for key, values in self._map.items()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, str | Sequence[str]]) -> Headers:
-        """Headers holding ``d`` (keys validated as by ``append``); a value is a str or a sequence of str."""
+        """Headers holding ``d`` (keys validated as by ``append``); a value is a str or a sequence of str.
+
+        Raises:
+            BadHeaderError: a key is not a valid header name, or a value is neither a str nor a sequence of str
+                (bytes are refused), or holds CR or LF.
+        """
         h = cls()
         for key, value in d.items():
             if isinstance(value, str):
@@ -277,7 +338,13 @@ class Headers:
 
 
 def headers(code: int = 0, description: str = "") -> Headers:
-    """New empty headers, optionally with a status (nats.js rule: both code and description, or neither)."""
+    """New empty headers, optionally with a status (nats.js rule: both code and description, or neither).
+
+    Raises:
+        InvalidOptionError: only one of ``code`` and ``description`` is given, ``code`` is not an int in 0..999, or
+            ``description`` is not a str.
+        BadHeaderError: ``description`` holds CR or LF.
+    """
     if (code == 0) != (description == ""):
         raise InvalidOptionError("setting status requires both code and description")
     return Headers(code, description)

@@ -42,7 +42,11 @@ class ServerInfo:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ServerInfo:
-        """Build from the INFO JSON; unknown keys are ignored, missing required ones get neutral values."""
+        """Build from the INFO JSON; unknown keys are ignored, missing required ones get neutral values.
+
+        Raises:
+            Nothing: the values are taken as they are, without type checks.
+        """
         known = {f.name: f for f in dataclasses.fields(cls)}
         kwargs: dict[str, Any] = {k: v for k, v in d.items() if k in known}
         for name, default in _REQUIRED_DEFAULTS.items():
@@ -50,6 +54,11 @@ class ServerInfo:
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a dict for JSON, leaving out those that are None.
+
+        Raises:
+            Nothing: the fields are copied.
+        """
         return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
 
 

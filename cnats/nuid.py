@@ -54,7 +54,11 @@ class Nuid:
         _instances.add(self)
 
     def next(self) -> str:
-        """The next identifier."""
+        """The next identifier.
+
+        Raises:
+            Nothing: the sequence never runs out (a new prefix is drawn when it overflows).
+        """
         low = self._low + self._inc
         if low >= _PAIR:
             low -= _PAIR
@@ -72,7 +76,11 @@ class Nuid:
             self._head = self._prefix + _eight_digits(high)
 
     def reset(self) -> None:
-        """Pick a new random prefix and a new random sequence start and increment."""
+        """Pick a new random prefix and a new random sequence start and increment.
+
+        Raises:
+            Nothing: it only draws new random values.
+        """
         rand = secrets.SystemRandom()
         self._prefix = "".join([rand.choice(_DIGITS) for _ in range(_PREFIX_LEN)])
         self._high, self._low = divmod(rand.randrange(_BASE**_SEQ_LEN), _PAIR)
@@ -102,7 +110,8 @@ nuid = Nuid()
 def create_inbox(prefix: str = "_INBOX") -> str:
     """A new inbox subject ``f"{prefix}.{nuid.next()}"``; an empty prefix means ``_INBOX``.
 
-    Raises ``InvalidOptionError`` if a token of ``prefix`` is a wildcard (``*`` or ``>``).
+    Raises:
+        InvalidOptionError: ``prefix`` is not a str, or one of its tokens is a wildcard (``*`` or ``>``).
     """
     if not prefix or prefix == "_INBOX":  # the common case needs no validation
         return "_INBOX." + nuid.next()
