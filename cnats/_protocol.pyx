@@ -72,7 +72,22 @@ cdef class MsgBase:
         self._client = client
 
     def respond(self, data=b"", *, headers=None, reply=None):
-        """Publish ``data`` to this message's reply subject; ``False`` (nothing sent) when it has none."""
+        """Publish ``data`` to this message's reply subject; ``False`` (nothing sent) when it has none.
+
+        Also ``False`` for a message that did not come from a connection (built by the user), or whose connection is
+        gone. ``headers`` and ``reply`` are those of the response, as in ``publish``.
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            BadSubjectError: ``reply`` is not a valid subject.
+            BadPayloadError: ``data`` is not bytes, bytearray, a C-contiguous memoryview or a UTF-8 encodable str.
+            BadHeaderError: a header name or value in a mapping given as ``headers`` is not valid.
+            TypeError: ``headers`` is neither ``Headers`` nor a mapping.
+            ServerOptionNotAvailableError: the response has headers and the server does not support them.
+            MaxPayloadExceededError: the response exceeds the server's `max_payload`.
+            OutboundBufferLimitError: the outbound buffer (`pending_bytes_limit`) is full.
+        """
         # _client is a weak reference to the connection (None for messages built by the user)
         client = self._client() if self._client is not None else None
         if self.reply is None or client is None:
