@@ -565,12 +565,24 @@ class StoredMsg:
         return self._stream
 
     def json(self, **loads_kwargs: Any) -> Any:
+        """The data parsed as JSON; ``loads_kwargs`` are passed to ``json.loads``.
+
+        Raises:
+            BadJsonError: the data is not valid JSON (or not in a JSON encoding); the original error is
+                ``__cause__``.
+            TypeError: ``loads_kwargs`` holds an argument ``json.loads`` does not take.
+        """
         try:
             return json.loads(self._data, **loads_kwargs)
         except ValueError as exc:
             raise BadJsonError(f"message data is not valid JSON: {exc}") from exc
 
     def string(self) -> str:
+        """The data decoded as UTF-8, invalid bytes replaced by U+FFFD.
+
+        Raises:
+            Nothing: every byte sequence decodes.
+        """
         return self._data.decode("utf-8", errors="replace")
 
     def __repr__(self) -> str:

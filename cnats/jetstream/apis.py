@@ -82,11 +82,36 @@ class StreamAPI:
         self._ctx = ctx
 
     async def add(self, config: StreamConfig | None = None, /, **fields: Any) -> StreamInfo:
+        """Create a stream from ``config`` and/or ``fields`` (``StreamConfig`` field names); its info.
+
+        Raises:
+            InvalidOptionError: ``config`` is not a ``StreamConfig``, or ``fields`` names a field it does not have.
+            InvalidNameError: the stream name is missing or not valid.
+            JetStreamApiError: the server refused the stream (one of that name exists with another configuration, a
+                subject overlaps another stream's, a limit is exceeded...).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         cfg: StreamConfig = _merge(config, StreamConfig, fields)
         name = check_name(cfg.name, "stream")
         return StreamInfo.from_dict(await self._ctx._api(f"STREAM.CREATE.{name}", cfg.to_dict()))
 
     async def update(self, name: str, config: StreamConfig | None = None, /, **fields: Any) -> StreamInfo:
+        """Change a stream: ``config`` (its fields that are not None) and ``fields`` are applied to its current
+        configuration.
+
+        Raises:
+            InvalidNameError: ``name`` is not a valid stream name.
+            InvalidOptionError: ``config`` or ``fields`` name a field ``StreamConfig`` does not have.
+            StreamNotFoundError: the stream does not exist.
+            JetStreamApiError: the server refused the change (a setting that cannot be changed, a limit...).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_name(name, "stream")
         current = (await self.info(name)).config
         if config is not None:
@@ -99,6 +124,16 @@ class StreamAPI:
         return StreamInfo.from_dict(await self._ctx._api(f"STREAM.UPDATE.{name}", cfg.to_dict()))
 
     async def info(self, name: str, *, deleted_details: bool = False, subjects_filter: str | None = None) -> StreamInfo:
+        """The stream's configuration and state; with ``subjects_filter``, also its matching subjects (every page).
+
+        Raises:
+            InvalidNameError: ``name`` is not a valid stream name.
+            StreamNotFoundError: the stream does not exist.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_name(name, "stream")
         payload: dict[str, Any] = {}
         if deleted_details:
@@ -120,12 +155,35 @@ class StreamAPI:
         return StreamInfo.from_dict(data)
 
     async def delete(self, name: str) -> bool:
+        """Delete a stream with all its messages and consumers; True when the server reports success.
+
+        Raises:
+            InvalidNameError: ``name`` is not a valid stream name.
+            StreamNotFoundError: the stream does not exist.
+            JetStreamApiError: the server refused (the stream is a sealed or otherwise protected one...).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_name(name, "stream")
         return bool((await self._ctx._api(f"STREAM.DELETE.{name}")).get("success"))
 
     async def purge(
         self, name: str, *, filter: str | None = None, seq: int | None = None, keep: int | None = None
     ) -> PurgeResponse:
+        """Remove messages from a stream: all, those on ``filter``, those below ``seq``, or all but the last ``keep``.
+
+        Raises:
+            InvalidNameError: ``name`` is not a valid stream name.
+            InvalidOptionError: both ``seq`` and ``keep`` are given.
+            StreamNotFoundError: the stream does not exist.
+            JetStreamApiError: the server refused (the stream denies purges, or is sealed).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_name(name, "stream")
         if seq is not None and keep is not None:
             raise InvalidOptionError("seq and keep are mutually exclusive")
@@ -139,22 +197,63 @@ class StreamAPI:
         return PurgeResponse.from_dict(await self._ctx._api(f"STREAM.PURGE.{name}", payload or None))
 
     async def list(self, subject: str | None = None) -> AsyncIterator[StreamInfo]:
+        """The info of every stream (or of those listening on ``subject``), fetched page by page as the iteration goes.
+
+        Raises:
+            JetStreamApiError: the server refused the listing (raised while iterating, as are the errors below).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         payload = {"subject": subject} if subject else {}
         async for item in _paged(self._ctx, "STREAM.LIST", "streams", payload):
             yield StreamInfo.from_dict(item)
 
     async def names(self, subject: str | None = None) -> AsyncIterator[str]:
+        """The names of every stream (or of those listening on ``subject``), fetched page by page as the iteration goes.
+
+        Raises:
+            JetStreamApiError: the server refused the listing (raised while iterating, as are the errors below).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         payload = {"subject": subject} if subject else {}
         async for item in _paged(self._ctx, "STREAM.NAMES", "streams", payload):
             yield item
 
     async def find(self, subject: str) -> str:
+        """The name of the one stream that listens on ``subject``.
+
+        Raises:
+            StreamNotFoundError: no stream listens on ``subject``, or more than one does.
+            JetStreamApiError: the server refused the listing.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         names = [n async for n in self.names(subject)]
         if len(names) != 1:
             raise StreamNotFoundError("no stream matches subject", description="no stream matches subject")
         return names[0]
 
     async def get_message(self, stream: str, seq: int | None = None, *, last_by_subj: str | None = None) -> StoredMsg:
+        """A stored message, by sequence or as the last one on a subject (exactly one of ``seq`` and ``last_by_subj``).
+
+        Raises:
+            InvalidNameError: ``stream`` is not a valid stream name.
+            InvalidOptionError: neither or both of ``seq`` and ``last_by_subj`` are given.
+            StreamNotFoundError: the stream does not exist.
+            MessageNotFoundError: there is no such message.
+            BadHeaderError: the stored headers cannot be parsed.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_name(stream, "stream")
         if (seq is None) == (last_by_subj is None):
             raise InvalidOptionError("exactly one of seq or last_by_subj is required")
@@ -167,6 +266,17 @@ class StreamAPI:
         )
 
     async def delete_message(self, stream: str, seq: int, erase: bool = True) -> bool:
+        """Delete one message; with ``erase`` its data is overwritten too. True when the server reports success.
+
+        Raises:
+            InvalidNameError: ``stream`` is not a valid stream name.
+            StreamNotFoundError: the stream does not exist.
+            JetStreamApiError: the server could not delete it (no such message, or the stream denies deletes).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_name(stream, "stream")
         payload = {"seq": seq, "no_erase": not erase}
         return bool((await self._ctx._api(f"STREAM.MSG.DELETE.{stream}", payload)).get("success"))
@@ -225,6 +335,23 @@ class ConsumerAPI:
         action: ConsumerApiAction = ConsumerApiAction.CREATE_OR_UPDATE,
         **fields: Any,
     ) -> ConsumerInfo:
+        """Create (or with ``action``, only create or only update) a consumer of ``stream`` from ``config`` and/or
+        ``fields`` (``ConsumerConfig`` field names); its info. A consumer without a name is ephemeral.
+
+        Raises:
+            InvalidNameError: ``stream``, or the consumer's ``name`` or ``durable_name``, is not valid.
+            InvalidOptionError: ``config`` is not a ``ConsumerConfig``, ``fields`` names a field it does not have,
+                ``name`` and ``durable_name`` differ, or ``deliver_group`` is combined with flow control or idle
+                heartbeats.
+            ValueError: ``action`` is not a ``ConsumerApiAction`` value.
+            StreamNotFoundError: the stream does not exist.
+            JetStreamApiError: the server refused the consumer (it exists with another configuration and ``action`` is
+                CREATE, it does not exist and ``action`` is UPDATE, the configuration is not valid...).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         subject, payload = self._create_request(stream, config, action, fields)
         return ConsumerInfo.from_dict(await self._ctx._api(subject, payload))
 
@@ -233,7 +360,19 @@ class ConsumerAPI:
         being set up). When the caller is cancelled while the request is in flight (its owner stopped), the answer
         is still awaited in the background and a consumer the server created anyway is deleted, best-effort.
         After the connection closed nothing can be deleted: an ephemeral consumer then ends by its inactive
-        threshold."""
+        threshold.
+
+        Raises:
+            InvalidNameError: ``stream``, or the consumer's ``name`` or ``durable_name``, is not valid.
+            InvalidOptionError: ``config`` is not a ``ConsumerConfig``, ``name`` and ``durable_name`` differ, or
+                ``deliver_group`` is combined with flow control or idle heartbeats.
+            StreamNotFoundError: the stream does not exist.
+            JetStreamApiError: the server refused the consumer.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         subject, payload = self._create_request(stream, config, ConsumerApiAction.CREATE_OR_UPDATE, {})
         # the shared inbox's own future (not a task): tracked, so a user close() waits for its answer to clean up
         future = cast("asyncio.Future[Msg]", self._ctx._api_future(subject, payload))
@@ -259,7 +398,11 @@ class ConsumerAPI:
             self.delete_later(stream, name)
 
     def delete_later(self, stream: str, name: str) -> None:
-        """Delete a consumer in the background, best-effort (nothing is started on a closed connection)."""
+        """Delete a consumer in the background, best-effort (nothing is started on a closed connection).
+
+        Raises:
+            Nothing: the deletion runs as a task, and its errors are dropped.
+        """
         self._ctx.port.scope.spawn(self._delete_quietly(stream, name), f"delete consumer {stream}/{name}")
 
     async def _delete_quietly(self, stream: str, name: str) -> None:
@@ -269,6 +412,21 @@ class ConsumerAPI:
     async def update(
         self, stream: str, name: str, config: ConsumerConfig | None = None, /, **fields: Any
     ) -> ConsumerInfo:
+        """Change a consumer: ``config`` (its fields that are not None) and ``fields`` are applied to its current
+        configuration, sent as an update (the consumer must exist).
+
+        Raises:
+            InvalidNameError: ``stream`` or ``name`` is not valid.
+            InvalidOptionError: ``config`` or ``fields`` name a field ``ConsumerConfig`` does not have, or the result
+                is not a valid combination (see ``add``).
+            StreamNotFoundError: the stream does not exist.
+            ConsumerNotFoundError: the consumer does not exist.
+            JetStreamApiError: the server refused the change (a setting that cannot be changed...).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         current = (await self.info(stream, name)).config
         if config is not None:
             changes = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
@@ -277,27 +435,85 @@ class ConsumerAPI:
         return await self.add(stream, cfg, action=ConsumerApiAction.UPDATE)
 
     async def info(self, stream: str, name: str) -> ConsumerInfo:
+        """The consumer's configuration and state.
+
+        Raises:
+            InvalidNameError: ``stream`` or ``name`` is not valid.
+            StreamNotFoundError: the stream does not exist.
+            ConsumerNotFoundError: the consumer does not exist.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_name(stream, "stream")
         check_name(name, "consumer")
         return ConsumerInfo.from_dict(await self._ctx._api(f"CONSUMER.INFO.{stream}.{name}"))
 
     async def delete(self, stream: str, name: str) -> bool:
+        """Delete a consumer; True when the server reports success.
+
+        Raises:
+            InvalidNameError: ``stream`` or ``name`` is not valid.
+            StreamNotFoundError: the stream does not exist.
+            ConsumerNotFoundError: the consumer does not exist.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_name(stream, "stream")
         check_name(name, "consumer")
         return bool((await self._ctx._api(f"CONSUMER.DELETE.{stream}.{name}")).get("success"))
 
     async def list(self, stream: str) -> AsyncIterator[ConsumerInfo]:
+        """The info of every consumer of ``stream``, fetched page by page as the iteration goes.
+
+        Raises:
+            InvalidNameError: ``stream`` is not valid (raised by the first step of the iteration, as are the errors
+                below).
+            StreamNotFoundError: the stream does not exist.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_name(stream, "stream")
         async for item in _paged(self._ctx, f"CONSUMER.LIST.{stream}", "consumers", {}):
             yield ConsumerInfo.from_dict(item)
 
     async def pause(self, stream: str, name: str, until: datetime) -> ConsumerPauseResponse:
+        """Pause a consumer until ``until`` (a timezone-aware datetime): it delivers nothing before then.
+
+        Raises:
+            InvalidNameError: ``stream`` or ``name`` is not valid.
+            ValueError: ``until`` has no timezone.
+            StreamNotFoundError: the stream does not exist.
+            ConsumerNotFoundError: the consumer does not exist.
+            JetStreamApiError: the server refused (it does not support pausing...).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_name(stream, "stream")
         check_name(name, "consumer")
         payload = {"pause_until": format_time(until)}
         return ConsumerPauseResponse.from_dict(await self._ctx._api(f"CONSUMER.PAUSE.{stream}.{name}", payload))
 
     async def resume(self, stream: str, name: str) -> ConsumerPauseResponse:
+        """Resume a paused consumer at once.
+
+        Raises:
+            InvalidNameError: ``stream`` or ``name`` is not valid.
+            StreamNotFoundError: the stream does not exist.
+            ConsumerNotFoundError: the consumer does not exist.
+            JetStreamApiError: the server refused (it does not support pausing...).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_name(stream, "stream")
         check_name(name, "consumer")
         return ConsumerPauseResponse.from_dict(await self._ctx._api(f"CONSUMER.PAUSE.{stream}.{name}"))
@@ -347,6 +563,19 @@ class DirectStreamAPI:
         last_by_subj: str | None = None,
         next_by_subj: str | None = None,
     ) -> StoredMsg:
+        """A stored message read by a direct get: by ``seq``, as the last on ``last_by_subj``, or as the first on
+        ``next_by_subj`` at or after ``seq``.
+
+        Raises:
+            InvalidNameError: ``stream`` is not a valid stream name.
+            InvalidOptionError: not exactly one of ``seq`` and ``last_by_subj`` is given (without ``next_by_subj``), or
+                ``next_by_subj`` is combined with ``last_by_subj``.
+            MessageNotFoundError: there is no such message (the server answered with an error status).
+            NoRespondersError: nothing answers: the stream does not exist or does not allow direct gets.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+        """
         check_name(stream, "stream")
         if next_by_subj is not None:
             if last_by_subj is not None:
@@ -376,7 +605,21 @@ class DirectStreamAPI:
         up_to_seq: int | None = None,
         up_to_time: datetime | None = None,
     ) -> AsyncIterator[StoredMsg]:
-        """Sends one batch request; the iterator yields the answers until the server's end-of-batch marker."""
+        """Sends one batch request; the iterator yields the answers until the server's end-of-batch marker.
+
+        ``multi_last`` asks for the last message of each of those subjects; otherwise ``batch`` messages from
+        ``seq`` (on ``next_by_subj`` if given). The iteration ends quietly if the connection closes.
+
+        Raises:
+            InvalidNameError: ``stream`` is not a valid stream name.
+            InvalidOptionError: ``batch`` is missing without ``multi_last``.
+            ValueError: ``up_to_time`` has no timezone.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: while iterating, no next answer within the JetStream timeout.
+            MessageNotFoundError: while iterating, the server answered with an error status (a stream that does not
+                allow direct gets included).
+        """
         check_name(stream, "stream")
         payload: dict[str, Any] = {}
         if multi_last:

@@ -48,6 +48,11 @@ class JetStreamOptions:
 
     @classmethod
     def build(cls, *, domain: str | None, api_prefix: str, timeout: float) -> JetStreamOptions:
+        """The options of a client or manager; a ``domain`` gives the API prefix ``$JS.<domain>.API``.
+
+        Raises:
+            InvalidOptionError: the API prefix is empty, or ``timeout`` is not a positive number.
+        """
         if domain:
             api_prefix = f"$JS.{domain}.API"
         api_prefix = api_prefix.rstrip(".")

@@ -64,6 +64,14 @@ class JsonModel:
 
     @classmethod
     def from_dict(cls: type[M], data: dict[str, Any]) -> M:
+        """An instance built from its JSON form; unknown keys are kept for ``to_dict``, missing required fields get
+        neutral values (0, "", empty containers).
+
+        Raises:
+            ValueError: a timestamp is not in RFC 3339 form.
+            TypeError: a value has the wrong JSON shape for its field (a scalar where a list is expected...).
+            AttributeError: a value has the wrong JSON shape for its field (a list where an object is expected...).
+        """
         hints = _hints(cls)
         kwargs: dict[str, Any] = {}
         extra: dict[str, Any] = {}
@@ -80,6 +88,11 @@ class JsonModel:
         return obj
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form: fields that are None are left out, the unknown keys kept from ``from_dict`` are included.
+
+        Raises:
+            ValueError: a datetime field holds a naive (timezone-less) datetime.
+        """
         out: dict[str, Any] = dict(getattr(self, "_extra", None) or {})
         durations = self._DURATIONS
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
