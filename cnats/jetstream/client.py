@@ -205,7 +205,24 @@ class PublishBatch:
         headers: Headers | Mapping[str, Any] | None = None,
         expect: PublishExpect | None = None,
     ) -> None:
-        """Add a message. The first goes as a request, so a stream that refuses batches says so at once."""
+        """Add a message. The first goes as a request, so a stream that refuses batches says so at once.
+
+        Raises:
+            InvalidOptionError: the batch is already committed or discarded (or its first message was refused).
+            JetStreamApiError: the stream refused the batch (it does not allow atomic batches, or the server does not
+                support them); the batch is then finished.
+            NoRespondersError: the first message reached no stream.
+            NatsTimeoutError: no answer to the first message within the batch's timeout.
+            OutboundBufferLimitError: a later message does not fit in the outbound buffer.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            BadSubjectError: ``subject`` is not valid.
+            BadPayloadError: ``payload`` is not bytes, bytearray, a C-contiguous memoryview or a UTF-8 encodable str.
+            BadHeaderError: a header name or value (``msg_id`` and the expectations included) is not valid.
+            TypeError: ``headers`` is neither ``Headers`` nor a mapping.
+            ServerOptionNotAvailableError: the server does not support headers.
+            MaxPayloadExceededError: the message exceeds the server's `max_payload`.
+        """
         self._check_open()
         hdrs = self._headers(headers, expect, commit=False)
         nc = self._client._nc
@@ -229,7 +246,26 @@ class PublishBatch:
         headers: Headers | Mapping[str, Any] | None = None,
         expect: PublishExpect | None = None,
     ) -> BatchAck:
-        """Add the last message and store the batch; the ack names the batch and counts its messages."""
+        """Add the last message and store the batch; the ack names the batch and counts its messages.
+
+        The batch is finished from this call on, whatever its outcome.
+
+        Raises:
+            InvalidOptionError: the batch is already committed or discarded.
+            JetStreamApiError: the server refused the batch (a message is missing, an expectation failed, the stream
+                does not allow atomic batches...); nothing of it is stored.
+            JetStreamInvalidAckError: the acknowledgement names no stream.
+            NoRespondersError: the message reached no stream.
+            NatsTimeoutError: no acknowledgement within the batch's timeout.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            BadSubjectError: ``subject`` is not valid.
+            BadPayloadError: ``payload`` is not bytes, bytearray, a C-contiguous memoryview or a UTF-8 encodable str.
+            BadHeaderError: a header name or value (``msg_id`` and the expectations included) is not valid.
+            TypeError: ``headers`` is neither ``Headers`` nor a mapping.
+            ServerOptionNotAvailableError: the server does not support headers.
+            MaxPayloadExceededError: the message exceeds the server's `max_payload`.
+        """
         self._check_open()
         hdrs = self._headers(headers, expect, commit=True)
         self._finished = True
@@ -247,7 +283,11 @@ class PublishBatch:
         )
 
     def discard(self) -> None:
-        """Abandon the batch: nothing of it is stored (the server drops it after its inactivity timeout)."""
+        """Abandon the batch: nothing of it is stored (the server drops it after its inactivity timeout).
+
+        Raises:
+            Nothing: nothing is sent.
+        """
         self._finished = True
 
 
@@ -258,6 +298,16 @@ class Streams:
         self._ctx = ctx
 
     async def get(self, name: str) -> Stream:
+        """A handle on the stream ``name`` (its info is fetched now).
+
+        Raises:
+            InvalidNameError: ``name`` is not a valid stream name.
+            StreamNotFoundError: the stream does not exist.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         return await StreamAPI(self._ctx).get(name)
 
 
@@ -278,6 +328,16 @@ class JetStreamClient(JetStreamContext):
         self.views = Views(self)
 
     async def jetstream_manager(self, check_api: bool = True) -> JetStreamManager:
+        """A manager with this client's options; with ``check_api``, the account info is requested first to make sure
+        JetStream answers.
+
+        Raises:
+            JetStreamApiError: with ``check_api``, the server refused the account-info request.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         jsm = JetStreamManager(self._nc, self._options)
         if check_api:
             await jsm.get_account_info()
@@ -293,7 +353,25 @@ class JetStreamClient(JetStreamContext):
         headers: Headers | Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> PubAck:
-        """Publish to a stream and wait for its acknowledgement."""
+        """Publish to a stream and wait for its acknowledgement.
+
+        Raises:
+            NoRespondersError: no stream listens on ``subject``.
+            NatsTimeoutError: no acknowledgement within ``timeout`` (by default the client's).
+            WrongLastSequenceError: an ``expect`` on the last sequence failed.
+            JetStreamApiError: the stream refused the message (another expectation failed, a limit is reached, the
+                stream is sealed...).
+            JetStreamInvalidAckError: the acknowledgement names no stream.
+            InvalidOptionError: ``timeout`` is not positive.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            BadSubjectError: ``subject`` is not valid.
+            BadPayloadError: ``payload`` is not bytes, bytearray, a C-contiguous memoryview or a UTF-8 encodable str.
+            BadHeaderError: a header name or value (``msg_id`` and the expectations included) is not valid.
+            TypeError: ``headers`` is neither ``Headers`` nor a mapping.
+            ServerOptionNotAvailableError: the server does not support headers.
+            MaxPayloadExceededError: the message exceeds the server's `max_payload`.
+        """
         hdrs = publish_headers(headers, msg_id, expect)
         msg = await self._nc.request(subject, payload, headers=hdrs, timeout=timeout or self._options.timeout)
         return parse_pub_ack(msg, subject)
@@ -316,7 +394,25 @@ class JetStreamClient(JetStreamContext):
         callback: Callable[[JsMsg], Awaitable[None] | None] | None = None,
         max: int | None = None,
     ) -> JetStreamSubscription:
-        """A legacy push subscription (deprecated in nats.js; prefer ``consumers.get(...).consume()``)."""
+        """A legacy push subscription (deprecated in nats.js; prefer ``consumers.get(...).consume()``).
+
+        Without ``bind`` a consumer is created (a durable one that exists is resumed, or joined by a queue member);
+        without ``stream``, the stream is the one that listens on ``subject``.
+
+        Raises:
+            InvalidOptionError: the options do not fit together (``ordered`` with a durable, a deliver subject, a
+                queue, manual acks, ``bind`` or an ack policy; ``bind`` without ``stream`` and a durable or name), the
+                durable is delivered to another queue group or already bound, or the consumer bound to is a pull
+                consumer.
+            InvalidNameError: ``stream``, ``durable`` or ``name`` is not valid.
+            StreamNotFoundError: the stream does not exist, or no single stream listens on ``subject``.
+            ConsumerNotFoundError: with ``bind``, the consumer does not exist.
+            JetStreamApiError: the server refused the consumer.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         return await push_subscribe(
             self,
             subject,
@@ -347,7 +443,19 @@ class JetStreamClient(JetStreamContext):
         bind: bool = False,
         callback: Callable[[JsMsg], Awaitable[None] | None] | None = None,
     ) -> JetStreamPullSubscription:
-        """A legacy pull subscription: ``sub.pull(batch)`` asks for messages, which arrive on ``sub``."""
+        """A legacy pull subscription: ``sub.pull(batch)`` asks for messages, which arrive on ``sub``.
+
+        Raises:
+            InvalidOptionError: ``bind`` without ``stream`` and a durable or name, or the consumer is a push consumer.
+            InvalidNameError: ``stream``, ``durable`` or ``name`` is not valid.
+            StreamNotFoundError: the stream does not exist, or no single stream listens on ``subject``.
+            ConsumerNotFoundError: with ``bind``, the consumer does not exist.
+            JetStreamApiError: the server refused the consumer.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         return await pull_subscribe(
             self,
             subject,
@@ -361,7 +469,11 @@ class JetStreamClient(JetStreamContext):
         )
 
     def batch(self, *, timeout: float | None = None) -> PublishBatch:
-        """A new atomic publish batch."""
+        """A new atomic publish batch.
+
+        Raises:
+            Nothing: nothing is sent until ``add`` or ``commit``.
+        """
         return PublishBatch(self, timeout)
 
     @property
@@ -378,7 +490,23 @@ class JetStreamClient(JetStreamContext):
         headers: Headers | Mapping[str, Any] | None = None,
         timeout: float | None = None,
     ) -> asyncio.Future[PubAck]:
-        """Send now; the future resolves with the PubAck. Waits only while too many acks are outstanding."""
+        """Send now; the future resolves with the PubAck. Waits only while too many acks are outstanding.
+
+        The future fails with ``NatsTimeoutError`` (no acknowledgement within ``timeout``), ``NoRespondersError`` (no
+        stream listens on ``subject``), ``JetStreamApiError`` (the stream refused the message),
+        ``JetStreamInvalidAckError`` or ``ConnectionClosedError`` (the connection closed first).
+
+        Raises:
+            OutboundBufferLimitError: the outbound buffer (`pending_bytes_limit`) is full.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            BadSubjectError: ``subject`` is not valid.
+            BadPayloadError: ``payload`` is not bytes, bytearray, a C-contiguous memoryview or a UTF-8 encodable str.
+            BadHeaderError: a header name or value (``msg_id`` and the expectations included) is not valid.
+            TypeError: ``headers`` is neither ``Headers`` nor a mapping.
+            ServerOptionNotAvailableError: the server does not support headers.
+            MaxPayloadExceededError: the message exceeds the server's `max_payload`.
+        """
         port = self.port
         loop = port.loop
         while len(self._pending) >= self._max_pending:
@@ -429,7 +557,11 @@ class JetStreamClient(JetStreamContext):
                 self._idle.set_result(None)
 
     async def publish_async_completed(self, timeout: float | None = None) -> None:
-        """Wait until no acknowledgement is outstanding (``NatsTimeoutError`` after ``timeout``)."""
+        """Wait until no acknowledgement is outstanding (at most ``timeout`` seconds; None waits without limit).
+
+        Raises:
+            NatsTimeoutError: acknowledgements are still outstanding after ``timeout`` seconds.
+        """
         if not self._pending:
             return
         if self._idle is None or self._idle.done():

@@ -41,7 +41,17 @@ class Views:
         allow_direct: bool | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> KV:
-        """The bucket's KV, creating its stream (``KV_<bucket>``) if missing; an existing one is used as is."""
+        """The bucket's KV, creating its stream (``KV_<bucket>``) if missing; an existing one is used as is.
+
+        Raises:
+            InvalidNameError: ``bucket`` is not a valid bucket name.
+            InvalidOptionError: ``history`` is not in 1..64, or both ``mirror`` and ``sources`` are given.
+            JetStreamApiError: the server refused to create the bucket's stream.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         from ..kv import open_kv
 
         return await open_kv(
@@ -77,7 +87,17 @@ class Views:
         metadata: Mapping[str, str] | None = None,
         compression: bool = False,
     ) -> ObjectStore:
-        """The bucket's object store, creating its stream (``OBJ_<bucket>``) if missing."""
+        """The bucket's object store, creating its stream (``OBJ_<bucket>``) if missing.
+
+        Raises:
+            InvalidNameError: ``bucket`` is not a valid bucket name.
+            InvalidOptionError: ``ttl`` is negative or ``replicas`` is less than 1.
+            JetStreamApiError: the server refused to create the store's stream.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         from ..objectstore import open_object_store
 
         return await open_object_store(
