@@ -647,6 +647,12 @@ class ConsumerMessages:
         self._pull._on_arrival = hook
 
     def status(self) -> AsyncIterator[ConsumerStatus]:
+        """The status events of these messages (missed heartbeats, a consumer or stream gone, an ordered consumer
+        recreated, and debug events), as an async iterator that ends when the messages end.
+
+        Raises:
+            Nothing: events are only reported, never raised.
+        """
         return self._pull._status.listen()
 
     # -- iterating ----------------------------------------------------------------------------------------------
@@ -672,11 +678,19 @@ class ConsumerMessages:
 
     # -- ending ---------------------------------------------------------------------------------------------------
     def stop(self, err: Exception | None = None) -> None:
-        """Stop pulling; the iterator ends after what is queued (raising ``err`` if given)."""
+        """Stop pulling; the iterator ends after what is queued (raising ``err`` if given).
+
+        Raises:
+            Nothing: stopping twice, or after the end, does nothing.
+        """
         self._pull._end(err)
 
     async def close(self) -> Exception | None:
-        """Stop pulling, let a callback finish what is queued; what ``closed`` resolves to."""
+        """Stop pulling, let a callback finish what is queued; what ``closed`` resolves to.
+
+        Raises:
+            Nothing: an error that ended the messages is returned, not raised.
+        """
         pull = self._pull
         pull._end(None)
         task = pull._task
@@ -685,7 +699,11 @@ class ConsumerMessages:
         return await asyncio.shield(pull._closed)
 
     async def aclose(self) -> None:
-        """``close()`` under the name async iterators use."""
+        """``close()`` under the name async iterators use.
+
+        Raises:
+            Nothing: as ``close()``.
+        """
         await self.close()
 
     def __repr__(self) -> str:
@@ -715,16 +733,53 @@ class Consumer:
         await self.info()
 
     async def info(self, cached: bool = False) -> ConsumerInfo:
+        """The consumer's info: the one fetched last with ``cached``, else fetched now. An ordered consumer creates its
+        server consumer first if it has none yet.
+
+        Raises:
+            StreamNotFoundError: the stream does not exist (any more).
+            ConsumerNotFoundError: the consumer does not exist (any more).
+            JetStreamApiError: the server refused to create an ordered consumer's server consumer.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         if cached and self._info is not None:
             return self._info
         self._info = await ConsumerAPI(self._ctx).info(self.stream, self.name)
         return self._info
 
     async def delete(self) -> bool:
+        """Delete the consumer on the server; True when the server reports success.
+
+        Raises:
+            InvalidNameError: an ordered consumer has no server consumer yet (nothing was fetched or consumed).
+            StreamNotFoundError: the stream does not exist (any more).
+            ConsumerNotFoundError: the consumer does not exist (any more).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         return await ConsumerAPI(self._ctx).delete(self.stream, self.name)
 
     async def next(self, *, expires: float = 30.0) -> JsMsg | None:
-        """One message, or None when none arrived before ``expires``."""
+        """One message, or None when none arrived before ``expires``.
+
+        Raises:
+            InvalidOptionError: ``expires`` is less than 1 second, or an ordered consumer is already consuming (or
+                fetching).
+            JetStreamIdleHeartbeatError: heartbeats from the server were missed.
+            ConsumerNotFoundError: the consumer was deleted.
+            NoRespondersError: nothing took the pull request (the consumer or its stream is gone).
+            StreamNotFoundError: an ordered consumer's stream does not exist.
+            JetStreamApiError: the server refused to create an ordered consumer's server consumer.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         messages = await self.fetch(max_messages=1, expires=expires)
         async for msg in messages:
             await messages.close()
@@ -752,6 +807,23 @@ class Consumer:
         expires: float = 30.0,
         idle_heartbeat: float | None = None,
     ) -> ConsumerMessages:
+        """At most ``max_messages`` messages (or ``max_bytes`` bytes) with one pull request, as an iterator that ends
+        once they are received or ``expires`` seconds passed.
+
+        Raises:
+            InvalidOptionError: both ``max_messages`` and ``max_bytes`` are given, one is not positive, ``expires`` is
+                less than 1 second, or an ordered consumer is already consuming (or fetching).
+            StreamNotFoundError: an ordered consumer's stream does not exist.
+            JetStreamApiError: the server refused to create an ordered consumer's server consumer.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            JetStreamIdleHeartbeatError: while iterating, heartbeats from the server were missed.
+            ConsumerNotFoundError: while iterating, the consumer was deleted.
+            NoRespondersError: while iterating, nothing took the pull request (the consumer or its stream is gone).
+            NatsError: while iterating, the connection closed with an error (a fatal close): that error.
+        """
         msgs, nbytes, exp, hb = _pull_options(max_messages, max_bytes, expires, idle_heartbeat)
         await self._prepare()
         pull = _Puller(self, continuous=False, max_messages=msgs, max_bytes=nbytes, expires=exp, idle_heartbeat=hb)
@@ -772,7 +844,23 @@ class Consumer:
     ) -> ConsumerMessages:
         """Messages as they come, pulled ahead of the reader. ``callback`` may be a plain function (run inline),
         a coroutine function, or anything whose call returns an awaitable (awaited, in order, one at a time); an
-        exception it raises is reported as a ``CALLBACK_ERROR`` status and consuming goes on."""
+        exception it raises is reported as a ``CALLBACK_ERROR`` status and consuming goes on.
+
+        A consumer or stream that goes away is reported as a status event and waited for, unless
+        ``abort_on_missing_resource`` is set: then the iteration ends with ``ConsumerNotFoundError`` or
+        ``StreamNotFoundError``.
+
+        Raises:
+            InvalidOptionError: both ``max_messages`` and ``max_bytes`` are given, one is not positive, ``expires`` is
+                less than 1 second, or an ordered consumer is given ``bind`` or is already fetching (or consuming).
+            StreamNotFoundError: an ordered consumer's stream does not exist.
+            JetStreamApiError: the server refused to create an ordered consumer's server consumer.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            NatsError: while iterating, the connection closed with an error (a fatal close): that error.
+        """
         msgs, nbytes, exp, hb = _pull_options(max_messages, max_bytes, expires, idle_heartbeat)
         if not bind:
             await self._prepare()
@@ -930,6 +1018,19 @@ class Consumers:
         self._ctx = ctx
 
     async def get(self, stream: str, name: str | OrderedConsumerOptions | None = None) -> Consumer:
+        """A consumer of ``stream``: the one named ``name``, or an ordered consumer (no name, or its options; its server
+        consumer is created at the first fetch or consume).
+
+        Raises:
+            InvalidNameError: ``stream`` or ``name`` is not valid.
+            InvalidOptionError: the consumer is a push consumer.
+            StreamNotFoundError: the stream does not exist.
+            ConsumerNotFoundError: the consumer does not exist.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_name(stream, "stream")
         if name is None or isinstance(name, OrderedConsumerOptions):
             await StreamAPI(self._ctx).info(stream)  # StreamNotFoundError now rather than at the first pull
@@ -940,6 +1041,11 @@ class Consumers:
         return Consumer(self._ctx, info, stream)
 
     def get_pull_consumer_for(self, info: ConsumerInfo) -> Consumer:
+        """The pull consumer ``info`` describes, without a request.
+
+        Raises:
+            InvalidOptionError: the consumer is a push consumer.
+        """
         if info.config.deliver_subject:
             raise InvalidOptionError("push consumer not supported")
         return Consumer(self._ctx, info, info.stream_name)

@@ -116,22 +116,60 @@ class JsMsg:
         self._nc.publish(self._msg.reply, body)
 
     def ack(self) -> None:
+        """Acknowledge the message (once; later calls do nothing).
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            OutboundBufferLimitError: the outbound buffer is full.
+        """
         self._send(_ACK)
 
     def nak(self, delay: float | None = None) -> None:
+        """Ask for the message to be redelivered, after ``delay`` seconds if given (once; later calls do nothing).
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            OutboundBufferLimitError: the outbound buffer is full.
+        """
         if delay is None:
             self._send(_NAK)
         else:
             self._send(_NAK + b" " + json.dumps({"delay": seconds_to_ns(delay)}).encode())
 
     def working(self) -> None:
+        """Tell the server the message is still being worked on (resets its ack wait; may be sent many times).
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            OutboundBufferLimitError: the outbound buffer is full.
+        """
         self._send(_WPI, terminal=False)
 
     def term(self, reason: str | None = None) -> None:
+        """Tell the server never to redeliver the message, with an optional ``reason`` (once; later calls do nothing).
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            OutboundBufferLimitError: the outbound buffer is full.
+        """
         self._send(_TERM + (b" " + reason.encode() if reason else b""))
 
     async def ack_ack(self, *, timeout: float | None = None) -> bool:
-        """Acknowledge and wait for the server to confirm it: True when confirmed, False if already acked."""
+        """Acknowledge and wait for the server to confirm it: True when confirmed, False if already acked.
+
+        The message counts as acknowledged from this call on, confirmed or not.
+
+        Raises:
+            NatsTimeoutError: no confirmation within ``timeout`` (by default the JetStream timeout).
+            NoRespondersError: nothing took the acknowledgement (the consumer is gone).
+            InvalidOptionError: ``timeout`` is not positive.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+        """
         if self._acked or not self._msg.reply:
             return False
         self._acked = True
@@ -143,7 +181,14 @@ class JsMsg:
         return True
 
     def next(self, subject: str, *, batch: int = 1, no_wait: bool = False, expires: float | None = None) -> None:
-        """Ack and ask for the next ``batch`` messages to be delivered to ``subject`` (legacy pull)."""
+        """Ack and ask for the next ``batch`` messages to be delivered to ``subject`` (legacy pull).
+
+        Raises:
+            BadSubjectError: ``subject`` is not a valid subject.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            OutboundBufferLimitError: the outbound buffer is full.
+        """
         if self._acked or not self._msg.reply:
             return
         self._acked = True
@@ -155,12 +200,23 @@ class JsMsg:
         self._nc.publish(self._msg.reply, b"+NXT " + json.dumps(request).encode(), reply=subject)
 
     def json(self, **loads_kwargs: Any) -> Any:
+        """The data parsed as JSON; ``loads_kwargs`` are passed to ``json.loads``.
+
+        Raises:
+            BadJsonError: the data is not valid JSON (or not in a JSON encoding); the original error is ``__cause__``.
+            TypeError: ``loads_kwargs`` holds an argument ``json.loads`` does not take.
+        """
         try:
             return json.loads(self.data, **loads_kwargs)
         except ValueError as exc:
             raise BadJsonError(f"message data is not valid JSON: {exc}") from exc
 
     def string(self) -> str:
+        """The data decoded as UTF-8, invalid bytes replaced by U+FFFD.
+
+        Raises:
+            Nothing: every byte sequence decodes.
+        """
         return self.data.decode("utf-8", errors="replace")
 
     def __repr__(self) -> str:

@@ -310,12 +310,26 @@ class JetStreamSubscription:
         return self._sub.closed
 
     def unsubscribe(self, max: int | None = None) -> None:
+        """Stop the subscription now, or once ``max`` messages were received (the consumer stays on the server).
+
+        Raises:
+            Nothing: a no-op on a closed subscription.
+        """
         self._stop_timer()
         self._sub.unsubscribe(max)
         if not max:
             self._shutdown()
 
     async def drain(self) -> None:
+        """Stop interest, hand out (or to the callback) what was already received, then close (see
+        ``Subscription.drain``; at most 30 seconds).
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            SubscriptionClosedError: the subscription is closed.
+            SubscriptionDrainingError: the subscription is already draining.
+            DrainTimeoutError: the drain did not finish within 30 seconds; the subscription was closed anyway.
+        """
         self._stop_work()
         await self._sub.drain()
 
@@ -341,15 +355,32 @@ class JetStreamSubscription:
 
     def connection_closed(self, error: Exception | None) -> None:
         """The connection closed: timers and tasks stop; the core subscription (closed by the connection next)
-        hands out what it holds, then ends."""
+        hands out what it holds, then ends.
+
+        Raises:
+            Nothing: called by the connection while it closes.
+        """
         self._shutdown()
 
     def drain_owned(self) -> Awaitable[None]:
-        """The connection's drain: stop watching, and drain the subscription underneath."""
+        """The connection's drain: stop watching, and drain the subscription underneath.
+
+        Raises:
+            Nothing: the errors of the drain are the connection's to handle.
+        """
         self._stop_work()
         return self._sub.drain_owned()
 
     async def next_msg(self, timeout: float | None = None) -> JsMsg:
+        """The next message; with auto-ack, the one returned before is acknowledged first.
+
+        Raises:
+            NatsTimeoutError: no message within ``timeout`` seconds.
+            SubscriptionClosedError: the subscription is closed and every message was handed out.
+            JetStreamIdleHeartbeatError: heartbeats from the server were missed (the subscription is closed).
+            NatsError: the subscription was closed by another error (a fatal connection close): that error.
+            RuntimeError: the subscription has a callback.
+        """
         if self._user_callback is not None:
             raise RuntimeError("next_msg() cannot be used on a subscription with a callback")
         self._ack_last()
@@ -390,10 +421,30 @@ class JetStreamSubscription:
         self.unsubscribe()
 
     async def consumer_info(self) -> ConsumerInfo:
+        """The info of the subscription's consumer.
+
+        Raises:
+            InvalidNameError: an ordered subscription is replacing its consumer and has none at the moment.
+            StreamNotFoundError: the stream does not exist (any more).
+            ConsumerNotFoundError: the consumer does not exist (any more).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         return await ConsumerAPI(self._ctx).info(self._stream, self._consumer)
 
     async def destroy(self) -> None:
-        """Unsubscribe and delete the consumer."""
+        """Unsubscribe and delete the consumer (one already gone is fine).
+
+        Raises:
+            InvalidNameError: an ordered subscription is replacing its consumer and has none at the moment.
+            StreamNotFoundError: the stream does not exist (any more).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         self.unsubscribe()
         with contextlib.suppress(ConsumerNotFoundError):
             await ConsumerAPI(self._ctx).delete(self._stream, self._consumer)
@@ -411,6 +462,15 @@ class JetStreamPullSubscription(JetStreamSubscription):
         max_bytes: int | None = None,
         idle_heartbeat: float | None = None,
     ) -> None:
+        """Ask for ``batch`` messages (or ``max_bytes``), delivered to this subscription; ``no_wait`` ends the request
+        at once when there are none, ``expires`` after that many seconds.
+
+        Raises:
+            InvalidOptionError: ``batch`` is not positive.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            OutboundBufferLimitError: the outbound buffer is full.
+        """
         if batch <= 0:
             raise InvalidOptionError("batch must be greater than 0")
         request: dict[str, Any] = {"batch": batch}
