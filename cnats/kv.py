@@ -135,12 +135,23 @@ class KvEntry:
         return created
 
     def json(self, **loads_kwargs: Any) -> Any:
+        """The value parsed as JSON; ``loads_kwargs`` are passed to ``json.loads``.
+
+        Raises:
+            BadJsonError: the value is not valid JSON (or not in a JSON encoding); the original error is ``__cause__``.
+            TypeError: ``loads_kwargs`` holds an argument ``json.loads`` does not take.
+        """
         try:
             return json.loads(self.value, **loads_kwargs)
         except ValueError as exc:
             raise BadJsonError(f"value is not valid JSON: {exc}") from exc
 
     def string(self) -> str:
+        """The value decoded as UTF-8, invalid bytes replaced by U+FFFD.
+
+        Raises:
+            Nothing: every byte sequence decodes.
+        """
         return self.value.decode("utf-8", errors="replace")
 
     def __repr__(self) -> str:
@@ -188,7 +199,11 @@ class KvStatus:
 
 
 def kv_status(bucket: str, info: StreamInfo) -> KvStatus:
-    """A bucket's status from its stream's info."""
+    """A bucket's status from its stream's info.
+
+    Raises:
+        Nothing: it only reads ``info``.
+    """
     cfg = info.config
     return KvStatus(
         bucket=bucket,
@@ -319,11 +334,19 @@ class OrderedView:
     _read: OrderedRead
 
     def stop(self) -> None:
-        """Stop now (the server consumer is deleted in the background)."""
+        """Stop now (the server consumer is deleted in the background).
+
+        Raises:
+            Nothing: stopping twice does nothing, and the deletion's errors are dropped.
+        """
         self._read.stop()
 
     async def aclose(self) -> None:
-        """Stop, and return once the server consumer is deleted."""
+        """Stop, and return once the server consumer is deleted.
+
+        Raises:
+            Nothing: a deletion that fails is given up (the consumer then ends by its inactive threshold).
+        """
         await self._read.aclose()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -420,6 +443,21 @@ class KV:
     async def put(
         self, key: str, value: bytes | bytearray | memoryview | str, *, previous_seq: int | None = None
     ) -> int:
+        """Write ``value`` under ``key``; the new revision. With ``previous_seq`` the write is only done if the key's
+        latest revision is that one (0: the key has never been written, or was purged).
+
+        Raises:
+            InvalidKeyError: ``key`` is not a valid key.
+            WrongLastSequenceError: ``previous_seq`` is given and is not the key's latest revision.
+            NoRespondersError: the bucket's stream does not exist (nothing stores the write).
+            JetStreamApiError: the bucket refused the write (a value larger than its maximum, the bucket is full...).
+            JetStreamInvalidAckError: the acknowledgement names no stream.
+            BadPayloadError: ``value`` is not bytes, bytearray, a C-contiguous memoryview or a UTF-8 encodable str.
+            MaxPayloadExceededError: the value exceeds the server's `max_payload`.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+        """
         check_key(key)
         headers = None
         if previous_seq is not None:
@@ -431,7 +469,20 @@ class KV:
         return ack_sequence(msg, subject, self._ack_head)
 
     async def create(self, key: str, value: bytes | bytearray | memoryview | str) -> int:
-        """Write ``key`` only if it does not exist (a deleted or purged key counts as not existing)."""
+        """Write ``key`` only if it does not exist (a deleted or purged key counts as not existing); the new revision.
+
+        Raises:
+            InvalidKeyError: ``key`` is not a valid key.
+            WrongLastSequenceError: the key exists (or was written meanwhile by someone else).
+            NoRespondersError: the bucket's stream does not exist (nothing stores the write).
+            JetStreamApiError: the bucket refused the write (a value larger than its maximum, the bucket is full...).
+            JetStreamInvalidAckError: the acknowledgement names no stream.
+            BadPayloadError: ``value`` is not bytes, bytearray, a C-contiguous memoryview or a UTF-8 encodable str.
+            MaxPayloadExceededError: the value exceeds the server's `max_payload`.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+        """
         try:
             return await self.put(key, value, previous_seq=0)
         except WrongLastSequenceError:
@@ -441,6 +492,21 @@ class KV:
             raise
 
     async def update(self, key: str, value: bytes | bytearray | memoryview | str, version: int) -> int:
+        """Write ``key`` only if its latest revision is ``version``; the new revision.
+
+        Raises:
+            InvalidOptionError: ``version`` is not positive.
+            InvalidKeyError: ``key`` is not a valid key.
+            WrongLastSequenceError: ``version`` is not the key's latest revision.
+            NoRespondersError: the bucket's stream does not exist (nothing stores the write).
+            JetStreamApiError: the bucket refused the write (a value larger than its maximum, the bucket is full...).
+            JetStreamInvalidAckError: the acknowledgement names no stream.
+            BadPayloadError: ``value`` is not bytes, bytearray, a C-contiguous memoryview or a UTF-8 encodable str.
+            MaxPayloadExceededError: the value exceeds the server's `max_payload`.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+        """
         if version <= 0:
             raise InvalidOptionError("version must be greater than 0")
         return await self.put(key, value, previous_seq=version)
@@ -461,15 +527,53 @@ class KV:
         await self._js.publish(self._write_subject(key), b"", headers=headers)
 
     async def delete(self, key: str, *, previous_seq: int | None = None) -> None:
-        """Write a DEL marker (earlier revisions stay in the history)."""
+        """Write a DEL marker (earlier revisions stay in the history). A key with wildcards marks every key that matches
+        it (``previous_seq`` is then not checked).
+
+        Raises:
+            InvalidKeyError: ``key`` is not a valid key (or key filter).
+            WrongLastSequenceError: ``previous_seq`` is given and is not the key's latest revision.
+            StreamNotFoundError: with wildcards, the bucket does not exist.
+            NoRespondersError: the bucket's stream does not exist (nothing stores the write).
+            JetStreamApiError: the bucket refused the write (a value larger than its maximum, the bucket is full...).
+            JetStreamInvalidAckError: the acknowledgement names no stream.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+        """
         await self._marker(key, KvOperation.DEL, previous_seq)
 
     async def purge(self, key: str, *, previous_seq: int | None = None) -> None:
-        """Write a PURGE marker and remove every earlier revision of the key."""
+        """Write a PURGE marker and remove every earlier revision of the key. A key with wildcards purges every key that
+        matches it (``previous_seq`` is then not checked).
+
+        Raises:
+            InvalidKeyError: ``key`` is not a valid key (or key filter).
+            WrongLastSequenceError: ``previous_seq`` is given and is not the key's latest revision.
+            StreamNotFoundError: with wildcards, the bucket does not exist.
+            NoRespondersError: the bucket's stream does not exist (nothing stores the write).
+            JetStreamApiError: the bucket refused the write (a value larger than its maximum, the bucket is full...).
+            JetStreamInvalidAckError: the acknowledgement names no stream.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+        """
         await self._marker(key, KvOperation.PURGE, previous_seq)
 
     # -- reads ----------------------------------------------------------------------------------------------------
     async def get(self, key: str, *, revision: int | None = None) -> KvEntry | None:
+        """The key's latest entry, or the one at ``revision``; None when there is none (a DEL or PURGE marker is an
+        entry: check its ``operation``).
+
+        Raises:
+            InvalidKeyError: ``key`` is not a valid key.
+            NoRespondersError: read by a direct get, the bucket does not exist.
+            StreamNotFoundError: read through the JetStream API, the bucket does not exist.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_key(key)
         subject = self._prefix + key
         if revision is None and self._direct:
@@ -577,7 +681,19 @@ class KV:
         """Latest entry per key, then live updates (or all history first, or only updates). ``on_initialized`` is
         called once the initial state is delivered (at once when there is none); a coroutine (or any awaitable) it
         returns is awaited on a task of the connection, and an exception it raises is reported as a
-        ``CALLBACK_ERROR`` status."""
+        ``CALLBACK_ERROR`` status.
+
+        Raises:
+            InvalidOptionError: both ``include_history`` and ``updates_only`` are given.
+            InvalidKeyError: a key filter is not valid.
+            StreamNotFoundError: the bucket does not exist.
+            JetStreamApiError: the server refused the consumer that reads the bucket.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            NatsError: while iterating, the connection closed with an error (a fatal close): that error.
+        """
         if include_history and updates_only:
             raise InvalidOptionError("include_history and updates_only are mutually exclusive")
         if resume_from_revision is not None:
@@ -600,19 +716,59 @@ class KV:
         return watcher
 
     async def history(self, key: str | Sequence[str] = ">", *, headers_only: bool = False) -> KvWatcher:
-        """Every retained entry (markers included) for the key(s), then the iterator ends."""
+        """Every retained entry (markers included) for the key(s), then the iterator ends.
+
+        Raises:
+            InvalidKeyError: a key filter is not valid.
+            StreamNotFoundError: the bucket does not exist.
+            JetStreamApiError: the server refused the consumer that reads the bucket.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            NatsError: while iterating, the connection closed with an error (a fatal close): that error.
+        """
         return await self._listing(key, DeliverPolicy.ALL, headers_only=headers_only, ignore_deletes=False)
 
     async def keys(self, filter: str | Sequence[str] = ">") -> KvKeys:
-        """The keys whose latest entry is a PUT; the iterator ends once they are all listed."""
+        """The keys whose latest entry is a PUT; the iterator ends once they are all listed.
+
+        Raises:
+            InvalidKeyError: a key filter is not valid.
+            StreamNotFoundError: the bucket does not exist.
+            JetStreamApiError: the server refused the consumer that reads the bucket.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            NatsError: while iterating, the connection closed with an error (a fatal close): that error.
+        """
         watcher = await self._listing(filter, DeliverPolicy.LAST_PER_SUBJECT, headers_only=True, ignore_deletes=True)
         return KvKeys(watcher)
 
     async def status(self) -> KvStatus:
+        """The bucket's status (values, history, TTL, size...), from its stream's info.
+
+        Raises:
+            StreamNotFoundError: the bucket does not exist.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         return kv_status(self.bucket, await self._streams.info(self._stream))
 
     async def purge_deletes(self, *, older_than: float = 1800.0) -> Any:
-        """Remove DEL/PURGE markers; a marker younger than ``older_than`` seconds keeps itself (only)."""
+        """Remove DEL/PURGE markers; a marker younger than ``older_than`` seconds keeps itself (only).
+
+        Raises:
+            StreamNotFoundError: the bucket does not exist.
+            JetStreamApiError: the server refused a purge or the listing of the markers.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         cutoff = datetime.now(timezone.utc) - timedelta(seconds=older_than)
         purged = 0
         for entry in await self._latest_markers():
@@ -629,10 +785,24 @@ class KV:
             return [entry async for entry in watcher if entry.operation is not KvOperation.PUT]
 
     async def destroy(self) -> bool:
+        """Delete the bucket (its stream) with every key; True when the server reports success.
+
+        Raises:
+            StreamNotFoundError: the bucket does not exist.
+            JetStreamApiError: the server refused the deletion.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         return await self._streams.delete(self._stream)
 
     async def close(self) -> None:
-        """Nothing to release (kept for nats.js parity)."""
+        """Nothing to release (kept for nats.js parity).
+
+        Raises:
+            Nothing: it does nothing.
+        """
 
     def __repr__(self) -> str:
         return f"<KV {self.bucket!r}>"
@@ -696,7 +866,18 @@ async def open_kv(
     mirror: StreamSource | None = None,
     sources: Sequence[StreamSource] | None = None,
 ) -> KV:
-    """Bind to the bucket, creating its stream with the ADR-8 configuration when it does not exist."""
+    """Bind to the bucket, creating its stream with the ADR-8 configuration when it does not exist. With
+    ``bind_only`` nothing is asked of the server (and nothing checks that the bucket exists).
+
+    Raises:
+        InvalidNameError: ``bucket`` is not a valid bucket name.
+        InvalidOptionError: ``history`` is not in 1..64, or both ``mirror`` and ``sources`` are given.
+        JetStreamApiError: the server refused to create the bucket's stream.
+        ConnectionClosedError: the connection is closed (also while waiting).
+        ConnectionDrainingError: the connection is draining.
+        NatsTimeoutError: no answer within the JetStream timeout.
+        JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+    """
     check_bucket(bucket)
     if history < 1 or history > _MAX_HISTORY:
         raise InvalidOptionError(f"history must be between 1 and {_MAX_HISTORY}")

@@ -99,7 +99,11 @@ class ObjectStoreStatus:
 
 
 def object_store_status(bucket: str, info: StreamInfo) -> ObjectStoreStatus:
-    """A store's status from its stream's info."""
+    """A store's status from its stream's info.
+
+    Raises:
+        Nothing: it only reads ``info``.
+    """
     cfg = info.config
     return ObjectStoreStatus(
         bucket=bucket,

@@ -103,7 +103,19 @@ class ObjectResult:
 
     async def read(self) -> bytes:
         """The whole object (or what is left of it after partial iteration), digest verified. A connection closed
-        before the last chunk raises ``ConnectionClosedError`` (rather than return part of the object)."""
+        before the last chunk raises ``ConnectionClosedError`` (rather than return part of the object).
+
+        Raises:
+            DigestMismatchError: chunks are missing, or the data does not match the recorded digest.
+            ConnectionClosedError: the connection closed before the last chunk (or was closed already).
+            BucketNotFoundError: the store does not exist (any more).
+            JetStreamApiError: the server refused the consumer that reads the chunks.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            NatsError: the connection closed with an error (a fatal close): that error.
+        """
         data = b"".join([chunk async for chunk in self])
         if self._cut_by_close:
             raise ConnectionClosedError("connection closed before the whole object was read")
@@ -111,7 +123,11 @@ class ObjectResult:
 
     async def close(self) -> None:
         """Stop reading early (nothing is verified); also what leaving ``async with`` does. Returns once the server
-        consumer is deleted."""
+        consumer is deleted.
+
+        Raises:
+            Nothing: a deletion that fails is given up (the consumer then ends by its inactive threshold).
+        """
         await self._finish()
 
     async def __aenter__(self) -> ObjectResult:

@@ -109,7 +109,17 @@ class ObjectStore:
             raise _not_found() from None
 
     async def info(self, name: str) -> ObjectInfo | None:
-        """The object's latest meta (a deleted object has ``deleted=True``); None if it was never stored."""
+        """The object's latest meta (a deleted object has ``deleted=True``); None if it was never stored.
+
+        Raises:
+            InvalidNameError: ``name`` is not a valid object name.
+            BucketNotFoundError: the store does not exist.
+            BadJsonError: the object's stored meta is not valid.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_object_name(name)
         stored = await self._stored_meta(name)
         if stored is None:
@@ -117,7 +127,18 @@ class ObjectStore:
         return decode_info(stored.data, stored.seq, stored.time)
 
     async def list(self) -> list[ObjectInfo]:
-        """Every object that is not deleted (links included)."""
+        """Every object that is not deleted (links included).
+
+        Raises:
+            BucketNotFoundError: the store does not exist.
+            BadJsonError: an object's stored meta is not valid.
+            JetStreamApiError: the server refused the consumer that reads the metas.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            NatsError: the connection closed with an error (a fatal close) during the listing: that error.
+        """
         read = await self._meta_consumer(DeliverPolicy.LAST_PER_SUBJECT)
         infos: list[ObjectInfo] = []
         try:
@@ -145,7 +166,20 @@ class ObjectStore:
 
     # -- objects --------------------------------------------------------------------------------------------------
     async def get(self, name: str) -> ObjectResult | None:
-        """The object's info and chunks (an async iterator); None if it is missing or deleted. Links are followed."""
+        """The object's info and chunks (an async iterator); None if it is missing or deleted. Links are followed.
+
+        Reading the result raises what ``ObjectResult.read`` lists.
+
+        Raises:
+            InvalidNameError: ``name`` is not a valid object name.
+            InvalidOptionError: ``name`` is a link to a whole store, or a link to a link.
+            BucketNotFoundError: the store, or the store a link points into, does not exist.
+            BadJsonError: the object's stored meta is not valid.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         info = await self.info(name)
         if info is None or info.deleted:
             return None
@@ -164,6 +198,21 @@ class ObjectStore:
         return ObjectResult(self._js, self._stream, self._chunk_subject(info.nuid), info)
 
     async def get_blob(self, name: str) -> bytes | None:
+        """The whole object, digest verified; None if it is missing or deleted. Links are followed.
+
+        Raises:
+            InvalidNameError: ``name`` is not a valid object name.
+            InvalidOptionError: ``name`` is a link to a whole store, or a link to a link.
+            BucketNotFoundError: the store, or the store a link points into, does not exist.
+            BadJsonError: the object's stored meta is not valid.
+            DigestMismatchError: chunks are missing, or the data does not match the recorded digest.
+            JetStreamApiError: the server refused the consumer that reads the chunks.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            NatsError: the connection closed with an error (a fatal close) during the read: that error.
+        """
         result = await self.get(name)
         return None if result is None else await result.read()
 
@@ -176,7 +225,27 @@ class ObjectStore:
         previous_revision: int | None = None,
     ) -> ObjectInfo:
         """Store ``data`` under ``meta.name``: chunks first (pipelined), then the meta entry, then the previous
-        version's chunks are purged. On failure the new chunks are purged and the error is raised."""
+        version's chunks are purged. On failure the new chunks are purged and the error is raised.
+
+        ``data`` is bytes-like, a str (UTF-8 encoded), a binary file object (read until EOF), a sync or async
+        iterable of bytes-like pieces, or None; what reading it raises is raised as it is.
+
+        Raises:
+            InvalidNameError: the object name is not valid.
+            InvalidOptionError: ``meta`` is neither an ``ObjectStoreMeta`` nor a name, sets a link, has a
+                negative ``max_chunk_size``, or ``previous_revision`` is not an int >= 0.
+            BadPayloadError: ``data`` (or a piece of it) is not bytes-like, or is not contiguous.
+            BadHeaderError: ``meta.headers`` holds a header that is not valid.
+            BucketNotFoundError: the store does not exist.
+            WrongLastSequenceError: ``previous_revision`` is not the object's latest revision.
+            JetStreamApiError: the store refused a chunk or the meta (it is full, or sealed...).
+            NoRespondersError: nothing stored a chunk (the store was deleted meanwhile).
+            OutboundBufferLimitError: a chunk does not fit in the outbound buffer.
+            NatsTimeoutError: a chunk or the meta was not acknowledged within ``timeout`` (by default the JetStream
+                timeout).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+        """
         meta = _as_meta(meta)
         if meta.options is not None and meta.options.link is not None:
             raise InvalidOptionError("link cannot be set when putting the object in bucket")
@@ -236,13 +305,43 @@ class ObjectStore:
         timeout: float | None = None,
         previous_revision: int | None = None,
     ) -> ObjectInfo:
+        """``put`` for data held in memory (None stores an empty object).
+
+        Raises:
+            InvalidNameError: the object name is not valid.
+            InvalidOptionError: ``meta`` is neither an ``ObjectStoreMeta`` nor a name, sets a link, has a
+                negative ``max_chunk_size``, or ``previous_revision`` is not an int >= 0.
+            BadPayloadError: ``data`` is not bytes-like.
+            BadHeaderError: ``meta.headers`` holds a header that is not valid.
+            BucketNotFoundError: the store does not exist.
+            WrongLastSequenceError: ``previous_revision`` is not the object's latest revision.
+            JetStreamApiError: the store refused a chunk or the meta (it is full, or sealed...).
+            NoRespondersError: nothing stored a chunk (the store was deleted meanwhile).
+            OutboundBufferLimitError: a chunk does not fit in the outbound buffer.
+            NatsTimeoutError: a chunk or the meta was not acknowledged within ``timeout`` (by default the JetStream
+                timeout).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+        """
         return await self.put(meta, data, timeout=timeout, previous_revision=previous_revision)
 
     async def _publish_meta(self, info: ObjectInfo) -> PubAck:
         return await self._js.publish(self._meta_subject(info.name), encode_info(info), headers=_ROLLUP)
 
     async def delete(self, name: str) -> PurgeResponse:
-        """Mark the object deleted (its meta stays, with no data) and purge its chunks."""
+        """Mark the object deleted (its meta stays, with no data) and purge its chunks. An object never stored gives an
+        unsuccessful response.
+
+        Raises:
+            InvalidNameError: ``name`` is not a valid object name.
+            BucketNotFoundError: the store does not exist.
+            BadJsonError: the object's stored meta is not valid.
+            JetStreamApiError: the store refused the new meta or the purge (it is sealed...).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         info = await self.info(name)
         if info is None:
             return PurgeResponse(success=False, purged=0)
@@ -272,7 +371,20 @@ class ObjectStore:
         return info
 
     async def link(self, name: str, info: ObjectInfo) -> ObjectInfo:
-        """A meta-only entry ``name`` that ``get`` follows to the object ``info`` describes (in any store)."""
+        """A meta-only entry ``name`` that ``get`` follows to the object ``info`` describes (in any store).
+
+        Raises:
+            InvalidNameError: ``name`` is not a valid object name.
+            InvalidOptionError: ``info`` is not an ``ObjectInfo``, or describes a link.
+            ObjectNotFoundError: the object ``info`` describes is deleted.
+            ObjectExistsError: an object named ``name`` exists in this store.
+            BucketNotFoundError: the store does not exist.
+            JetStreamApiError: the store refused the link's meta (it is sealed...).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_object_name(name)
         if not isinstance(info, ObjectInfo):
             raise InvalidOptionError("info must be an ObjectInfo")
@@ -284,7 +396,19 @@ class ObjectStore:
         return await self._write_link(name, ObjectStoreLink(bucket=info.bucket, name=info.name))
 
     async def link_store(self, name: str, store: ObjectStore) -> ObjectInfo:
-        """A meta-only entry ``name`` pointing at a whole store."""
+        """A meta-only entry ``name`` pointing at a whole store.
+
+        Raises:
+            InvalidNameError: ``name`` is not a valid object name.
+            InvalidOptionError: ``store`` is not an ``ObjectStore``.
+            ObjectExistsError: an object named ``name`` exists in this store.
+            BucketNotFoundError: this store does not exist.
+            JetStreamApiError: the store refused the link's meta (it is sealed...).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_object_name(name)
         if not isinstance(store, ObjectStore):
             raise InvalidOptionError("store must be an ObjectStore")
@@ -292,7 +416,21 @@ class ObjectStore:
         return await self._write_link(name, ObjectStoreLink(bucket=store.bucket))
 
     async def update(self, name: str, meta: ObjectStoreMeta) -> PubAck:
-        """Replace the object's description, headers and metadata; a different ``meta.name`` renames it."""
+        """Replace the object's description, headers and metadata; a different ``meta.name`` renames it.
+
+        Raises:
+            InvalidNameError: ``name`` or ``meta.name`` is not a valid object name.
+            InvalidOptionError: ``meta`` is not an ``ObjectStoreMeta``.
+            ObjectNotFoundError: the object does not exist, or is deleted.
+            ObjectExistsError: renaming, an object named ``meta.name`` exists.
+            BadHeaderError: ``meta.headers`` holds a header that is not valid.
+            BucketNotFoundError: the store does not exist.
+            JetStreamApiError: the store refused the new meta (it is sealed...).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         check_object_name(name)
         if not isinstance(meta, ObjectStoreMeta):
             raise InvalidOptionError("meta must be an ObjectStoreMeta")
@@ -320,7 +458,18 @@ class ObjectStore:
 
     async def watch(self, *, include_history: bool = False, ignore_deletes: bool = False) -> ObjectWatcher:
         """Changes to the store's objects. With ``include_history`` the current info of every object comes first;
-        a ``None`` marks the end of that initial state (it comes first without ``include_history``)."""
+        a ``None`` marks the end of that initial state (it comes first without ``include_history``).
+
+        Raises:
+            BucketNotFoundError: the store does not exist.
+            JetStreamApiError: the server refused the consumer that reads the metas.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            BadJsonError: while iterating, an object's stored meta is not valid.
+            NatsError: while iterating, the connection closed with an error (a fatal close): that error.
+        """
         deliver = DeliverPolicy.LAST_PER_SUBJECT if include_history else DeliverPolicy.NEW
         read = await self._meta_consumer(deliver)
         created = read.consumer._info
@@ -329,6 +478,15 @@ class ObjectStore:
 
     # -- the bucket ----------------------------------------------------------------------------------------------
     async def status(self) -> ObjectStoreStatus:
+        """The store's status (description, TTL, storage, sealed, size...), from its stream's info.
+
+        Raises:
+            BucketNotFoundError: the store does not exist.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         try:
             info = await self._streams.info(self._stream)
         except StreamNotFoundError:
@@ -336,7 +494,16 @@ class ObjectStore:
         return object_store_status(self._bucket, info)
 
     async def seal(self) -> ObjectStoreStatus:
-        """Make the store read-only (the stream's ``sealed``): writes fail from now on."""
+        """Make the store read-only (the stream's ``sealed``): writes fail from now on.
+
+        Raises:
+            BucketNotFoundError: the store does not exist.
+            JetStreamApiError: the server refused the change.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         try:
             info = await self._streams.update(self._stream, sealed=True)
         except StreamNotFoundError:
@@ -344,7 +511,16 @@ class ObjectStore:
         return object_store_status(self._bucket, info)
 
     async def destroy(self) -> bool:
-        """Delete the store and every object in it."""
+        """Delete the store and every object in it.
+
+        Raises:
+            BucketNotFoundError: the store does not exist.
+            JetStreamApiError: the server refused the deletion.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout.
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
         try:
             return await self._streams.delete(self._stream)
         except StreamNotFoundError:
@@ -377,7 +553,17 @@ async def open_object_store(
     metadata: dict[str, str] | None = None,
     compression: bool = False,
 ) -> ObjectStore:
-    """Bind to the store, creating its stream with the ADR-20 configuration when it does not exist."""
+    """Bind to the store, creating its stream with the ADR-20 configuration when it does not exist.
+
+    Raises:
+        InvalidNameError: ``bucket`` is not a valid bucket name.
+        InvalidOptionError: ``ttl`` is negative or ``replicas`` is less than 1.
+        JetStreamApiError: the server refused to create the store's stream.
+        ConnectionClosedError: the connection is closed (also while waiting).
+        ConnectionDrainingError: the connection is draining.
+        NatsTimeoutError: no answer within the JetStream timeout.
+        JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+    """
     check_bucket(bucket)
     if ttl < 0:
         raise InvalidOptionError("ttl must be >= 0")
