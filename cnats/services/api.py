@@ -35,7 +35,15 @@ class ServicesAPI:
         queue_group: str = "q",
         stats_handler: StatsHandler | None = None,
     ) -> Service:
-        """Validate and start a service: when this returns, the server routes its discovery subjects to it."""
+        """Validate and start a service: when this returns, the server routes its discovery subjects to it.
+
+        Raises:
+            InvalidNameError: ``name`` or ``queue_group`` is not valid (letters, digits, ``-`` and ``_`` only).
+            InvalidOptionError: ``version`` is not a semantic version, ``description`` is not a str, ``metadata`` does
+                not map str to str, or ``stats_handler`` is not callable.
+            ConnectionClosedError: the connection is closed (also while the service starts).
+            ConnectionDrainingError: the connection is draining.
+        """
         check_name("service", name)
         check_version(version)
         if description is not None and not isinstance(description, str):
@@ -65,7 +73,12 @@ class ServicesAPI:
         jitter: float = 0.3,
         prefix: str | None = None,
     ) -> ServiceClient:
-        """A client that discovers running services (``ping``, ``info``, ``stats``) with these request options."""
+        """A client that discovers running services (``ping``, ``info``, ``stats``) with these request options.
+
+        Raises:
+            InvalidOptionError: ``strategy`` is unknown, ``max_wait`` or ``jitter`` is not positive, ``max_messages`` is
+                not an int (or not positive with the count strategy), or ``prefix`` is not a valid subject prefix.
+        """
         return ServiceClient(
             self._nc, strategy=strategy, max_wait=max_wait, max_messages=max_messages, jitter=jitter, prefix=prefix
         )

@@ -98,16 +98,54 @@ class ServiceClient:
         return f"<ServiceClient prefix={self._prefix!r} strategy={self._strategy.value!r}>"
 
     async def ping(self, name: str | None = None, id: str | None = None) -> AsyncIterator[ServiceIdentity]:
+        """The identities (PING) of every running service, of those named ``name``, or of the
+        instance ``id`` of ``name``: an async iterator of the answers, ended by the client's request strategy.
+
+        Raises:
+            InvalidNameError: ``name`` or ``id`` is not valid, or ``id`` is given without ``name``.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining.
+            NoRespondersError: while iterating, no service answered at all.
+            BadJsonError: while iterating, an answer is not a valid JSON object (the iteration ends).
+            NatsError: while iterating, the connection closed with an error (a fatal close): that error.
+        """
         return await self._query(ServiceVerb.PING, name, id, ServiceIdentity.from_dict)
 
     async def info(self, name: str | None = None, id: str | None = None) -> AsyncIterator[ServiceInfo]:
+        """The descriptions and endpoints (INFO) of every running service, of those named ``name``, or of the
+        instance ``id`` of ``name``: an async iterator of the answers, ended by the client's request strategy.
+
+        Raises:
+            InvalidNameError: ``name`` or ``id`` is not valid, or ``id`` is given without ``name``.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining.
+            NoRespondersError: while iterating, no service answered at all.
+            BadJsonError: while iterating, an answer is not a valid JSON object (the iteration ends).
+            NatsError: while iterating, the connection closed with an error (a fatal close): that error.
+        """
         return await self._query(ServiceVerb.INFO, name, id, ServiceInfo.from_dict)
 
     async def stats(self, name: str | None = None, id: str | None = None) -> AsyncIterator[ServiceStats]:
+        """The endpoint counters (STATS) of every running service, of those named ``name``, or of the
+        instance ``id`` of ``name``: an async iterator of the answers, ended by the client's request strategy.
+
+        Raises:
+            InvalidNameError: ``name`` or ``id`` is not valid, or ``id`` is given without ``name``.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining.
+            NoRespondersError: while iterating, no service answered at all.
+            BadJsonError: while iterating, an answer is not a valid JSON object (the iteration ends).
+            NatsError: while iterating, the connection closed with an error (a fatal close): that error.
+        """
         return await self._query(ServiceVerb.STATS, name, id, ServiceStats.from_dict)
 
     def subject(self, verb: ServiceVerb, name: str | None = None, id: str | None = None) -> str:
-        """The discovery subject of ``verb`` for all services, one name, or one instance."""
+        """The discovery subject of ``verb`` for all services, one name, or one instance.
+
+        Raises:
+            InvalidNameError: ``name`` or ``id`` is not valid, or ``id`` is given without ``name``.
+            ValueError: ``verb`` is not a ``ServiceVerb`` value.
+        """
         parts = [self._prefix, ServiceVerb(verb).value]
         if name:
             parts.append(check_name("service", name))

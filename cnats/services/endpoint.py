@@ -240,7 +240,11 @@ class ServiceEndpoint:
 
     def stop(self) -> None:
         """Stop this endpoint. Stopping an iterator endpoint stops the whole service (nats.js); an endpoint with a
-        handler drains its subscription and leaves the service's INFO and STATS."""
+        handler drains its subscription and leaves the service's INFO and STATS.
+
+        Raises:
+            Nothing: the drain runs in the background, and stopping twice does nothing.
+        """
         if self._handler is None:
             self._service._begin_stop(None)
         else:

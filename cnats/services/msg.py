@@ -50,7 +50,19 @@ class ServiceMsg(Msg):
         headers: Headers | Mapping[str, Any] | None = None,
     ) -> bool:
         """Respond with ``data`` and the headers ``Nats-Service-Error-Code: <code>``, ``Nats-Service-Error:
-        <description>``; the endpoint counts it as an error. ``False`` (nothing sent) when there is no reply subject."""
+        <description>``; the endpoint counts it as an error. ``False`` (nothing sent) when there is no reply subject.
+
+        Raises:
+            InvalidOptionError: ``code`` is not an int.
+            BadHeaderError: ``description`` holds CR or LF, or a header in ``headers`` is not valid.
+            TypeError: ``headers`` is neither ``Headers`` nor a mapping.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            BadPayloadError: ``data`` is not bytes, bytearray, a C-contiguous memoryview or a UTF-8 encodable str.
+            ServerOptionNotAvailableError: the server does not support headers.
+            MaxPayloadExceededError: the response exceeds the server's `max_payload`.
+            OutboundBufferLimitError: the outbound buffer (`pending_bytes_limit`) is full.
+        """
         if isinstance(code, bool) or not isinstance(code, int):
             raise InvalidOptionError(f"service error code must be an int, got {code!r}")
         sent = self.respond(data, headers=error_headers(code, description, headers))

@@ -110,6 +110,11 @@ class ServiceIdentity:
     metadata: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON document of the PING response, as the discovery protocol sends it.
+
+        Raises:
+            Nothing: the fields are copied.
+        """
         return {
             "type": self.type.value,
             "name": self.name,
@@ -120,6 +125,11 @@ class ServiceIdentity:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServiceIdentity:
+        """Read a PING response from its JSON document: a missing or mistyped field gets a neutral value.
+
+        Raises:
+            Nothing: nothing is required of the document.
+        """
         return cls(**_identity_fields(data, ServiceResponseType.PING))
 
 
@@ -143,6 +153,11 @@ class EndpointInfo:
     metadata: dict[str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON document of the endpoint, as the discovery protocol sends it.
+
+        Raises:
+            Nothing: the fields are copied.
+        """
         return {
             "name": self.name,
             "subject": self.subject,
@@ -152,6 +167,11 @@ class EndpointInfo:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EndpointInfo:
+        """Read a endpoint from its JSON document: a missing or mistyped field gets a neutral value.
+
+        Raises:
+            Nothing: nothing is required of the document.
+        """
         return cls(
             name=_str(data, "name"),
             subject=_str(data, "subject"),
@@ -169,6 +189,11 @@ class ServiceInfo(ServiceIdentity):
     endpoints: list[EndpointInfo] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON document of the INFO response, as the discovery protocol sends it.
+
+        Raises:
+            Nothing: the fields are copied.
+        """
         out = super().to_dict()
         out["description"] = self.description
         out["endpoints"] = [e.to_dict() for e in self.endpoints]
@@ -176,6 +201,11 @@ class ServiceInfo(ServiceIdentity):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServiceInfo:
+        """Read a INFO response from its JSON document: a missing or mistyped field gets a neutral value.
+
+        Raises:
+            Nothing: nothing is required of the document.
+        """
         endpoints = data.get("endpoints")
         return cls(
             **_identity_fields(data, ServiceResponseType.INFO),
@@ -201,6 +231,11 @@ class EndpointStats:
     data: Any = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON document of the endpoint's counters, as the discovery protocol sends it.
+
+        Raises:
+            Nothing: the fields are copied.
+        """
         out: dict[str, Any] = {
             "name": self.name,
             "subject": self.subject,
@@ -217,6 +252,11 @@ class EndpointStats:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EndpointStats:
+        """Read a endpoint's counters from its JSON document: a missing or mistyped field gets a neutral value.
+
+        Raises:
+            Nothing: nothing is required of the document.
+        """
         return cls(
             name=_str(data, "name"),
             subject=_str(data, "subject"),
@@ -243,6 +283,11 @@ class ServiceStats(ServiceIdentity):
     endpoints: list[EndpointStats] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON document of the STATS response, as the discovery protocol sends it.
+
+        Raises:
+            Nothing: the fields are copied.
+        """
         out = super().to_dict()
         out["started"] = format_started(self.started)
         out["endpoints"] = [e.to_dict() for e in self.endpoints]
@@ -250,6 +295,11 @@ class ServiceStats(ServiceIdentity):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ServiceStats:
+        """Read a STATS response from its JSON document: a missing or mistyped field gets a neutral value.
+
+        Raises:
+            ValueError: ``started`` is given but is not an RFC 3339 timestamp.
+        """
         endpoints = data.get("endpoints")
         started = data.get("started")
         return cls(

@@ -73,7 +73,17 @@ class _EndpointAdder:
         queue_group: str | None = None,
     ) -> ServiceEndpoint:
         """Add an endpoint listening on ``<group subject>.<subject or name>``; without ``handler`` the endpoint is an
-        async iterator of its requests."""
+        async iterator of its requests.
+
+        Raises:
+            InvalidNameError: ``name`` or ``queue_group`` is not valid.
+            InvalidOptionError: ``handler`` is not callable, ``subject`` is not a non-empty str, ``metadata`` does not
+                map str to str, or the service is stopped.
+            BadSubjectError: the endpoint's subject has whitespace, an empty token or a ``>`` that is not the last
+                token.
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining.
+        """
         check_name("endpoint", name)
         if handler is not None and not callable(handler):
             raise InvalidOptionError("handler must be callable")
@@ -88,7 +98,11 @@ class _EndpointAdder:
         return service._add_endpoint(name, full_subject, queue, meta, handler)
 
     def add_group(self, name: str = "", queue_group: str | None = None) -> ServiceGroup:
-        """A group: endpoints added to it listen under ``<this subject>.<name>`` and default to its queue group."""
+        """A group: endpoints added to it listen under ``<this subject>.<name>`` and default to its queue group.
+
+        Raises:
+            InvalidNameError: ``name`` has whitespace, a ``>`` or an empty token, or ``queue_group`` is not valid.
+        """
         check_group_name(name)
         if queue_group is not None:
             check_queue_group("group", queue_group)
@@ -251,10 +265,19 @@ class Service(_EndpointAdder):
         return {"name": self._name, "id": self._id, "version": self._version, "metadata": metadata}
 
     def ping(self) -> ServiceIdentity:
-        """The identity this service answers PINGs with."""
+        """The identity this service answers PINGs with.
+
+        Raises:
+            Nothing: it reads the service's own fields.
+        """
         return ServiceIdentity(type=ServiceResponseType.PING, **self._identity())
 
     def info(self) -> ServiceInfo:
+        """What this service answers INFOs with: its identity, description and endpoints.
+
+        Raises:
+            Nothing: it reads the service's own fields.
+        """
         return ServiceInfo(
             type=ServiceResponseType.INFO,
             **self._identity(),
@@ -263,7 +286,12 @@ class Service(_EndpointAdder):
         )
 
     async def stats(self) -> ServiceStats:
-        """The counters of every endpoint; each gets the ``stats_handler``'s value (when not None) as ``data``."""
+        """The counters of every endpoint; each gets the ``stats_handler``'s value (when not None) as ``data``.
+
+        Raises:
+            Nothing: an exception of the stats handler is counted as the endpoint's error and reported as a
+                ``CALLBACK_ERROR`` status.
+        """
         handler = self._stats_handler
         if handler is None:
             return self._stats_now()
@@ -293,7 +321,11 @@ class Service(_EndpointAdder):
         )
 
     def reset(self) -> None:
-        """Zero every endpoint's counters; ``started`` becomes now."""
+        """Zero every endpoint's counters; ``started`` becomes now.
+
+        Raises:
+            Nothing: it only resets counters.
+        """
         self._started = datetime.now(timezone.utc)
         for endpoint in self._endpoints:
             endpoint._reset()
@@ -329,14 +361,22 @@ class Service(_EndpointAdder):
     async def stop(self, err: Exception | None = None) -> Exception | None:
         """Drain the endpoints and the discovery subscriptions, then resolve ``stopped`` with ``err``. Idempotent:
         later calls return what ``stopped`` resolved to. When the connection closes meanwhile, the stop ends at once
-        (the handlers still running are cancelled) and returns without raising."""
+        (the handlers still running are cancelled) and returns without raising.
+
+        Raises:
+            Nothing: the reason the service stopped is returned, not raised.
+        """
         self._begin_stop(err)
         # shield: a caller cancelled while waiting leaves the stop going; `stopped` resolves whatever happens
         await asyncio.shield(self._stopped)
         return self._stopped.result()
 
     def drain_owned(self) -> Awaitable[Exception | None]:
-        """The connection drains: stop like ``stop()`` (the connection bounds the wait with its drain timeout)."""
+        """The connection drains: stop like ``stop()`` (the connection bounds the wait with its drain timeout).
+
+        Raises:
+            Nothing: as ``stop()``.
+        """
         return self.stop()
 
     def _begin_stop(self, err: Exception | None) -> None:
@@ -379,7 +419,11 @@ class Service(_EndpointAdder):
     def connection_closed(self, error: Exception | None) -> None:
         """The connection closed (``error`` is None after ``close()``/``drain()``): the service is stopped now.
         ``stopped`` resolves with the reason given to a ``stop(err)`` already under way, else with ``error``.
-        The subscriptions are closed by the connection, the tasks cancelled and awaited by its scope."""
+        The subscriptions are closed by the connection, the tasks cancelled and awaited by its scope.
+
+        Raises:
+            Nothing: called by the connection while it closes.
+        """
         endpoints, self._every_endpoint, self._endpoints = self._every_endpoint, [], []
         for endpoint in endpoints:
             endpoint._connection_closed()
