@@ -45,6 +45,10 @@ def make_test_certs(directory: str | os.PathLike[str]) -> CertBundle:
     signed by the same CA, so a server that trusts ``ca_file`` and verifies clients accepts it. The directory
     is created if needed; existing files of the same names are replaced. Requires ``trustme``
     (``pip install cnats[testing]``).
+
+    Raises:
+        ImportError: ``trustme`` is not installed.
+        OSError: the directory or a file cannot be created or written.
     """
     try:
         import trustme

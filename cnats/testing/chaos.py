@@ -107,6 +107,11 @@ class ChaosProxy:
         return len(self._pipes)
 
     async def start(self) -> ChaosProxy:
+        """Listen on :attr:`url` and forward every connection to the upstream server; returns ``self``.
+
+        Raises:
+            OSError: the address cannot be listened on (the port is taken).
+        """
         await self._listen()
         return self
 
@@ -116,6 +121,11 @@ class ChaosProxy:
     async def stop(self) -> None:
         # Close the listener, then the pipes, then wait: since Python 3.12.1 ``wait_closed()`` also waits for every
         # connection the server accepted, which only closing the pipes ends.
+        """Stop listening and close every proxied connection.
+
+        Raises:
+            Nothing: stopping a stopped proxy does nothing.
+        """
         server, self._server = self._server, None
         if server is not None:
             server.close()
@@ -133,16 +143,28 @@ class ChaosProxy:
         self._pipes.add(_Pipe(self, (reader, writer), upstream))
 
     def blackhole(self, on: bool = True) -> None:
-        """Stop forwarding in both directions, keeping the sockets open (no FIN): a silent network."""
+        """Stop forwarding in both directions, keeping the sockets open (no FIN): a silent network.
+
+        Raises:
+            Nothing: it only sets a flag.
+        """
         self._blackhole = on
 
     def set_latency(self, seconds: float) -> None:
-        """Delay every forwarded chunk by ``seconds`` (each direction)."""
+        """Delay every forwarded chunk by ``seconds`` (each direction).
+
+        Raises:
+            Nothing: a negative delay counts as none.
+        """
         self._latency = max(0.0, seconds)
 
     def cut(self, *, mid_frame: bool = False) -> None:
         """Close every proxied connection now, or (``mid_frame``) after forwarding half of the next chunk the
-        server sends."""
+        server sends.
+
+        Raises:
+            Nothing: errors of closing a socket are ignored.
+        """
         for pipe in list(self._pipes):
             if mid_frame:
                 pipe.cut_mid_frame = True
@@ -150,7 +172,11 @@ class ChaosProxy:
                 pipe.close()
 
     def refuse(self, on: bool = True) -> None:
-        """Refuse new connections (the listening socket is closed; existing connections stay)."""
+        """Refuse new connections (the listening socket is closed; existing connections stay).
+
+        Raises:
+            OSError: with ``on=False``, the address cannot be listened on again (the port was taken meanwhile).
+        """
         self._refusing = on
         if on:
             if self._server is not None:
@@ -164,7 +190,11 @@ class ChaosProxy:
         self._server = await asyncio.start_server(self._accept, sock=sock)
 
     def inject_to_client(self, data: bytes) -> None:
-        """Write raw protocol bytes to every connected client (e.g. an INFO announcing lame duck mode)."""
+        """Write raw protocol bytes to every connected client (e.g. an INFO announcing lame duck mode).
+
+        Raises:
+            Nothing: the bytes are queued on each client's socket.
+        """
         for pipe in self._pipes:
             pipe.client_writer.write(data)
 

