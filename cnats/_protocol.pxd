@@ -46,7 +46,7 @@ cdef class SubscriptionBase
 
 cdef class _Ready:
     cdef object value
-    cdef SubscriptionBase sub
+    cdef object sub  # what takes the value back (``_give_back``) if it is never awaited
 
 
 cdef class SubscriptionBase:

@@ -24,7 +24,7 @@ from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
 from .errors import BadPayloadError, BadSubjectError, MaxPayloadExceededError, OutboundBufferLimitError
-from .errors import BadHeaderError, ProtocolError, ServerOptionNotAvailableError
+from .errors import BadHeaderError, InvalidOptionError, ProtocolError, ServerOptionNotAvailableError
 from .headers import Headers, parse_header_block
 
 cdef extern from "Python.h":
@@ -1179,3 +1179,8 @@ cdef class ReplyMux:
             pending.future.set_exception(
                 self._timeout_error(f"request to {pending.subject!r} timed out after {pending.timeout} s")
             )
+
+
+# -- JetStream delivery -------------------------------------------------------------------------------------------
+
+include "_delivery.pxi"

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
+from ._delivery_py import JsMsgBase, MessagesBase, OrderedCursor, PullerBase
 from .errors import (
     BadHeaderError,
     BadPayloadError,
@@ -29,9 +30,13 @@ __all__ = [
     "DEFAULT_MAX_CONTROL_LINE",
     "DEFAULT_MAX_PAYLOAD",
     "FRAME_SLACK",
+    "JsMsgBase",
+    "MessagesBase",
     "MsgBase",
+    "OrderedCursor",
     "Parser",
     "PublisherBase",
+    "PullerBase",
     "ReplyMux",
     "SubscriptionBase",
     "WriteBuffer",

@@ -621,16 +621,15 @@ class KV:
 
     def _entry_from_jsmsg(self, msg: JsMsg) -> KvEntry:
         info = msg.info
-        core = msg._msg  # the plain fields, without JsMsg's properties: this runs for every watched entry
-        data = core.data
-        headers = core.headers
+        data = msg.data
+        headers = msg.headers
         if headers is None:
             operation, length = KvOperation.PUT, len(data)
         else:
             operation, length = _operation(headers), _length(data, headers)
         return KvEntry(
             self.bucket,
-            core.subject[len(self._prefix) :],
+            msg.subject[len(self._prefix) :],
             data,
             info.stream_sequence,
             info.timestamp_nanos,

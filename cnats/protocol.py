@@ -34,8 +34,23 @@ USES_CYTHON: bool
 core, USES_CYTHON = _load()
 
 if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check against the twin's
-    from ._protocol import MsgBase, Parser, PublisherBase, ReplyMux, SubscriptionBase, WriteBuffer
+    from ._protocol import (
+        JsMsgBase,
+        MessagesBase,
+        MsgBase,
+        OrderedCursor,
+        Parser,
+        PublisherBase,
+        PullerBase,
+        ReplyMux,
+        SubscriptionBase,
+        WriteBuffer,
+    )
 else:
+    JsMsgBase = core.JsMsgBase
+    MessagesBase = core.MessagesBase
+    OrderedCursor = core.OrderedCursor
+    PullerBase = core.PullerBase
     MsgBase = core.MsgBase
     Parser = core.Parser
     PublisherBase = core.PublisherBase
@@ -49,9 +64,13 @@ __all__ = [
     "DEFAULT_MAX_CONTROL_LINE",
     "DEFAULT_MAX_PAYLOAD",
     "USES_CYTHON",
+    "JsMsgBase",
+    "MessagesBase",
     "MsgBase",
+    "OrderedCursor",
     "Parser",
     "PublisherBase",
+    "PullerBase",
     "ReplyMux",
     "SubscriptionBase",
     "WriteBuffer",

@@ -39,6 +39,7 @@ from ..events import Events, Status, StatusHub
 from ..lifecycle import current_task
 from ..msg import Msg
 from ..nuid import nuid
+from ..protocol import MessagesBase, OrderedCursor, PullerBase
 from .api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, ReplayPolicy
 from .apis import ConsumerAPI, StreamAPI
 from .context import JetStreamContext, check_name
@@ -127,17 +128,10 @@ def _pull_options(
     return msgs, max_bytes, expires, heartbeat
 
 
-def _wire_size(msg: Msg) -> int:
-    """A message's size as the server counts it against a pull's max_bytes (subject, reply, headers, data)."""
-    size = len(msg.subject) + len(msg.reply or "") + len(msg.data)
-    if msg.headers is not None:
-        size += len(msg.headers.encode())
-    return size
-
-
-class _Puller:
+class _Puller(PullerBase):
     """The machinery behind a ``ConsumerMessages``: the inbox subscription, the pulls, the timers, the recovery task
-    and the queue.
+    and the queue. The per-message part (building the ``JsMsg``, the pull accounting, the ordered check, queueing)
+    is ``PullerBase``, in the protocol core; it calls back the methods here for what is rare.
 
     The connection's scope owns it (and the subscription's sink, its timers and its tasks reference it), while the
     user holds the ``ConsumerMessages`` in front of it, which nothing here references: an iterator its owner drops
@@ -175,8 +169,9 @@ class _Puller:
             threshold_messages if threshold_messages is not None else max(1, int(max_messages * 0.75))
         )
         self._threshold_bytes = (
-            threshold_bytes if threshold_bytes is not None else (int(max_bytes * 0.75) if max_bytes else None)
+            threshold_bytes if threshold_bytes is not None else (int(max_bytes * 0.75) if max_bytes else 0)
         )
+        self._jsmsg_type = JsMsg
         self._adapter: Callback[JsMsg] | None = None
         # A callback known to be asynchronous (or a plain one that returned an awaitable) is fed through the queue
         # by one task; a plain one runs inline on the read path.
@@ -201,16 +196,18 @@ class _Puller:
         self._closed: asyncio.Future[Exception | None] = self._loop.create_future()
         self._status: StatusHub[ConsumerStatus] = StatusHub()
         self._hb_timer: asyncio.TimerHandle | None = None
-        self._last_activity = 0.0
+        self._activity = 0  # bumped per arrival and per pull (PullerBase); the heartbeat timer compares it
+        self._activity_seen = 0
         self._js_timeout = ctx.options.timeout
-        self._ordered = isinstance(consumer, OrderedConsumer)  # only it may refuse a delivery (_accept)
+        # only an ordered consumer may refuse a delivery: a gap, or one from a server consumer it replaced
+        self._cursor = consumer._cursor if isinstance(consumer, OrderedConsumer) else None
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
         self._missed = 0
         self._task: asyncio.Task[None] | None = None  # the callback task
         self._recovery: asyncio.Task[None] | None = None
         self._recover_again = False
-        self._sub: Subscription = port.subscribe(port.new_inbox(), None, self._on_msg)
+        self._sub: Subscription = port.subscribe(port.new_inbox(), None, self)  # PullerBase.__call__
         if self._queue_callbacks:
             self._start_callback_task(None)
         if continuous:
@@ -242,38 +239,23 @@ class _Puller:
     def _start(self) -> None:
         self._pull(self._max_messages, self._max_bytes)
 
-    def _refill(self) -> None:
-        """Pull again when what is requested-but-unreceived plus what is received-but-untaken falls under the
-        threshold (nats.js pulls as messages are processed, not as they arrive)."""
-        if not self._refilling:
-            if self._done and not self._queue:
-                self._queue_done()  # a drain waits for the last queued message to be taken
-            return
-        outstanding_msgs = self._pending_msgs + len(self._queue)
-        if self._max_bytes is not None:
-            outstanding_bytes = max(0, self._pending_bytes) + self._queued_bytes
-            assert self._threshold_bytes is not None
-            if outstanding_bytes < self._threshold_bytes or self._pending_msgs <= 0 < self._max_bytes:
-                self._pending_bytes = max(0, self._pending_bytes)
-                self._pull(self._max_messages, max(1, self._max_bytes - outstanding_bytes))
-        elif outstanding_msgs < self._threshold_messages:
-            self._pull(self._max_messages - outstanding_msgs, None)
-
     def _arm_heartbeat(self) -> None:
-        """Note activity now. One timer watches for silence: when it fires it compares with the last activity and
-        either waits for the rest of the window or reports missed heartbeats (no timer work per message)."""
-        self._last_activity = self._loop.time()
+        """Note activity now, and make sure the timer runs. One timer watches for silence: every two heartbeat
+        intervals it compares the activity count with the one it saw last; unchanged means heartbeats were missed
+        (a message costs one increment, no clock read)."""
+        self._activity += 1
         if self._hb_timer is None and self._heartbeat and self._live:
+            self._activity_seen = self._activity
             self._hb_timer = self._loop.call_later(self._heartbeat * 2, self._heartbeat_due)
 
     def _heartbeat_due(self) -> None:
         self._hb_timer = None
         if not self._live:
             return
-        window = self._heartbeat * 2
-        silent = self._loop.time() - self._last_activity
-        if silent < window:
-            self._hb_timer = self._loop.call_later(window - silent, self._heartbeat_due)
+        if self._activity != self._activity_seen:
+            self._missed = 0
+            self._activity_seen = self._activity
+            self._hb_timer = self._loop.call_later(self._heartbeat * 2, self._heartbeat_due)
             return
         self._heartbeat_missed()
 
@@ -361,46 +343,31 @@ class _Puller:
         self._schedule_recover()
 
     # -- receiving ----------------------------------------------------------------------------------------------
-    def _on_msg(self, msg: Msg) -> None:
-        if self._done:
-            return
-        self._missed = 0
-        self._last_activity = self._loop.time()
-        if self._hb_timer is None:
-            self._arm_heartbeat()
-        headers = msg.headers
-        if headers is not None and headers.code and not msg.data:
-            self._on_status(headers.code, headers.description, msg)
-            return
-        self.received += 1
-        self._pending_msgs -= 1
-        size = 0
-        if self._max_bytes is not None:  # bytes are only counted for pulls that ask by bytes
-            size = _wire_size(msg)
-            self._pending_bytes -= size
-        jsmsg = JsMsg(msg, self._nc, self._js_timeout)
-        if self._ordered and not self._consumer._accept(jsmsg, self):
-            return  # the ordered consumer saw a gap and is resetting
-        if self._on_arrival is not None:
-            self._on_arrival(jsmsg)
+    if TYPE_CHECKING:  # PullerBase's, typed for what this puller queues
+
+        def _take_nowait(self) -> JsMsg | None: ...
+
+    def _deliver_inline(self, jsmsg: JsMsg) -> None:
+        """A plain callback runs on the read path (``PullerBase`` calls this for each message)."""
         adapter = self._adapter
-        if adapter is not None and not self._queue_callbacks:
-            result = adapter.call_inline(jsmsg)
-            self.processed += 1
-            if result is not None and result is not FAILED:
-                # A plain-looking callback returned an awaitable (a lambda or partial over a coroutine function):
-                # it is awaited on the callback task, and from now on messages queue for that task, in order.
-                self._queue_callbacks = True
-                self._start_callback_task((jsmsg, result))
-            self._refill()
-        else:
-            self._queue.append(jsmsg)
-            self._queued_bytes += size
-            self._wake()
-        if not self._continuous and (
-            self.received >= self._max_messages or (self._max_bytes is not None and self._pending_bytes <= 0)
-        ):
-            self._end(None)
+        assert adapter is not None
+        result = adapter.call_inline(jsmsg)
+        self.processed += 1
+        if result is not None and result is not FAILED:
+            # A plain-looking callback returned an awaitable (a lambda or partial over a coroutine function): it is
+            # awaited on the callback task, and from now on messages queue for that task, in order.
+            self._queue_callbacks = True
+            self._start_callback_task((jsmsg, result))
+        self._refill()
+
+    def _ordered_gap(self, delivery_sequence: int) -> None:
+        """The ordered consumer saw a gap (``PullerBase`` refused the message): recreate it where it left off."""
+        self._status.emit(ConsumerStatus(ConsumerDebugEvents.RESET, delivery_sequence))
+        self._pending_msgs = 0
+        self._pending_bytes = 0
+        assert self._cursor is not None
+        self._cursor.resetting = True  # nothing more from this consumer is accepted; _create deletes it
+        self._schedule_recover()
 
     def _on_status(self, code: int, description: str, msg: Msg) -> None:
         headers = msg.headers
@@ -466,18 +433,6 @@ class _Puller:
                 waiter = self._waiter = self._loop.create_future()
             await asyncio.shield(waiter)
         return self._take_nowait()
-
-    def _take_nowait(self) -> JsMsg | None:
-        """The next queued message, if any (the iterators' fast path: no coroutine when one is waiting)."""
-        queue = self._queue
-        if not queue:
-            return None
-        self.processed += 1
-        msg = queue.popleft()
-        if self._max_bytes is not None:
-            self._queued_bytes -= _wire_size(msg._msg)
-        self._refill()  # pull more only as messages are taken: what waits unread stays bounded
-        return msg
 
     async def _anext_slow(self) -> JsMsg:
         msg = await self._next()
@@ -601,7 +556,7 @@ def _stop_dropped(puller: _Puller) -> None:
         puller._loop.call_soon_threadsafe(puller._dropped)
 
 
-class ConsumerMessages:
+class ConsumerMessages(MessagesBase):
     """The messages of a ``fetch`` or ``consume``: an async iterator of ``JsMsg`` (or a callback's feed).
 
     The iterator ends (``StopAsyncIteration``) after ``stop()``/``close()``, at the end of a fetch, or once the
@@ -611,12 +566,12 @@ class ConsumerMessages:
     sent. Messages delivered to a callback run until stopped, referenced or not.
     """
 
-    __slots__ = ("__weakref__", "_pull", "_take_nowait")
+    __slots__ = ()
+
+    _pull: _Puller
 
     def __init__(self, pull: _Puller) -> None:
         self._pull = pull
-        # the iterators' fast path (KV watchers call it directly): the puller's own bound method, no hop
-        self._take_nowait = pull._take_nowait
         if pull._adapter is None:
             weakref.finalize(self, _stop_dropped, pull).atexit = False
 
@@ -661,14 +616,11 @@ class ConsumerMessages:
             raise RuntimeError("messages delivered to a callback cannot be iterated")
         return self
 
-    async def __anext__(self) -> JsMsg:
-        pull = self._pull
-        if pull._adapter is not None:
-            raise RuntimeError("messages delivered to a callback cannot be iterated")
-        msg = pull._take_nowait()
-        if msg is not None:
-            return msg
-        return await pull._anext_slow()
+    # __anext__ is MessagesBase's: a queued message at once (no coroutine), else the puller's slow path
+    if TYPE_CHECKING:
+
+        async def __anext__(self) -> JsMsg: ...
+        def _take_nowait(self) -> JsMsg | None: ...
 
     async def __aenter__(self) -> ConsumerMessages:
         return self
@@ -723,9 +675,6 @@ class Consumer:
         self._ordered_reset_needed = False
 
     # hooks the ordered consumer overrides
-    def _accept(self, msg: JsMsg, messages: _Puller) -> bool:
-        return True
-
     def _awaiting_replacement(self) -> bool:
         return False
 
@@ -891,10 +840,14 @@ class OrderedConsumer(Consumer):
         self._options = options
         self._prefix = options.name_prefix or f"oc_{nuid.next()}"
         self._serial = 0
-        self._next_stream_seq: int | None = None  # where to restart: the sequence after the last delivered
-        self._expected_cseq = 1
-        self._resetting = False
+        # the server consumer read, the sequence expected next and where to restart (0: not anchored yet); its
+        # pullers check every message against it in the protocol core
+        self._cursor = OrderedCursor()
         self._mode: str | None = None
+
+    @property
+    def _expected_cseq(self) -> int:
+        return self._cursor.expected
 
     def _config(self) -> ConsumerConfig:
         opts = self._options
@@ -913,9 +866,9 @@ class OrderedConsumer(Consumer):
             cfg.filter_subject = filters
         elif filters:
             cfg.filter_subjects = list(filters)
-        if self._next_stream_seq is not None:
+        if self._cursor.next_stream_seq > 0:
             cfg.deliver_policy = DeliverPolicy.START_SEQUENCE
-            cfg.opt_start_seq = self._next_stream_seq
+            cfg.opt_start_seq = self._cursor.next_stream_seq
         else:
             cfg.deliver_policy = opts.deliver_policy or DeliverPolicy.ALL
             cfg.opt_start_seq = opts.opt_start_seq
@@ -928,9 +881,10 @@ class OrderedConsumer(Consumer):
         up by ``add_owned`` itself)."""
         api = ConsumerAPI(self._ctx)
         old = self.name
+        cursor = self._cursor
         # From here on nothing from the old consumer is accepted: the replacement starts after the last message
         # delivered, so one more accepted now would be delivered twice.
-        self._resetting = bool(old)
+        cursor.resetting = bool(old)
         self._serial += 1
         config = self._config()
         info = await api.add_owned(self.stream, config)
@@ -938,20 +892,20 @@ class OrderedConsumer(Consumer):
             api.delete_later(self.stream, info.name)
             return
         self._info = info
-        self.name = info.name
-        self._expected_cseq = 1
-        self._resetting = False
-        if self._next_stream_seq is None and config.deliver_policy is DeliverPolicy.NEW:
+        self.name = cursor.name = info.name
+        cursor.expected = 1
+        cursor.resetting = False
+        if cursor.next_stream_seq == 0 and config.deliver_policy is DeliverPolicy.NEW:
             # "Only what comes next" is anchored now: a consumer recreated before anything was delivered must start
             # here, not at whatever is newest by then (a restart would otherwise lose what was written meanwhile).
-            self._next_stream_seq = info.delivered.stream_seq + 1
+            cursor.next_stream_seq = info.delivered.stream_seq + 1
         if old:
             # gone already (or unreachable): it expires by its inactive threshold anyway
             with contextlib.suppress(NatsError):
                 await api.delete(self.stream, old)
 
     def _awaiting_replacement(self) -> bool:
-        return self._resetting
+        return self._cursor.resetting
 
     async def _prepare(self) -> None:
         await self._create()
@@ -962,21 +916,6 @@ class OrderedConsumer(Consumer):
         self._ordered_reset_needed = True
         if active is not None and not active._done:
             active._status.emit(ConsumerStatus(ConsumerEvents.ORDERED_CONSUMER_RECREATED, self.name))
-
-    def _accept(self, msg: JsMsg, messages: _Puller) -> bool:
-        info = msg.info
-        if self._resetting or info.consumer != self.name:
-            return False  # from a server consumer we are replacing, or already replaced
-        if info.delivery_sequence != self._expected_cseq:
-            messages._status.emit(ConsumerStatus(ConsumerDebugEvents.RESET, info.delivery_sequence))
-            messages._pending_msgs = 0
-            messages._pending_bytes = 0
-            self._resetting = True  # nothing more from this consumer is accepted; _create deletes it
-            messages._schedule_recover()
-            return False
-        self._expected_cseq += 1
-        self._next_stream_seq = info.stream_sequence + 1
-        return True
 
     async def fetch(
         self,

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 from typing import Any, NamedTuple
 
-from ..errors import BadJsonError, InvalidOptionError, NatsTimeoutError
-from ..headers import Headers
+from ..errors import BadJsonError, NatsTimeoutError
 from ..msg import Msg
+from ..protocol import JsMsgBase
 from .model import seconds_to_ns
 
 __all__ = ["DeliveryInfo", "JsMsg", "parse_delivery_info"]
 
 _ACK = b"+ACK"
 _NAK = b"-NAK"
-_WPI = b"+WPI"
 _TERM = b"+TERM"
 
 
@@ -40,90 +39,43 @@ _new_delivery_info = tuple.__new__  # positional, skipping NamedTuple's keyword-
 
 def parse_delivery_info(reply: str) -> DeliveryInfo:
     """Parse a ``$JS.ACK`` reply subject, in its original 9-token form or the 12-token form with domain and
-    account hash (``_`` as the domain means none)."""
-    tokens = reply.split(".")
-    n = len(tokens)
-    if n < 9 or tokens[0] != "$JS" or tokens[1] != "ACK":
-        raise InvalidOptionError(f"not a JetStream reply subject: {reply!r}")
-    if n == 9:
-        domain, account = "", None
-        rest = tokens[2:]
-    elif n >= 11:
-        domain = "" if tokens[2] == "_" else tokens[2]
-        account = tokens[3]
-        rest = tokens[4:]
-    else:
-        raise InvalidOptionError(f"not a JetStream reply subject: {reply!r}")
-    stream, consumer, delivered, sseq, cseq, ts, pending = rest[:7]
-    count = int(delivered)
-    return _new_delivery_info(
-        DeliveryInfo,
-        (domain, account, stream, consumer, count, count, int(sseq), int(cseq), int(ts), int(pending), count > 1),
-    )
+    account hash (``_`` as the domain means none).
+
+    Raises:
+        InvalidOptionError: ``reply`` is not a JetStream reply subject.
+    """
+    msg = JsMsg.__new__(JsMsg)
+    msg._init("", b"", reply, None, 0, None, 0.0)
+    return msg.info
 
 
-class JsMsg:
-    """A message from a consumer. ``ack``/``nak``/``term`` are sent once: later calls are silent no-ops."""
+class JsMsg(JsMsgBase):
+    """A message from a consumer. ``ack``/``nak``/``term`` are sent once: later calls are silent no-ops.
 
-    __slots__ = ("_acked", "_info", "_js_timeout", "_msg", "_nc")
+    Its fields (``subject``, ``data``, ``headers``, ``sid``), ``ack()`` and ``working()`` live in the protocol core
+    (compiled when it is): a consumer builds one per message without a Python frame, and an ack is encoded straight
+    into the write buffer.
+    """
+
+    __slots__ = ()
 
     def __init__(self, msg: Msg, nc: Any, js_timeout: float = 5.0) -> None:
-        self._msg = msg
-        self._nc = nc
-        self._js_timeout = js_timeout
-        self._info: DeliveryInfo | None = None
-        self._acked = False
-
-    @property
-    def subject(self) -> str:
-        return self._msg.subject
-
-    @property
-    def data(self) -> bytes:
-        return self._msg.data
-
-    @property
-    def headers(self) -> Headers | None:
-        return self._msg.headers
-
-    @property
-    def reply(self) -> str:
-        return self._msg.reply or ""
-
-    @property
-    def sid(self) -> int:
-        return self._msg.sid
+        self._init(msg.subject, msg.data, msg.reply, msg.headers, msg.sid, nc, js_timeout)
 
     @property
     def info(self) -> DeliveryInfo:
-        if self._info is None:
-            self._info = parse_delivery_info(self.reply)
-        return self._info
-
-    @property
-    def seq(self) -> int:
-        return self.info.stream_sequence
-
-    @property
-    def redelivered(self) -> bool:
-        return self.info.delivery_count > 1
-
-    def _send(self, body: bytes, terminal: bool = True) -> None:
-        if self._acked or not self._msg.reply:
-            return
-        if terminal:
-            self._acked = True
-        self._nc.publish(self._msg.reply, body)
-
-    def ack(self) -> None:
-        """Acknowledge the message (once; later calls do nothing).
+        """Where the delivery stands, from the reply subject (parsed once).
 
         Raises:
-            ConnectionClosedError: the connection is closed.
-            ConnectionDrainingError: the connection is draining (publishing has stopped).
-            OutboundBufferLimitError: the outbound buffer is full.
+            InvalidOptionError: the message has no JetStream reply subject.
         """
-        self._send(_ACK)
+        info: DeliveryInfo | None = self._info
+        if info is None:
+            domain, account, stream, consumer, count, sseq, cseq, ts, pending = self._delivery()
+            info = self._info = _new_delivery_info(
+                DeliveryInfo, (domain, account, stream, consumer, count, count, sseq, cseq, ts, pending, count > 1)
+            )
+        return info
 
     def nak(self, delay: float | None = None) -> None:
         """Ask for the message to be redelivered, after ``delay`` seconds if given (once; later calls do nothing).
@@ -137,16 +89,6 @@ class JsMsg:
             self._send(_NAK)
         else:
             self._send(_NAK + b" " + json.dumps({"delay": seconds_to_ns(delay)}).encode())
-
-    def working(self) -> None:
-        """Tell the server the message is still being worked on (resets its ack wait; may be sent many times).
-
-        Raises:
-            ConnectionClosedError: the connection is closed.
-            ConnectionDrainingError: the connection is draining (publishing has stopped).
-            OutboundBufferLimitError: the outbound buffer is full.
-        """
-        self._send(_WPI, terminal=False)
 
     def term(self, reason: str | None = None) -> None:
         """Tell the server never to redeliver the message, with an optional ``reason`` (once; later calls do nothing).
@@ -170,12 +112,12 @@ class JsMsg:
             ConnectionClosedError: the connection is closed (also while waiting).
             ConnectionDrainingError: the connection is draining.
         """
-        if self._acked or not self._msg.reply:
+        if self._acked or not self._reply:
             return False
         self._acked = True
         wait = timeout if timeout is not None else self._js_timeout
         try:
-            await self._nc.request(self._msg.reply, _ACK, timeout=wait)
+            await self._nc.request(self._reply, _ACK, timeout=wait)
         except NatsTimeoutError:
             raise NatsTimeoutError("no acknowledgement confirmation from the server") from None
         return True
@@ -189,7 +131,7 @@ class JsMsg:
             ConnectionDrainingError: the connection is draining (publishing has stopped).
             OutboundBufferLimitError: the outbound buffer is full.
         """
-        if self._acked or not self._msg.reply:
+        if self._acked or not self._reply:
             return
         self._acked = True
         request: dict[str, Any] = {"batch": batch}
@@ -197,7 +139,7 @@ class JsMsg:
             request["no_wait"] = True
         if expires is not None:
             request["expires"] = seconds_to_ns(expires)
-        self._nc.publish(self._msg.reply, b"+NXT " + json.dumps(request).encode(), reply=subject)
+        self._nc.publish(self._reply, b"+NXT " + json.dumps(request).encode(), reply=subject)
 
     def json(self, **loads_kwargs: Any) -> Any:
         """The data parsed as JSON; ``loads_kwargs`` are passed to ``json.loads``.

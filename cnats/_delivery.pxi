@@ -1,0 +1,376 @@
+# The per-message part of JetStream consumption, compiled (included by _protocol.pyx; its twin is
+# cnats/_delivery_py.py). A pull consumer's inbox subscription hands each message to a ``PullerBase``, which builds
+# the ``JsMsg``, keeps the pull accounting, checks an ordered consumer's sequence and queues or delivers the message
+# without a Python frame; ``MessagesBase.__anext__`` hands out a queued one without a coroutine. Everything off the
+# per-message path (pulling, status messages, timers, recovery, ending) stays in cnats/jetstream/consumer.py.
+
+from cpython.unicode cimport PyUnicode_DecodeUTF8 as _decode_utf8
+
+cdef bytes ACK_BODY = b"+ACK"
+cdef bytes WPI_BODY = b"+WPI"
+
+cdef enum:
+    REPLY_TOKENS = 13  # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<5 numbers>.<token>: 12, one spare
+
+
+cdef inline long long _digits_value(const char* p, Py_ssize_t a, Py_ssize_t b) noexcept:
+    """The decimal number in p[a:b], or -1 when it is empty, not all digits or beyond a signed 64-bit integer
+    (a nanosecond timestamp has 19 digits)."""
+    cdef unsigned long long v = 0
+    cdef Py_ssize_t i
+    if b <= a or b - a > 19:
+        return -1
+    for i in range(a, b):
+        if not (48 <= p[i] <= 57):
+            return -1
+        v = v * 10 + <unsigned long long>(p[i] - 48)
+    if v > <unsigned long long>9223372036854775807:
+        return -1
+    return <long long>v
+
+
+cdef long long _wire_size(object subject, object data, object reply, object headers) except -1:
+    """A message's size as the server counts it against a pull's max_bytes (subject, reply, headers, data)."""
+    cdef long long size = len(subject) + len(data)
+    if reply is not None:
+        size += len(reply)
+    if headers is not None:
+        size += len(headers.encode())
+    return size
+
+
+cdef class JsMsgBase:
+    """The fields of a JetStream message and its acknowledgements; ``cnats.jetstream.JsMsg`` subclasses it.
+
+    The numbers of the ``$JS.ACK`` reply subject are parsed once, in place, on first need (an ordered consumer needs
+    them for every message; an acking consumer never does)."""
+
+    cdef readonly object subject
+    cdef readonly object data
+    cdef readonly object headers
+    cdef readonly long long sid
+    cdef readonly object _reply  # None when the message has none (``reply`` says "")
+    cdef public object _nc
+    cdef public double _js_timeout
+    cdef public bint _acked
+    cdef public object _info
+    cdef int _parsed  # 0 not yet, 1 parsed, -1 not a JetStream reply subject
+    cdef long long _delivered, _sseq, _dseq, _ts, _left
+    # token ranges (UTF-8 byte offsets into the reply) of the domain, account, stream and consumer; -1: none
+    cdef Py_ssize_t _dom_a, _dom_b, _acc_a, _acc_b, _str_a, _str_b, _con_a, _con_b
+
+    def _init(self, subject, data, reply, headers, long long sid, nc, double js_timeout):
+        """Fill the fields (``JsMsg(msg, nc, js_timeout)`` does it from a received message)."""
+        self.subject = subject
+        self.data = data
+        self.headers = headers
+        self.sid = sid
+        self._reply = reply
+        self._nc = nc
+        self._js_timeout = js_timeout
+
+    @property
+    def reply(self):
+        return self._reply if self._reply is not None else ""
+
+    cdef int _parse(self) except -2:
+        """Parse the reply subject (its original 9-token form, or the 12-token form with domain and account hash);
+        1 when it is a JetStream one, -1 when not."""
+        cdef Py_ssize_t n, i, count = 0, base
+        cdef Py_ssize_t starts[REPLY_TOKENS + 1]
+        cdef const char* p
+        if self._parsed != 0:
+            return self._parsed
+        self._parsed = -1
+        if self._reply is None:
+            return -1
+        p = PyUnicode_AsUTF8AndSize(self._reply, &n)
+        starts[0] = 0
+        count = 1
+        for i in range(n):
+            if p[i] == 46:  # '.'
+                if count == REPLY_TOKENS:
+                    return -1
+                starts[count] = i + 1
+                count += 1
+        starts[count] = n + 1  # so that token k is p[starts[k] : starts[k + 1] - 1]
+        if count < 9 or count == 10 or starts[1] != 4 or memcmp(p, b"$JS.ACK.", 8) != 0:
+            return -1
+        if count == 9:
+            base = 2
+            self._dom_a = self._acc_a = -1
+        else:
+            base = 4
+            self._dom_a, self._dom_b = starts[2], starts[3] - 1
+            self._acc_a, self._acc_b = starts[3], starts[4] - 1
+        self._str_a, self._str_b = starts[base], starts[base + 1] - 1
+        self._con_a, self._con_b = starts[base + 1], starts[base + 2] - 1
+        self._delivered = _digits_value(p, starts[base + 2], starts[base + 3] - 1)
+        self._sseq = _digits_value(p, starts[base + 3], starts[base + 4] - 1)
+        self._dseq = _digits_value(p, starts[base + 4], starts[base + 5] - 1)
+        self._ts = _digits_value(p, starts[base + 5], starts[base + 6] - 1)
+        self._left = _digits_value(p, starts[base + 6], starts[base + 7] - 1)
+        if self._delivered < 0 or self._sseq < 0 or self._dseq < 0 or self._ts < 0 or self._left < 0:
+            return -1
+        self._parsed = 1
+        return 1
+
+    cdef object _token(self, Py_ssize_t a, Py_ssize_t b):
+        cdef Py_ssize_t n
+        cdef const char* p = PyUnicode_AsUTF8AndSize(self._reply, &n)
+        return _decode_utf8(p + a, b - a, NULL)
+
+    def _delivery(self):
+        """(domain, account hash, stream, consumer, delivered, stream seq, consumer seq, timestamp, pending) of the
+        reply subject; InvalidOptionError when it is not a JetStream one."""
+        if self._parse() < 0:
+            raise InvalidOptionError(f"not a JetStream reply subject: {self._reply!r}")
+        if self._dom_a < 0:
+            domain, account = "", None
+        else:
+            domain = self._token(self._dom_a, self._dom_b)
+            if domain == "_":
+                domain = ""
+            account = self._token(self._acc_a, self._acc_b)
+        return (
+            domain, account, self._token(self._str_a, self._str_b), self._token(self._con_a, self._con_b),
+            self._delivered, self._sseq, self._dseq, self._ts, self._left,
+        )
+
+    @property
+    def seq(self):
+        """The message's sequence in its stream."""
+        if self._parse() < 0:
+            raise InvalidOptionError(f"not a JetStream reply subject: {self._reply!r}")
+        return self._sseq
+
+    @property
+    def redelivered(self):
+        """True when the server delivered it before."""
+        if self._parse() < 0:
+            raise InvalidOptionError(f"not a JetStream reply subject: {self._reply!r}")
+        return self._delivered > 1
+
+    cpdef _send(self, bytes body, bint terminal=True):
+        """Publish ``body`` to the reply subject, once for a terminal one (later calls are silent no-ops)."""
+        if self._acked or not self._reply:
+            return None
+        if terminal:
+            self._acked = True
+        nc = self._nc
+        if isinstance(nc, PublisherBase):
+            (<PublisherBase>nc)._publish(self._reply, body, None, None)
+        else:
+            nc.publish(self._reply, body)
+        return None
+
+    def ack(self):
+        """Acknowledge the message (once; later calls do nothing).
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            OutboundBufferLimitError: the outbound buffer is full.
+        """
+        self._send(ACK_BODY, True)
+
+    def working(self):
+        """Tell the server the message is still being worked on (resets its ack wait; may be sent many times).
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            OutboundBufferLimitError: the outbound buffer is full.
+        """
+        self._send(WPI_BODY, False)
+
+
+cdef class OrderedCursor:
+    """Where an ordered consumer stands: the server consumer it reads (``name``), the consumer sequence it expects
+    next, and the stream sequence to restart from. Shared by the consumer and its pullers."""
+
+    cdef public str name
+    cdef public long long expected  # the next consumer (delivery) sequence
+    cdef public long long next_stream_seq
+    cdef public bint resetting  # a gap was seen: nothing more from the current server consumer is accepted
+
+    def __init__(self, long long next_stream_seq=0):
+        self.name = ""
+        self.expected = 1
+        self.next_stream_seq = next_stream_seq
+        self.resetting = False
+
+    cdef int check(self, JsMsgBase msg) except -2:
+        """1: in order (and counted); 0: from a server consumer being replaced, or not a JetStream message; -1: a
+        gap (or a repeat), the caller resets."""
+        cdef Py_ssize_t n, name_n
+        cdef const char* p
+        cdef const char* name_p
+        if self.resetting or msg._parse() < 0:
+            return 0
+        p = PyUnicode_AsUTF8AndSize(msg._reply, &n)
+        name_p = PyUnicode_AsUTF8AndSize(self.name, &name_n)
+        if msg._con_b - msg._con_a != name_n or memcmp(p + msg._con_a, name_p, name_n) != 0:
+            return 0
+        if msg._dseq != self.expected:
+            return -1
+        self.expected += 1
+        self.next_stream_seq = msg._sseq + 1
+        return 1
+
+
+cdef class PullerBase:
+    """The per-message part of a pull consumer's machinery (``_Puller`` in cnats/jetstream/consumer.py derives from
+    it): the inbox subscription calls it with each message. The Python methods it calls back: ``_on_status``,
+    ``_ordered_gap``, ``_deliver_inline``, ``_pull``, ``_end``, ``_queue_done``."""
+
+    cdef public object _queue
+    cdef public object _waiter
+    cdef public object _nc
+    cdef public object _jsmsg_type
+    cdef public double _js_timeout
+    cdef public object _adapter
+    cdef public object _on_arrival
+    cdef public object _max_bytes  # None, or what each pull asks for by bytes
+    cdef public OrderedCursor _cursor  # None unless ordered
+    cdef public long long received
+    cdef public long long processed
+    cdef public long long _pending_msgs
+    cdef public long long _pending_bytes
+    cdef public long long _queued_bytes
+    cdef public long long _max_messages
+    cdef public long long _threshold_messages
+    cdef public long long _threshold_bytes
+    cdef public long long _activity  # bumped by every arrival and pull: the heartbeat timer compares it
+    cdef public bint _done
+    cdef public bint _refilling
+    cdef public bint _continuous
+    cdef public bint _queue_callbacks
+    cdef newfunc _jsmsg_new
+
+    def __call__(self, msg):
+        self._deliver(<MsgBase?>msg)
+
+    cdef int _deliver(self, MsgBase msg) except -1:
+        cdef JsMsgBase jsmsg
+        cdef long long size = 0
+        cdef int order
+        cdef object jsmsg_type
+        if self._done:
+            return 0
+        self._activity += 1
+        headers = msg.headers
+        if headers is not None and not msg.data:
+            code = headers.code
+            if code:
+                self._on_status(code, headers.description, msg)
+                return 0
+        self.received += 1
+        self._pending_msgs -= 1
+        if self._max_bytes is not None:  # bytes are only counted for pulls that ask by bytes
+            size = _wire_size(msg.subject, msg.data, msg.reply, headers)
+            self._pending_bytes -= size
+        jsmsg_type = self._jsmsg_type
+        if self._jsmsg_new == NULL:
+            self._jsmsg_new = (<PyTypeObject*>jsmsg_type).tp_new
+        jsmsg = <JsMsgBase>self._jsmsg_new(jsmsg_type, <PyObject*>EMPTY_TUPLE, NULL)
+        jsmsg.subject = msg.subject
+        jsmsg.data = msg.data
+        jsmsg.headers = headers
+        jsmsg.sid = msg.sid
+        jsmsg._reply = msg.reply
+        jsmsg._nc = self._nc
+        jsmsg._js_timeout = self._js_timeout
+        if self._cursor is not None:
+            order = self._cursor.check(jsmsg)
+            if order <= 0:
+                if order < 0:
+                    self._ordered_gap(jsmsg._dseq)
+                return 0
+        if self._on_arrival is not None:
+            self._on_arrival(jsmsg)
+        if self._adapter is not None and not self._queue_callbacks:
+            self._deliver_inline(jsmsg)
+        else:
+            self._queue.append(jsmsg)
+            self._queued_bytes += size
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        if not self._continuous and (
+            self.received >= self._max_messages or (self._max_bytes is not None and self._pending_bytes <= 0)
+        ):
+            self._end(None)
+        return 0
+
+    cdef int _refill_c(self) except -1:
+        cdef long long outstanding_msgs, outstanding_bytes, max_bytes, pending_bytes
+        if not self._refilling:
+            if self._done and not self._queue:
+                self._queue_done()  # a drain waits for the last queued message to be taken
+            return 0
+        outstanding_msgs = self._pending_msgs + len(self._queue)
+        if self._max_bytes is not None:
+            max_bytes = self._max_bytes
+            pending_bytes = self._pending_bytes if self._pending_bytes > 0 else 0
+            outstanding_bytes = pending_bytes + self._queued_bytes
+            if outstanding_bytes < self._threshold_bytes or (self._pending_msgs <= 0 and max_bytes > 0):
+                self._pending_bytes = pending_bytes
+                self._pull(self._max_messages, max(1, max_bytes - outstanding_bytes))
+        elif outstanding_msgs < self._threshold_messages:
+            self._pull(self._max_messages - outstanding_msgs, None)
+        return 0
+
+    def _refill(self):
+        """Pull again when what is requested-but-unreceived plus what is received-but-untaken falls under the
+        threshold (pulls follow what is taken, not what arrives)."""
+        self._refill_c()
+
+    cdef object _take(self):
+        cdef JsMsgBase msg
+        queue = self._queue
+        if not queue:
+            return None
+        self.processed += 1
+        msg = <JsMsgBase>queue.popleft()
+        if self._max_bytes is not None:
+            self._queued_bytes -= _wire_size(msg.subject, msg.data, msg._reply, msg.headers)
+        self._refill_c()  # pull more only as messages are taken: what waits unread stays bounded
+        return msg
+
+    def _take_nowait(self):
+        """The next queued message, if any (no coroutine when one is waiting)."""
+        return self._take()
+
+    def _give_back(self, msg):
+        """A message handed out by ``__anext__`` was never taken (its task was cancelled first): it is next again."""
+        self._queue.appendleft(msg)
+        self.processed -= 1
+        if self._max_bytes is not None:
+            jsmsg = <JsMsgBase?>msg
+            self._queued_bytes += _wire_size(jsmsg.subject, jsmsg.data, jsmsg._reply, jsmsg.headers)
+
+
+cdef class MessagesBase:
+    """The iterator's fast path of ``ConsumerMessages`` (cnats/jetstream/consumer.py derives from it)."""
+
+    cdef public PullerBase _pull
+    cdef object __weakref__
+
+    def __anext__(self):
+        """The next message: straight from the queue when one is there, else the puller's slow path."""
+        cdef _Ready ready
+        pull = self._pull
+        if pull._adapter is not None:
+            raise RuntimeError("messages delivered to a callback cannot be iterated")
+        msg = pull._take()
+        if msg is not None:
+            ready = _Ready.__new__(_Ready)
+            ready.value = msg
+            ready.sub = pull
+            return ready
+        return pull._anext_slow()
+
+    def _take_nowait(self):
+        """The next queued message, if any (the KV watchers' fast path)."""
+        return self._pull._take()

@@ -1,0 +1,313 @@
+"""The per-message part of JetStream consumption in pure Python: the twin of ``_delivery.pxi`` (compiled into
+``_protocol``), with the same classes, fields and behaviour; ``_protocol_py`` exports them with the rest of the core.
+
+A pull consumer's inbox subscription hands each message to a ``PullerBase``, which builds the ``JsMsg``, keeps the
+pull accounting, checks an ordered consumer's sequence and queues or delivers the message; ``MessagesBase`` is the
+iterator's fast path. Everything off the per-message path stays in cnats/jetstream/consumer.py.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from .errors import InvalidOptionError
+
+__all__ = ["JsMsgBase", "MessagesBase", "OrderedCursor", "PullerBase"]
+
+_ACK = b"+ACK"
+_WPI = b"+WPI"
+_NUMBER_DIGITS = 19  # as the compiled parse: a signed 64-bit integer (a nanosecond timestamp has 19 digits)
+_NUMBER_MAX = 2**63 - 1
+
+
+def _number(token: str) -> int:
+    """The decimal number ``token`` holds, or -1 when it is empty, not all ASCII digits or beyond 64 bits."""
+    if 0 < len(token) <= _NUMBER_DIGITS and token.isascii() and token.isdigit():
+        value = int(token)
+        if value <= _NUMBER_MAX:
+            return value
+    return -1
+
+
+def _wire_size(subject: str, data: bytes, reply: str | None, headers: Any) -> int:
+    """A message's size as the server counts it against a pull's max_bytes (subject, reply, headers, data)."""
+    size = len(subject) + len(data)
+    if reply is not None:
+        size += len(reply)
+    if headers is not None:
+        size += len(headers.encode())
+    return size
+
+
+class JsMsgBase:
+    """The fields of a JetStream message and its acknowledgements; ``cnats.jetstream.JsMsg`` subclasses it.
+
+    The numbers of the ``$JS.ACK`` reply subject are parsed once, on first need."""
+
+    __slots__ = ("_acked", "_info", "_js_timeout", "_nc", "_parts", "_reply", "data", "headers", "sid", "subject")
+
+    subject: str
+    data: bytes
+    headers: Any
+    sid: int
+    _reply: str | None
+    _nc: Any
+    _js_timeout: float
+    _acked: bool
+    _info: Any
+    _parts: tuple[Any, ...] | None
+
+    def _init(
+        self, subject: str, data: bytes, reply: str | None, headers: Any, sid: int, nc: Any, js_timeout: float
+    ) -> None:
+        """Fill the fields (``JsMsg(msg, nc, js_timeout)`` does it from a received message)."""
+        self.subject = subject
+        self.data = data
+        self.headers = headers
+        self.sid = sid
+        self._reply = reply
+        self._nc = nc
+        self._js_timeout = js_timeout
+        self._acked = False
+        self._info = None
+        self._parts = None
+
+    @property
+    def reply(self) -> str:
+        return self._reply if self._reply is not None else ""
+
+    def _parse(self) -> tuple[Any, ...] | None:
+        """(domain, account, stream, consumer, delivered, stream seq, consumer seq, timestamp, pending), or None when
+        the reply is not a JetStream one (its 9-token form, or the 12-token form with domain and account hash)."""
+        parts = self._parts
+        if parts is not None:
+            return parts or None
+        self._parts = ()
+        reply = self._reply
+        if reply is None or not reply.startswith("$JS.ACK."):
+            return None
+        tokens = reply.split(".")
+        count = len(tokens)
+        if count < 9 or count == 10 or count > 13:
+            return None
+        if count == 9:
+            domain, account, base = "", None, 2
+        else:
+            domain, account, base = ("" if tokens[2] == "_" else tokens[2]), tokens[3], 4
+        numbers = [_number(token) for token in tokens[base + 2 : base + 7]]
+        if min(numbers) < 0:
+            return None
+        self._parts = parts = (domain, account, tokens[base], tokens[base + 1], *numbers)
+        return parts
+
+    def _delivery(self) -> tuple[Any, ...]:
+        """(domain, account hash, stream, consumer, delivered, stream seq, consumer seq, timestamp, pending) of the
+        reply subject; InvalidOptionError when it is not a JetStream one."""
+        parts = self._parse()
+        if parts is None:
+            raise InvalidOptionError(f"not a JetStream reply subject: {self._reply!r}")
+        return parts
+
+    @property
+    def seq(self) -> int:
+        """The message's sequence in its stream."""
+        return int(self._delivery()[5])
+
+    @property
+    def redelivered(self) -> bool:
+        """True when the server delivered it before."""
+        return int(self._delivery()[4]) > 1
+
+    def _send(self, body: bytes, terminal: bool = True) -> None:
+        """Publish ``body`` to the reply subject, once for a terminal one (later calls are silent no-ops)."""
+        if self._acked or not self._reply:
+            return
+        if terminal:
+            self._acked = True
+        self._nc.publish(self._reply, body)
+
+    def ack(self) -> None:
+        """Acknowledge the message (once; later calls do nothing).
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            OutboundBufferLimitError: the outbound buffer is full.
+        """
+        self._send(_ACK, True)
+
+    def working(self) -> None:
+        """Tell the server the message is still being worked on (resets its ack wait; may be sent many times).
+
+        Raises:
+            ConnectionClosedError: the connection is closed.
+            ConnectionDrainingError: the connection is draining (publishing has stopped).
+            OutboundBufferLimitError: the outbound buffer is full.
+        """
+        self._send(_WPI, False)
+
+
+class OrderedCursor:
+    """Where an ordered consumer stands: the server consumer it reads (``name``), the consumer sequence it expects
+    next, and the stream sequence to restart from. Shared by the consumer and its pullers."""
+
+    __slots__ = ("expected", "name", "next_stream_seq", "resetting")
+
+    def __init__(self, next_stream_seq: int = 0) -> None:
+        self.name = ""
+        self.expected = 1  # the next consumer (delivery) sequence
+        self.next_stream_seq = next_stream_seq
+        self.resetting = False  # a gap was seen: nothing more from the current server consumer is accepted
+
+    def check(self, msg: JsMsgBase) -> int:
+        """1: in order (and counted); 0: from a server consumer being replaced, or not a JetStream message; -1: a
+        gap (or a repeat), the caller resets."""
+        if self.resetting:
+            return 0
+        parts = msg._parse()
+        if parts is None or parts[3] != self.name:
+            return 0
+        if parts[6] != self.expected:
+            return -1
+        self.expected += 1
+        self.next_stream_seq = parts[5] + 1
+        return 1
+
+
+class PullerBase:
+    """The per-message part of a pull consumer's machinery (``_Puller`` in cnats/jetstream/consumer.py derives from
+    it): the inbox subscription calls it with each message. The Python methods it calls back: ``_on_status``,
+    ``_ordered_gap``, ``_deliver_inline``, ``_pull``, ``_end``, ``_queue_done``."""
+
+    _queue: deque[Any]
+    _waiter: Any
+    _nc: Any
+    _jsmsg_type: type[JsMsgBase]
+    _js_timeout: float
+    _adapter: Any
+    _on_arrival: Any
+    _max_bytes: int | None
+    _cursor: OrderedCursor | None
+    received: int
+    processed: int
+    _pending_msgs: int
+    _pending_bytes: int
+    _queued_bytes: int
+    _max_messages: int
+    _threshold_messages: int
+    _threshold_bytes: int
+    _activity: int
+    _done: bool
+    _refilling: bool
+    _continuous: bool
+    _queue_callbacks: bool
+
+    def __call__(self, msg: Any) -> None:
+        if self._done:
+            return
+        self._activity += 1
+        headers = msg.headers
+        data = msg.data
+        if headers is not None and not data:
+            code = headers.code
+            if code:
+                self._on_status(code, headers.description, msg)  # type: ignore[attr-defined]
+                return
+        self.received += 1
+        self._pending_msgs -= 1
+        size = 0
+        if self._max_bytes is not None:  # bytes are only counted for pulls that ask by bytes
+            size = _wire_size(msg.subject, data, msg.reply, headers)
+            self._pending_bytes -= size
+        jsmsg = self._jsmsg_type.__new__(self._jsmsg_type)
+        jsmsg.subject = msg.subject
+        jsmsg.data = data
+        jsmsg.headers = headers
+        jsmsg.sid = msg.sid
+        jsmsg._reply = msg.reply
+        jsmsg._nc = self._nc
+        jsmsg._js_timeout = self._js_timeout
+        jsmsg._acked = False
+        jsmsg._info = None
+        jsmsg._parts = None
+        cursor = self._cursor
+        if cursor is not None:
+            order = cursor.check(jsmsg)
+            if order <= 0:
+                if order < 0:
+                    self._ordered_gap(jsmsg._delivery()[6])  # type: ignore[attr-defined]
+                return
+        if self._on_arrival is not None:
+            self._on_arrival(jsmsg)
+        if self._adapter is not None and not self._queue_callbacks:
+            self._deliver_inline(jsmsg)  # type: ignore[attr-defined]
+        else:
+            self._queue.append(jsmsg)
+            self._queued_bytes += size
+            waiter = self._waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        if not self._continuous and (
+            self.received >= self._max_messages or (self._max_bytes is not None and self._pending_bytes <= 0)
+        ):
+            self._end(None)  # type: ignore[attr-defined]
+
+    def _refill(self) -> None:
+        """Pull again when what is requested-but-unreceived plus what is received-but-untaken falls under the
+        threshold (pulls follow what is taken, not what arrives)."""
+        if not self._refilling:
+            if self._done and not self._queue:
+                self._queue_done()  # type: ignore[attr-defined]  # a drain waits for the last queued message
+            return
+        outstanding_msgs = self._pending_msgs + len(self._queue)
+        max_bytes = self._max_bytes
+        if max_bytes is not None:
+            pending_bytes = max(0, self._pending_bytes)
+            outstanding_bytes = pending_bytes + self._queued_bytes
+            if outstanding_bytes < self._threshold_bytes or (self._pending_msgs <= 0 and max_bytes > 0):
+                self._pending_bytes = pending_bytes
+                self._pull(self._max_messages, max(1, max_bytes - outstanding_bytes))  # type: ignore[attr-defined]
+        elif outstanding_msgs < self._threshold_messages:
+            self._pull(self._max_messages - outstanding_msgs, None)  # type: ignore[attr-defined]
+
+    def _take_nowait(self) -> Any:
+        """The next queued message, if any (no coroutine when one is waiting)."""
+        queue = self._queue
+        if not queue:
+            return None
+        self.processed += 1
+        msg = queue.popleft()
+        if self._max_bytes is not None:
+            self._queued_bytes -= _wire_size(msg.subject, msg.data, msg._reply, msg.headers)
+        self._refill()  # pull more only as messages are taken: what waits unread stays bounded
+        return msg
+
+    def _give_back(self, msg: Any) -> None:
+        """A message handed out by ``__anext__`` was never taken (its task was cancelled first): it is next again."""
+        self._queue.appendleft(msg)
+        self.processed -= 1
+        if self._max_bytes is not None:
+            self._queued_bytes += _wire_size(msg.subject, msg.data, msg._reply, msg.headers)
+
+
+class MessagesBase:
+    """The iterator's fast path of ``ConsumerMessages`` (cnats/jetstream/consumer.py derives from it)."""
+
+    __slots__ = ("__weakref__", "_pull")
+
+    _pull: PullerBase
+
+    async def __anext__(self) -> Any:
+        """The next message: straight from the queue when one is there, else the puller's slow path."""
+        pull = self._pull
+        if pull._adapter is not None:
+            raise RuntimeError("messages delivered to a callback cannot be iterated")
+        msg = pull._take_nowait()
+        if msg is not None:
+            return msg
+        return await pull._anext_slow()  # type: ignore[attr-defined]
+
+    def _take_nowait(self) -> Any:
+        """The next queued message, if any (the KV watchers' fast path)."""
+        return self._pull._take_nowait()
