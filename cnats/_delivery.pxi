@@ -14,15 +14,20 @@ cdef enum:
 
 
 cdef inline long long _digits_value(const char* p, Py_ssize_t a, Py_ssize_t b) noexcept:
-    """The decimal number in p[a:b], or -1 when it is empty, not all digits or beyond a signed 64-bit integer
-    (a nanosecond timestamp has 19 digits)."""
+    """The decimal number in p[a:b], or -1 when it is empty, not all ASCII digits or beyond a signed 64-bit
+    integer (a nanosecond timestamp has 19 digits; leading zeros do not count)."""
     cdef unsigned long long v = 0
     cdef Py_ssize_t i
-    if b <= a or b - a > 19:
+    if b <= a:
         return -1
     for i in range(a, b):
         if not (48 <= p[i] <= 57):
             return -1
+    while a < b - 1 and p[a] == 48:
+        a += 1
+    if b - a > 19:
+        return -1
+    for i in range(a, b):
         v = v * 10 + <unsigned long long>(p[i] - 48)
     if v > <unsigned long long>9223372036854775807:
         return -1
@@ -30,10 +35,14 @@ cdef inline long long _digits_value(const char* p, Py_ssize_t a, Py_ssize_t b) n
 
 
 cdef long long _wire_size(object subject, object data, object reply, object headers) except -1:
-    """A message's size as the server counts it against a pull's max_bytes (subject, reply, headers, data)."""
-    cdef long long size = len(subject) + len(data)
+    """A message's size as the server counts it against a pull's max_bytes: the bytes of subject, reply, headers
+    and data (UTF-8 lengths, not characters)."""
+    cdef Py_ssize_t n
+    PyUnicode_AsUTF8AndSize(subject, &n)
+    cdef long long size = n + len(data)
     if reply is not None:
-        size += len(reply)
+        PyUnicode_AsUTF8AndSize(reply, &n)
+        size += n
     if headers is not None:
         size += len(headers.encode())
     return size

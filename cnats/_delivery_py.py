@@ -17,24 +17,19 @@ __all__ = ["JsMsgBase", "MessagesBase", "OrderedCursor", "PullerBase"]
 
 _ACK = b"+ACK"
 _WPI = b"+WPI"
-_NUMBER_DIGITS = 19  # as the compiled parse: a signed 64-bit integer (a nanosecond timestamp has 19 digits)
-_NUMBER_MAX = 2**63 - 1
+_NUMBER_MAX = 2**63 - 1  # as the compiled parse: a number of the reply subject fits a signed 64-bit integer
 
 
-def _number(token: str) -> int:
-    """The decimal number ``token`` holds, or -1 when it is empty, not all ASCII digits or beyond 64 bits."""
-    if 0 < len(token) <= _NUMBER_DIGITS and token.isascii() and token.isdigit():
-        value = int(token)
-        if value <= _NUMBER_MAX:
-            return value
-    return -1
+def _utf8_len(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode())
 
 
 def _wire_size(subject: str, data: bytes, reply: str | None, headers: Any) -> int:
-    """A message's size as the server counts it against a pull's max_bytes (subject, reply, headers, data)."""
-    size = len(subject) + len(data)
+    """A message's size as the server counts it against a pull's max_bytes: the bytes of subject, reply, headers
+    and data (UTF-8 lengths, not characters)."""
+    size = _utf8_len(subject) + len(data)
     if reply is not None:
-        size += len(reply)
+        size += _utf8_len(reply)
     if headers is not None:
         size += len(headers.encode())
     return size
@@ -95,10 +90,16 @@ class JsMsgBase:
             domain, account, base = "", None, 2
         else:
             domain, account, base = ("" if tokens[2] == "_" else tokens[2]), tokens[3], 4
-        numbers = [_number(token) for token in tokens[base + 2 : base + 7]]
-        if min(numbers) < 0:
+        numbers = tokens[base + 2 : base + 7]
+        delivered, sseq, cseq, ts, left = numbers
+        digits = delivered + sseq + cseq + ts + left
+        # as the compiled parse: ASCII digits each (at least one), within a signed 64-bit integer
+        if not (digits.isascii() and digits.isdigit() and delivered and sseq and cseq and ts and left):
             return None
-        self._parts = parts = (domain, account, tokens[base], tokens[base + 1], *numbers)
+        values = (int(delivered), int(sseq), int(cseq), int(ts), int(left))
+        if max(values) > _NUMBER_MAX:
+            return None
+        self._parts = parts = (domain, account, tokens[base], tokens[base + 1], *values)
         return parts
 
     def _delivery(self) -> tuple[Any, ...]:
