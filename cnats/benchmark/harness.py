@@ -36,7 +36,8 @@ CLIENTS: dict[str, tuple[str, dict[str, str]]] = {
 SUB_WORKLOADS = {"sub (callback)", "sub (coroutine)", "sub (async for)"}
 REQUEST_WORKLOADS = {"request", "request x100"}
 JS_WORKLOADS = {"js publish", "kv put", "kv get"}
-BULK_JS_WORKLOADS = {"kv watch"}  # counted like messages: a watcher drains many entries quickly
+# counted like messages: a consumer or a watcher drains many stored messages quickly
+BULK_JS_WORKLOADS = {"js consume", "js consume (ack)", "js fetch (ack)", "kv watch"}
 SERVER_CONFIG = 'max_pending: 1GB\nwrite_deadline: "30s"\n'
 
 

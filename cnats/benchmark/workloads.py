@@ -15,6 +15,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+from .consuming import CONSUMING
 from .sessions import REQUEST_SUBJECT, ROUND_TRIPS, Session, SessionFactory, cnats_kv, nats_py_kv
 from .streaming import STREAMING, Subscriber
 
@@ -138,6 +139,15 @@ def _whole(factory: SessionFactory) -> Workload:
     return run
 
 
+def _drained(drain: Callable[[str, int, int], Coroutine[Any, Any, float]]) -> Workload:
+    """A consumption workload: the seconds its client took to receive ``msgs`` stored messages."""
+
+    async def run(url: str, msgs: int, size: int) -> Measurement:
+        return Measurement(msgs, await drain(url, msgs, size))
+
+    return run
+
+
 def _sessions(name: str) -> dict[str, Workload]:
     return {client: _whole(factory) for client, factory in SESSIONS[name].items()}
 
@@ -145,6 +155,7 @@ def _sessions(name: str) -> dict[str, Workload]:
 # workload name -> client -> function; a missing client shows as "-" in the table
 WORKLOADS: dict[str, dict[str, Workload]] = {
     **{name: _sessions(name) for name in SESSIONS},
+    **{name: {client: _drained(drain) for client, drain in clients.items()} for name, clients in CONSUMING.items()},
     "kv watch": {"cnats": kv_watch_cnats, "nats-py": kv_watch_nats_py},
     "responder": {"cnats": serve_responder},
 }

@@ -34,13 +34,16 @@ def test_quick_matrix_measures_every_workload_for_every_client() -> None:
         "js publish",
         "kv put",
         "kv get",
+        "js consume",
+        "js consume (ack)",
+        "js fetch (ack)",
         "kv watch",
     }
     for row in rows.values():
         assert not row["errors"], row
         for column in ("cnats", "cnats-pure", "nats-py"):
             assert row["figures"][column] > 0, (row["workload"], column)
-    for workload in ("pub", "sub (callback)", "request", "kv put", "kv get"):
+    for workload in ("pub", "sub (callback)", "request", "kv put", "kv get", "js consume", "js consume (ack)"):
         assert rows[workload]["figures"]["raw"] > 0
     for workload in ("request", "kv put", "kv get"):
         assert rows[workload]["latency_us"]["cnats"]["p50"] > 0

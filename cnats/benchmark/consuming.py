@@ -1,0 +1,243 @@
+"""JetStream consumption workloads: draining a backlog already stored in a memory stream.
+
+Each worker fills a stream of its own with ``msgs`` messages (untimed, pipelined cnats publishes), then times how
+long its client takes to receive them all: an ordered consumer without acks (``js consume``), a durable pull
+consumer acknowledging each message (``js consume (ack)``), and a loop of ``fetch`` batches acknowledging each
+message (``js fetch (ack)``). Timing a stored backlog keeps the publisher out of the figure.
+
+The raw-socket bound pulls the whole backlog with one pull request on a blocking socket and only counts frames; its
+acking form sends an empty ``PUB`` to each reply subject, once per received chunk. nats-py has no continuous pull
+consumer: its ``js consume (ack)`` figure is its fetch loop, and its ``js consume`` is its ordered push consumer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from .rawsocket import raw_connect, wait_for
+
+__all__ = ["BATCH", "CONSUMING"]
+
+BATCH = 500  # messages per pull (consume) or per fetch, for every client
+ACK_PENDING = 1_000_000  # the durable's window: the client, not the server's flow control, sets the pace
+_Workload = Callable[[str, int, int], Coroutine[Any, Any, float]]
+
+
+def _stream_name() -> str:
+    return f"BENCH_CONSUME_{os.getpid()}"
+
+
+async def _filled_stream(url: str, msgs: int, size: int) -> tuple[Any, Any, str]:
+    """A cnats connection, its JetStream manager and the name of a memory stream holding ``msgs`` messages."""
+    import cnats
+    from cnats.jetstream import StorageType, StreamConfig
+
+    nc = await cnats.connect(url)
+    jsm = await nc.jetstream_manager()
+    stream = _stream_name()
+    await jsm.streams.add(StreamConfig(name=stream, subjects=[f"bench.{stream}"], storage=StorageType.MEMORY))
+    js = nc.jetstream()
+    payload = b"x" * size
+    for _ in range(msgs):
+        await js.publish_async(f"bench.{stream}", payload)
+    await js.publish_async_completed()
+    return nc, jsm, stream
+
+
+async def _durable(jsm: Any, stream: str) -> str:
+    from cnats.jetstream import AckPolicy, ConsumerConfig
+
+    await jsm.consumers.add(
+        stream, ConsumerConfig(durable_name="bench", ack_policy=AckPolicy.EXPLICIT, max_ack_pending=ACK_PENDING)
+    )
+    return "bench"
+
+
+# -- cnats -----------------------------------------------------------------------------------------------------------
+
+
+async def consume_cnats(url: str, msgs: int, size: int) -> float:
+    nc, jsm, stream = await _filled_stream(url, msgs, size)
+    try:
+        consumer = await nc.jetstream().consumers.get(stream)  # ordered
+        start = time.perf_counter()
+        seen = 0
+        async with await consumer.consume(max_messages=BATCH) as messages:
+            async for _ in messages:
+                seen += 1
+                if seen == msgs:
+                    break
+        return time.perf_counter() - start
+    finally:
+        await jsm.streams.delete(stream)
+        await nc.close()
+
+
+async def consume_ack_cnats(url: str, msgs: int, size: int) -> float:
+    nc, jsm, stream = await _filled_stream(url, msgs, size)
+    try:
+        consumer = await nc.jetstream().consumers.get(stream, await _durable(jsm, stream))
+        start = time.perf_counter()
+        seen = 0
+        async with await consumer.consume(max_messages=BATCH) as messages:
+            async for msg in messages:
+                msg.ack()
+                seen += 1
+                if seen == msgs:
+                    break
+        await nc.flush()  # the last acks are on the wire
+        return time.perf_counter() - start
+    finally:
+        await jsm.streams.delete(stream)
+        await nc.close()
+
+
+async def fetch_ack_cnats(url: str, msgs: int, size: int) -> float:
+    nc, jsm, stream = await _filled_stream(url, msgs, size)
+    try:
+        consumer = await nc.jetstream().consumers.get(stream, await _durable(jsm, stream))
+        start = time.perf_counter()
+        seen = 0
+        while seen < msgs:
+            async for msg in await consumer.fetch(max_messages=min(BATCH, msgs - seen), expires=5.0):
+                msg.ack()
+                seen += 1
+        await nc.flush()
+        return time.perf_counter() - start
+    finally:
+        await jsm.streams.delete(stream)
+        await nc.close()
+
+
+# -- nats-py ---------------------------------------------------------------------------------------------------------
+
+
+async def _nats_py(url: str) -> tuple[Any, Any]:
+    import nats
+
+    nc = await nats.connect(url)
+    return nc, nc.jetstream()
+
+
+async def consume_nats_py(url: str, msgs: int, size: int) -> float:
+    filler, jsm, stream = await _filled_stream(url, msgs, size)
+    nc, js = await _nats_py(url)
+    try:
+        start = time.perf_counter()
+        sub = await js.subscribe(f"bench.{stream}", ordered_consumer=True)
+        seen = 0
+        async for _ in sub.messages:
+            seen += 1
+            if seen == msgs:
+                break
+        elapsed = time.perf_counter() - start
+        await sub.unsubscribe()
+        return elapsed
+    finally:
+        await nc.close()
+        await jsm.streams.delete(stream)
+        await filler.close()
+
+
+async def fetch_ack_nats_py(url: str, msgs: int, size: int) -> float:
+    filler, jsm, stream = await _filled_stream(url, msgs, size)
+    durable = await _durable(jsm, stream)
+    nc, js = await _nats_py(url)
+    try:
+        sub = await js.pull_subscribe_bind(durable, stream)
+        start = time.perf_counter()
+        seen = 0
+        while seen < msgs:
+            for msg in await sub.fetch(min(BATCH, msgs - seen), timeout=5.0):
+                await msg.ack()
+                seen += 1
+        await nc.flush()
+        return time.perf_counter() - start
+    finally:
+        await nc.close()
+        await jsm.streams.delete(stream)
+        await filler.close()
+
+
+# -- the raw-socket bound --------------------------------------------------------------------------------------------
+
+
+def _api_request(sock: Any, subject: str, body: dict[str, Any], marker: bytes) -> None:
+    """One JetStream API request over the raw socket, waiting for its answer (and everything before a PONG)."""
+    payload = json.dumps(body).encode()
+    sock.sendall(b"PUB %s _RAW.api %d\r\n%s\r\n" % (subject.encode(), len(payload), payload))
+    wait_for(sock, marker)
+    sock.sendall(b"PING\r\n")
+    wait_for(sock, b"PONG\r\n")
+
+
+def _raw_drain(url: str, stream: str, msgs: int, ack: bool) -> float:
+    sock = raw_connect(url)
+    try:
+        sock.sendall(b"SUB _RAW.api 1\r\nSUB _RAW.msgs 2\r\n")
+        config: dict[str, Any] = {"name": "raw", "deliver_policy": "all", "mem_storage": True}
+        config |= {"ack_policy": "explicit", "max_ack_pending": ACK_PENDING} if ack else {"ack_policy": "none"}
+        _api_request(
+            sock,
+            f"$JS.API.CONSUMER.CREATE.{stream}.raw",
+            {"stream_name": stream, "config": config},
+            b"consumer_create_response",
+        )
+        pull = json.dumps({"batch": msgs, "expires": 60_000_000_000}).encode()
+        start = time.perf_counter()
+        next_subject = b"$JS.API.CONSUMER.MSG.NEXT.%s.raw" % stream.encode()
+        sock.sendall(b"PUB %s _RAW.msgs %d\r\n%s\r\n" % (next_subject, len(pull), pull))
+        seen = 0
+        carry = b""
+        while seen < msgs:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            data = carry + chunk
+            if ack:
+                # whole control lines only; what follows the last CRLF waits for the next chunk
+                cut = data.rfind(b"\r\n") + 2
+                lines, carry = data[:cut].split(b"\r\n"), data[cut:]
+                replies = [line.split(b" ")[3] for line in lines if line.startswith(b"MSG ")]
+                if replies:
+                    sock.sendall(b"".join(b"PUB %s 0\r\n\r\n" % reply for reply in replies))
+                seen += len(replies)
+            else:
+                seen += data.count(b"MSG ")
+                carry = data[-3:]  # a "MSG " split across two chunks is counted in the second
+        if ack:
+            sock.sendall(b"PING\r\n")
+            wait_for(sock, b"PONG\r\n")
+        return time.perf_counter() - start
+    finally:
+        sock.close()
+
+
+async def consume_raw(url: str, msgs: int, size: int) -> float:
+    nc, jsm, stream = await _filled_stream(url, msgs, size)
+    try:
+        return _raw_drain(url, stream, msgs, ack=False)
+    finally:
+        await jsm.streams.delete(stream)
+        await nc.close()
+
+
+async def consume_ack_raw(url: str, msgs: int, size: int) -> float:
+    nc, jsm, stream = await _filled_stream(url, msgs, size)
+    try:
+        return _raw_drain(url, stream, msgs, ack=True)
+    finally:
+        await jsm.streams.delete(stream)
+        await nc.close()
+
+
+# workload -> client -> drain; the acking raw bound serves both acking rows (one pull for everything)
+CONSUMING: dict[str, dict[str, _Workload]] = {
+    "js consume": {"cnats": consume_cnats, "nats-py": consume_nats_py, "raw": consume_raw},
+    "js consume (ack)": {"cnats": consume_ack_cnats, "nats-py": fetch_ack_nats_py, "raw": consume_ack_raw},
+    "js fetch (ack)": {"cnats": fetch_ack_cnats, "nats-py": fetch_ack_nats_py, "raw": consume_ack_raw},
+}
