@@ -160,10 +160,9 @@ cdef class JsMsgBase:
             raise InvalidOptionError(f"not a JetStream reply subject: {self._reply!r}")
         return self._delivered > 1
 
-    cpdef _send(self, bytes body, bint terminal=True):
-        """Publish ``body`` to the reply subject, once for a terminal one (later calls are silent no-ops)."""
+    cdef int _send_c(self, bytes body, bint terminal) except -1:
         if self._acked or not self._reply:
-            return None
+            return 0
         if terminal:
             self._acked = True
         nc = self._nc
@@ -171,7 +170,11 @@ cdef class JsMsgBase:
             (<PublisherBase>nc)._publish(self._reply, body, None, None)
         else:
             nc.publish(self._reply, body)
-        return None
+        return 0
+
+    def _send(self, bytes body, bint terminal=True):
+        """Publish ``body`` to the reply subject, once for a terminal one (later calls are silent no-ops)."""
+        self._send_c(body, terminal)
 
     def ack(self):
         """Acknowledge the message (once; later calls do nothing).
@@ -181,7 +184,7 @@ cdef class JsMsgBase:
             ConnectionDrainingError: the connection is draining (publishing has stopped).
             OutboundBufferLimitError: the outbound buffer is full.
         """
-        self._send(ACK_BODY, True)
+        self._send_c(ACK_BODY, True)
 
     def working(self):
         """Tell the server the message is still being worked on (resets its ack wait; may be sent many times).
@@ -191,7 +194,7 @@ cdef class JsMsgBase:
             ConnectionDrainingError: the connection is draining (publishing has stopped).
             OutboundBufferLimitError: the outbound buffer is full.
         """
-        self._send(WPI_BODY, False)
+        self._send_c(WPI_BODY, False)
 
 
 cdef class OrderedCursor:

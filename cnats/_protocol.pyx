@@ -493,6 +493,11 @@ cdef PySendResult _ready_send(PyObject *self, PyObject *arg, PyObject **result) 
 CNATS_SET_AM_SEND(_Ready, <void *>_ready_send)
 
 
+# -- JetStream delivery (before SubscriptionBase, which hands a pull consumer's messages straight to it) ---------
+
+include "_delivery.pxi"
+
+
 cdef class SubscriptionBase:
     """The per-message part of ``Subscription``, compiled: counting, limits, and the hand-over to the callback or
     the queue. The parser calls it directly (no Python frame); ``cnats.subscription.Subscription`` derives from it
@@ -529,13 +534,20 @@ cdef class SubscriptionBase:
             if received > max_n:
                 return 0
         if self._queue is None:
-            try:
-                result = self._callback(msg)
-            except Exception as exc:
-                self._callback_failed(exc, msg)
+            callback = self._callback
+            if isinstance(callback, PullerBase):  # a pull consumer's inbox: no Python call in between
+                try:
+                    (<PullerBase>callback)._deliver(<MsgBase>msg)
+                except Exception as exc:
+                    self._callback_failed(exc, msg)
             else:
-                if result is not None and result is not True and result is not False:  # maybe an awaitable
-                    self._callback_returned(result, msg)
+                try:
+                    result = callback(msg)
+                except Exception as exc:
+                    self._callback_failed(exc, msg)
+                else:
+                    if result is not None and result is not True and result is not False:  # maybe an awaitable
+                        self._callback_returned(result, msg)
             self.processed += 1
         else:
             size = len((<MsgBase>msg).data)
@@ -1179,8 +1191,3 @@ cdef class ReplyMux:
             pending.future.set_exception(
                 self._timeout_error(f"request to {pending.subject!r} timed out after {pending.timeout} s")
             )
-
-
-# -- JetStream delivery -------------------------------------------------------------------------------------------
-
-include "_delivery.pxi"
