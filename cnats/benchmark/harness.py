@@ -491,9 +491,5 @@ def run_single(
         "msgs_per_s": msgs / elapsed if elapsed else 0.0,
         "bytes_per_s": msgs * size / elapsed if elapsed else 0.0,
         "latency_us": data["latency_us"],
-        "uses_cython": CLIENTS[column][1].get("CNATS_NO_EXTENSIONS", "") == "" and _compiled_available(),
+        "uses_cython": data["uses_cython"],  # as the worker found it, not as this process would
     }
-
-
-def _compiled_available() -> bool:
-    return importlib.util.find_spec("cnats._protocol") is not None

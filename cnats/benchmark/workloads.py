@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .consuming import CONSUMING
-from .sessions import REQUEST_SUBJECT, ROUND_TRIPS, Session, SessionFactory, cnats_kv, nats_py_kv
+from .sessions import KV_HISTORY, REQUEST_SUBJECT, ROUND_TRIPS, Session, SessionFactory, cnats_kv, nats_py_kv
 from .streaming import STREAMING, Subscriber
 
 __all__ = ["SESSIONS", "SUBJECT", "WORKLOADS", "Measurement", "run_workload"]
@@ -67,10 +67,12 @@ async def serve_responder(url: str, msgs: int, size: int) -> Measurement:
 
 
 async def _fill_bucket(js: Any, bucket: str, msgs: int, size: int) -> None:
-    """Write ``msgs`` revisions quickly (cnats pipelined publishes straight to the key subjects)."""
+    """Write ``msgs`` revisions quickly (cnats pipelined publishes straight to the key subjects), over enough keys
+    that the bucket's history limit keeps them all: a watcher then replays exactly ``msgs`` entries, however many."""
     value = b"x" * size
+    keys = -(-msgs // KV_HISTORY)
     for i in range(msgs):
-        await js.publish_async(f"$KV.{bucket}.k{i % 1024}", value)
+        await js.publish_async(f"$KV.{bucket}.k{i % keys}", value)
     await js.publish_async_completed()
 
 
@@ -170,8 +172,11 @@ def _run(main: Coroutine[Any, Any, Any], uvloop: bool) -> Any:
 
 
 def run_workload(workload: str, client: str, url: str, msgs: int, size: int, uvloop: bool) -> dict[str, Any]:
+    """One measurement, with which protocol core this worker process runs on (its environment decides)."""
+    from ..protocol import USES_CYTHON
+
     result: Measurement = _run(WORKLOADS[workload][client](url, msgs, size), uvloop)
-    return result.to_dict()
+    return {**result.to_dict(), "uses_cython": USES_CYTHON}
 
 
 async def serve_slices(workload: str, client: str, url: str, size: int) -> None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+from cnats.protocol import USES_CYTHON
 from cnats.testing import NatsServer
 
 
@@ -63,6 +64,7 @@ def test_single_workload_against_a_given_server() -> None:
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
         assert report["mode"] == "pub" and report["msgs"] == 2000 and report["msgs_per_s"] > 0
+        assert report["uses_cython"] is USES_CYTHON  # the worker's core (it inherits this run's environment)
         result = cnats_cli("-s", server.url, "bench", "x", "--request", "--msgs", "200", "--compare", "pure", "--json")
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
