@@ -71,6 +71,7 @@ def test_sdist_carries_the_sources_of_the_compiled_core(dists: Dists) -> None:
     expected = {"pyproject.toml", "setup.py", "README.md", "CHANGELOG.md", "cnats/py.typed", "cnats/_protocol_py.py"}
     expected.add("tools/smoke_wheel.py")  # the smoke suite, for wheels built from the sdist
     expected |= {f"cnats/_protocol.{ext}" for ext in ("pyx", "pxd", "pyi")}
+    expected |= {"cnats/_delivery.pxi", "cnats/_delivery_py.py"}  # included by the .pyx; its twin
     assert expected <= names
     assert "cnats/testing/pytest_plugin.py" in names
     # Generated C would be compiled as it is, instead of the .pyx with the installer's Cython (MANIFEST.in excludes it),
