@@ -37,7 +37,7 @@ SUB_WORKLOADS = {"sub (callback)", "sub (coroutine)", "sub (async for)"}
 REQUEST_WORKLOADS = {"request", "request x100"}
 JS_WORKLOADS = {"js publish", "kv put", "kv get"}
 # counted like messages: a consumer or a watcher drains many stored messages quickly
-BULK_JS_WORKLOADS = {"js consume", "js consume (ack)", "js fetch (ack)", "kv watch"}
+BULK_JS_WORKLOADS = {"js publish (async)", "js consume", "js consume (ack)", "js fetch (ack)", "kv watch"}
 SERVER_CONFIG = 'max_pending: 1GB\nwrite_deadline: "30s"\n'
 
 

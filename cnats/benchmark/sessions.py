@@ -22,6 +22,7 @@ REQUEST_SUBJECT = "cnats.bench.req"
 JS_SUBJECT = "cnats.bench.js"
 KV_HISTORY = 64  # a watcher replays up to this many revisions per key
 IN_FLIGHT = 100  # the concurrent request row
+PUBLISH_WINDOW = 4_000  # unacknowledged pipelined publishes: the default of cnats and nats-py
 
 
 class Session:
@@ -205,10 +206,10 @@ async def request_raw(url: str, size: int, subject: str) -> Session:
     return _RawSession(sock, lambda i: frame, lambda: None)
 
 
-# -- JetStream: pipelined publish (cnats publish_async) against nats-py's sequential js.publish ------------------
+# -- JetStream publish: each publish awaited (js publish), or pipelined (js publish (async)) ---------------------
 
 
-async def js_pub_cnats(url: str, size: int, subject: str) -> Session:
+async def _cnats_stream(url: str) -> tuple[Any, Any, str, Callable[[], Awaitable[None]]]:
     import cnats
 
     nc = await cnats.connect(url)
@@ -216,17 +217,15 @@ async def js_pub_cnats(url: str, size: int, subject: str) -> Session:
     stream = f"BENCH_{cnats.nuid.next()}"
     subject = f"{JS_SUBJECT}.{stream}"
     await jsm.streams.add(name=stream, subjects=[subject], storage="memory")
-    js = nc.jetstream()
-    payload = b"x" * size
 
     async def close() -> None:
         await jsm.streams.delete(stream)
         await nc.close()
 
-    return _BatchSession(lambda: js.publish_async(subject, payload), js.publish_async_completed, close=close)
+    return nc.jetstream(), subject, stream, close
 
 
-async def js_pub_nats_py(url: str, size: int, subject: str) -> Session:
+async def _nats_py_stream(url: str) -> tuple[Any, str, Callable[[], Awaitable[None]]]:
     import nats
     from nats.js.api import StorageType
 
@@ -235,13 +234,107 @@ async def js_pub_nats_py(url: str, size: int, subject: str) -> Session:
     stream = f"BENCHPY_{time.monotonic_ns()}"
     subject = f"{JS_SUBJECT}.{stream}"
     await js.add_stream(name=stream, subjects=[subject], storage=StorageType.MEMORY)
-    payload = b"x" * size
 
     async def close() -> None:
         await js.delete_stream(stream)
         await nc.close()
 
-    return Session(lambda: js.publish(subject, payload), close=close, timed=False)
+    return js, subject, close
+
+
+async def js_pub_cnats(url: str, size: int, subject: str) -> Session:
+    js, subject, _, close = await _cnats_stream(url)
+    payload = b"x" * size
+    return Session(lambda: js.publish(subject, payload), close=close)
+
+
+async def js_pub_nats_py(url: str, size: int, subject: str) -> Session:
+    js, subject, close = await _nats_py_stream(url)
+    payload = b"x" * size
+    return Session(lambda: js.publish(subject, payload), close=close)
+
+
+async def js_pub_async_cnats(url: str, size: int, subject: str) -> Session:
+    js, subject, _, close = await _cnats_stream(url)
+    payload = b"x" * size
+    return _BatchSession(lambda: js.publish_async(subject, payload), js.publish_async_completed, close=close)
+
+
+async def js_pub_async_nats_py(url: str, size: int, subject: str) -> Session:
+    js, subject, close = await _nats_py_stream(url)
+    payload = b"x" * size
+    return _BatchSession(lambda: js.publish_async(subject, payload), js.publish_async_completed, close=close)
+
+
+def _raw_stream(url: str) -> tuple[socket.socket, _FrameReader, str, Callable[[], None]]:
+    """A memory stream created over a raw socket, and its subject."""
+    sock, reader = _raw_socket(url)
+    stream = f"BENCHRAW_{time.monotonic_ns()}"
+    subject = f"{JS_SUBJECT}.{stream}"
+    answer = _raw_api(
+        sock, reader, f"$JS.API.STREAM.CREATE.{stream}", {"name": stream, "subjects": [subject], "storage": "memory"}
+    )
+    if "error" in answer:
+        raise RuntimeError(f"raw stream: {answer['error']}")
+
+    def delete() -> None:
+        _raw_api(sock, reader, f"$JS.API.STREAM.DELETE.{stream}", None)
+
+    return sock, reader, subject, delete
+
+
+async def js_pub_raw(url: str, size: int, subject: str) -> Session:
+    sock, _reader, subject, delete = _raw_stream(url)
+    frame = b"PUB %s _RAW.reply %d\r\n%s\r\n" % (subject.encode(), size, b"x" * size)
+    return _RawSession(sock, lambda i: frame, delete)
+
+
+class _RawPipelined(Session):
+    """The pipelined bound: pre-encoded PUBs with a reply subject, up to ``window`` unacknowledged (the clients'
+    default), acks counted as they arrive; no client code per message."""
+
+    def __init__(self, sock: socket.socket, frame: bytes, window: int, close: Callable[[], Any]) -> None:
+        super().__init__()
+        self._sock = sock
+        self._frame = frame
+        self._window = window
+        self._close_raw = close
+
+    async def run(self, n: int) -> tuple[float, list[float]]:
+        return await asyncio.get_running_loop().run_in_executor(None, self._run, n)
+
+    def _run(self, n: int) -> tuple[float, list[float]]:
+        sock, frame, window = self._sock, self._frame, self._window
+        per_write = max(1, 65536 // len(frame))
+        chunk = frame * per_write
+        sent = acked = 0
+        carry = b""
+        start = time.perf_counter()
+        while acked < n:
+            room = min(n - sent, window - (sent - acked), per_write)
+            if room > 0:
+                sock.sendall(chunk if room == per_write else frame * room)
+                sent += room
+            try:  # wait for acks only when nothing more may be sent
+                data = sock.recv(1 << 20, 0 if sent == n or sent - acked >= window else socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                continue
+            if not data:
+                raise ConnectionError("server closed the connection")
+            data = carry + data
+            acked += data.count(b"MSG ")
+            carry = data[-3:]  # a "MSG " split across two reads is counted in the second
+        return time.perf_counter() - start, []
+
+    async def close(self) -> None:
+        self._close_raw()
+        self._sock.close()
+
+
+async def js_pub_async_raw(url: str, size: int, subject: str) -> Session:
+    sock, _reader, subject, delete = _raw_stream(url)
+    frame = b"PUB %s _RAW.ack %d\r\n%s\r\n" % (subject.encode(), size, b"x" * size)
+    return _RawPipelined(sock, frame, PUBLISH_WINDOW, delete)
 
 
 # -- Key-Value: sequential put and get -----------------------------------------------------------------------------
@@ -380,8 +473,9 @@ ROUND_TRIPS: dict[str, dict[str, SessionFactory]] = {
         "cnats": _requests("cnats", _ConcurrentSession, 10),
         "nats-py": _requests("nats-py", _ConcurrentSession, 10),
     },
-    # cnats pipelines (publish_async); nats-py awaits each ack, as its users do
-    "js publish": {"cnats": js_pub_cnats, "nats-py": js_pub_nats_py},
+    # each publish awaits its ack; then pipelined (publish_async, both clients' default window of 4,000)
+    "js publish": {"cnats": js_pub_cnats, "nats-py": js_pub_nats_py, "raw": js_pub_raw},
+    "js publish (async)": {"cnats": js_pub_async_cnats, "nats-py": js_pub_async_nats_py, "raw": js_pub_async_raw},
     "kv put": {"cnats": kv_put_cnats, "nats-py": kv_put_nats_py, "raw": kv_put_raw},
     "kv get": {"cnats": kv_get_cnats, "nats-py": kv_get_nats_py, "raw": kv_get_raw},
 }

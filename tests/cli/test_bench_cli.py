@@ -33,6 +33,7 @@ def test_quick_matrix_measures_every_workload_for_every_client() -> None:
         "request",
         "request x100",
         "js publish",
+        "js publish (async)",
         "kv put",
         "kv get",
         "js consume",
@@ -44,7 +45,8 @@ def test_quick_matrix_measures_every_workload_for_every_client() -> None:
         assert not row["errors"], row
         for column in ("cnats", "cnats-pure", "nats-py"):
             assert row["figures"][column] > 0, (row["workload"], column)
-    for workload in ("pub", "sub (callback)", "request", "kv put", "kv get", "js consume", "js consume (ack)"):
+    raw_rows = ("pub", "sub (callback)", "request", "kv put", "kv get", "js publish", "js publish (async)")
+    for workload in (*raw_rows, "js consume", "js consume (ack)", "js fetch (ack)"):
         assert rows[workload]["figures"]["raw"] > 0
     for workload in ("request", "kv put", "kv get"):
         assert rows[workload]["latency_us"]["cnats"]["p50"] > 0
