@@ -146,6 +146,14 @@ cdef class JsMsgBase:
             self._delivered, self._sseq, self._dseq, self._ts, self._left,
         )
 
+    def _position(self):
+        """(stream sequence, timestamp in nanoseconds, messages pending) of the reply subject, without building the
+        whole ``DeliveryInfo`` (what a Key-Value watcher needs for every entry); InvalidOptionError when it is not a
+        JetStream one."""
+        if self._parse() < 0:
+            raise InvalidOptionError(f"not a JetStream reply subject: {self._reply!r}")
+        return (self._sseq, self._ts, self._left)
+
     @property
     def seq(self):
         """The message's sequence in its stream."""

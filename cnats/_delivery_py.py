@@ -110,6 +110,13 @@ class JsMsgBase:
             raise InvalidOptionError(f"not a JetStream reply subject: {self._reply!r}")
         return parts
 
+    def _position(self) -> tuple[int, int, int]:
+        """(stream sequence, timestamp in nanoseconds, messages pending) of the reply subject, without building the
+        whole ``DeliveryInfo`` (what a Key-Value watcher needs for every entry); InvalidOptionError when it is not a
+        JetStream one."""
+        parts = self._delivery()
+        return (parts[5], parts[7], parts[8])
+
     @property
     def seq(self) -> int:
         """The message's sequence in its stream."""

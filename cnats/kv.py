@@ -620,7 +620,7 @@ class KV:
         )
 
     def _entry_from_jsmsg(self, msg: JsMsg) -> KvEntry:
-        info = msg.info
+        revision, created, delta = msg._position()
         data = msg.data
         headers = msg.headers
         if headers is None:
@@ -631,9 +631,9 @@ class KV:
             self.bucket,
             msg.subject[len(self._prefix) :],
             data,
-            info.stream_sequence,
-            info.timestamp_nanos,
-            info.pending,
+            revision,
+            created,
+            delta,
             operation,
             length,
         )

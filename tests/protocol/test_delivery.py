@@ -231,6 +231,7 @@ def test_nine_token_reply_subject(core: ModuleType) -> None:
     assert msg._delivery() == ("", None, "ORDERS", "worker", 3, 1042, 17, TS, 5)
     assert msg.seq == 1042
     assert msg.redelivered is True
+    assert msg._position() == (1042, TS, 5)  # what a Key-Value watcher reads for every entry
     assert msg._delivery() == ("", None, "ORDERS", "worker", 3, 1042, 17, TS, 5)  # parsed once, read twice
 
 
@@ -282,7 +283,7 @@ def test_numbers_may_have_leading_zeros_and_nineteen_digits(core: ModuleType) ->
 )
 def test_not_a_jetstream_reply_subject(core: ModuleType, reply: str) -> None:
     msg = jsmsg(core, reply)
-    for read in (msg._delivery, lambda: msg.seq, lambda: msg.redelivered):
+    for read in (msg._delivery, msg._position, lambda: msg.seq, lambda: msg.redelivered):
         with pytest.raises(InvalidOptionError, match="not a JetStream reply subject"):
             read()
 
@@ -770,7 +771,7 @@ def reply_subjects(draw: st.DrawFn) -> str:
 def reply_outcome(core: ModuleType, reply: str | None) -> list[Any]:
     msg = jsmsg(core, reply)
     outcome: list[Any] = []
-    for read in (msg._delivery, lambda: msg.seq, lambda: msg.redelivered, msg._delivery):
+    for read in (msg._delivery, lambda: msg.seq, lambda: msg.redelivered, msg._position, msg._delivery):
         try:
             outcome.append(read())
         except InvalidOptionError as exc:
@@ -804,7 +805,7 @@ def test_reply_subjects_parse_the_same_in_both_cores(reply: str) -> None:
     if expected is None:
         assert outcome[0] == ("InvalidOptionError", f"not a JetStream reply subject: {reply!r}")
     else:
-        assert outcome == [expected, expected[5], expected[4] > 1, expected]
+        assert outcome == [expected, expected[5], expected[4] > 1, (expected[5], expected[7], expected[8]), expected]
 
 
 @st.composite
