@@ -129,6 +129,17 @@ class PublisherBase:
             OutboundBufferLimitError: the outbound buffer (`pending_bytes_limit`) is full.
         """
 
+class AckWindow:
+    """The acknowledgements a pipelined publisher has outstanding (see the class docstring in either core)."""
+
+    pending: int
+    max_pending: int
+    def __init__(self, loop: Any, max_pending: int) -> None: ...
+    @property
+    def full(self) -> bool: ...
+    def room(self) -> Awaitable[None]: ...
+    def idle(self) -> Awaitable[None]: ...
+
 class ReplyMux:
     """The shared response inbox of request/reply (see the class docstring in either core)."""
 
@@ -137,7 +148,14 @@ class ReplyMux:
     def __init__(self, loop: Any, prefix: str, timeout_error: type, no_responders_error: type) -> None: ...
     def next_token(self) -> str: ...
     def request(
-        self, publisher: PublisherBase, subject: str, payload: Any, headers: Any, timeout: float
+        self,
+        publisher: PublisherBase,
+        subject: str,
+        payload: Any,
+        headers: Any,
+        timeout: float,
+        window: AckWindow | None = None,
+        transform: Callable[[Any, str], Any] | None = None,
     ) -> Awaitable[Any]: ...
     def add(self, token: str, waiter: Any) -> None: ...
     def forget(self, token: str) -> None: ...

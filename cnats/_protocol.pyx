@@ -999,6 +999,52 @@ cdef object SETTLED = _Settled()
 
 
 @cython.final
+cdef class AckWindow:
+    """The acknowledgements a pipelined publisher has outstanding: how many (at most ``max_pending`` before
+    ``publish_async`` waits), and the futures of whoever waits for room or for none. The mux counts them in and out."""
+    cdef readonly Py_ssize_t pending
+    cdef readonly Py_ssize_t max_pending
+    cdef object _create_future
+    cdef object _room
+    cdef object _idle
+
+    def __init__(self, loop, Py_ssize_t max_pending):
+        self.pending = 0
+        self.max_pending = max_pending
+        self._create_future = loop.create_future
+
+    @property
+    def full(self):
+        return self.pending >= self.max_pending
+
+    def room(self):
+        """A future resolved once fewer than ``max_pending`` are outstanding."""
+        if self._room is None or self._room.done():
+            self._room = self._create_future()
+        return self._room
+
+    def idle(self):
+        """A future resolved once none is outstanding."""
+        if self._idle is None or self._idle.done():
+            self._idle = self._create_future()
+        return self._idle
+
+    cdef int _settled(self) except -1:
+        self.pending -= 1
+        room = self._room
+        if room is not None and self.pending < self.max_pending:
+            self._room = None
+            if not room.done():
+                room.set_result(None)
+        idle = self._idle
+        if idle is not None and self.pending == 0:
+            self._idle = None
+            if not idle.done():
+                idle.set_result(None)
+        return 0
+
+
+@cython.final
 @cython.freelist(64)
 cdef class _PendingRequest:
     cdef object future
@@ -1006,6 +1052,8 @@ cdef class _PendingRequest:
     cdef object subject
     cdef object timeout
     cdef double deadline
+    cdef AckWindow window  # a pipelined publish: counted out of its window once settled
+    cdef object transform  # what the response becomes (a publish's PubAck), or None for the message itself
 
 
 @cython.final
@@ -1102,8 +1150,10 @@ cdef class ReplyMux:
         """A token no other waiter of this inbox has had (the prefix is unique per connection)."""
         return self._token()
 
-    def request(self, PublisherBase publisher, subject, payload, headers, timeout):
-        """Publish a request with a reply subject of this inbox and return the future of its response."""
+    def request(self, PublisherBase publisher, subject, payload, headers, timeout, AckWindow window=None,
+                transform=None):
+        """Publish a request with a reply subject of this inbox and return the future of its response: the message,
+        or ``transform(msg, subject)`` (a pipelined publish's PubAck, counted in ``window`` until it is settled)."""
         cdef _PendingRequest pending
         cdef _DeadlineQueue queue
         cdef PyObject* found
@@ -1115,6 +1165,10 @@ cdef class ReplyMux:
         pending.token = token
         pending.subject = subject
         pending.timeout = timeout
+        pending.window = window
+        pending.transform = transform
+        if window is not None:
+            window.pending += 1
         self.waiters[token] = pending
         found = PyDict_GetItemWithError(self._queues, timeout)
         if found is NULL:
@@ -1150,11 +1204,21 @@ cdef class ReplyMux:
         del self.waiters[token]
         future = pending.future
         pending.future = SETTLED
+        if pending.window is not None:
+            window, pending.window = pending.window, None
+            (<AckWindow>window)._settled()
         if future.done():
             return
         headers = msg.headers
         if headers is not None and headers.code == 503 and not msg.data:
             future.set_exception(self._no_responders_error(f"no responders for {pending.subject!r}"))
+        elif pending.transform is not None:
+            try:
+                value = pending.transform(msg, pending.subject)
+            except Exception as exc:
+                future.set_exception(exc)
+            else:
+                future.set_result(value)
         else:
             future.set_result(msg)
 
@@ -1177,8 +1241,15 @@ cdef class ReplyMux:
         for waiter in waiters:
             if type(waiter) is _PendingRequest:
                 future = (<_PendingRequest>waiter).future
+                window = (<_PendingRequest>waiter).window
+                if window is not None:
+                    (<_PendingRequest>waiter).window = None
+                    (<AckWindow>window)._settled()
                 if not future.done():
                     future.set_exception(error)
+                    if window is not None:
+                        # a pipelined publish whose caller let the future go is not warned: the close was theirs
+                        future.exception()
             else:
                 waiter.fail(error)
 
@@ -1187,7 +1258,13 @@ cdef class ReplyMux:
         found = PyDict_GetItemWithError(self.waiters, pending.token)
         if found is not NULL and <object>found is pending:
             del self.waiters[pending.token]
-        if not pending.future.done():
+        window = pending.window
+        if window is not None:
+            pending.window = None
+            (<AckWindow>window)._settled()
+            if not pending.future.done():
+                pending.future.set_exception(self._timeout_error(f"no publish acknowledgement for {pending.subject!r}"))
+        elif not pending.future.done():
             pending.future.set_exception(
                 self._timeout_error(f"request to {pending.subject!r} timed out after {pending.timeout} s")
             )

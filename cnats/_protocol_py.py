@@ -30,6 +30,7 @@ __all__ = [
     "DEFAULT_MAX_CONTROL_LINE",
     "DEFAULT_MAX_PAYLOAD",
     "FRAME_SLACK",
+    "AckWindow",
     "JsMsgBase",
     "MessagesBase",
     "MsgBase",
@@ -712,13 +713,23 @@ class ReplyMux:
         return str(self._seq)
 
     def request(
-        self, publisher: PublisherBase, subject: str, payload: Any, headers: Any, timeout: float
-    ) -> Any:  # asyncio.Future[Msg]
-        """Publish a request with a reply subject of this inbox and return the future of its response."""
+        self,
+        publisher: PublisherBase,
+        subject: str,
+        payload: Any,
+        headers: Any,
+        timeout: float,
+        window: AckWindow | None = None,
+        transform: Any = None,
+    ) -> Any:  # asyncio.Future[Msg], or of what transform makes
+        """Publish a request with a reply subject of this inbox and return the future of its response: the message,
+        or ``transform(msg, subject)`` (a pipelined publish's PubAck, counted in ``window`` until it is settled)."""
         token = self.next_token()
         publisher.publish(subject, payload, reply=self.prefix + token, headers=headers)  # raises before recording
         future = self._loop.create_future()
-        pending = _PendingRequest(future, token, subject, timeout)
+        pending = _PendingRequest(future, token, subject, timeout, window, transform)
+        if window is not None:
+            window.pending += 1
         self.waiters[token] = pending
         queue = self._queues.get(timeout)
         if queue is None:
@@ -743,11 +754,22 @@ class ReplyMux:
         del self.waiters[token]
         future = waiter.future
         waiter.future = _SETTLED
+        window = waiter.window
+        if window is not None:
+            waiter.window = None
+            window._settled()
         if future.done():
             return
         headers = msg._headers
         if headers is not None and headers.code == 503 and not msg._data:
             future.set_exception(self._no_responders_error(f"no responders for {waiter.subject!r}"))
+        elif waiter.transform is not None:
+            try:
+                value = waiter.transform(msg, waiter.subject)
+            except Exception as exc:  # noqa: BLE001 - the future carries it to whoever awaits the publish
+                future.set_exception(exc)
+            else:
+                future.set_result(value)
         else:
             future.set_result(msg)
 
@@ -764,15 +786,28 @@ class ReplyMux:
             queue.cancel()
         for waiter in waiters:
             if type(waiter) is _PendingRequest:
-                if not waiter.future.done():
-                    waiter.future.set_exception(error)
+                future, window = waiter.future, waiter.window
+                if window is not None:
+                    waiter.window = None
+                    window._settled()
+                if not future.done():
+                    future.set_exception(error)
+                    if window is not None:
+                        # a pipelined publish whose caller let the future go is not warned: the close was theirs
+                        future.exception()
             else:
                 waiter.fail(error)
 
     def _expire(self, pending: _PendingRequest) -> None:
         if self.waiters.get(pending.token) is pending:
             del self.waiters[pending.token]
-        if not pending.future.done():
+        window = pending.window
+        if window is not None:
+            pending.window = None
+            window._settled()
+            if not pending.future.done():
+                pending.future.set_exception(self._timeout_error(f"no publish acknowledgement for {pending.subject!r}"))
+        elif not pending.future.done():
             pending.future.set_exception(
                 self._timeout_error(f"request to {pending.subject!r} timed out after {pending.timeout} s")
             )
@@ -790,15 +825,62 @@ class _Settled:
 _SETTLED = _Settled()
 
 
-class _PendingRequest:
-    __slots__ = ("deadline", "future", "subject", "timeout", "token")
+class AckWindow:
+    """The acknowledgements a pipelined publisher has outstanding: how many (at most ``max_pending`` before
+    ``publish_async`` waits), and the futures of whoever waits for room or for none. The mux counts them in and out."""
 
-    def __init__(self, future: Any, token: str, subject: str, timeout: float) -> None:
+    __slots__ = ("_create_future", "_idle", "_room", "max_pending", "pending")
+
+    def __init__(self, loop: Any, max_pending: int) -> None:
+        self.pending = 0
+        self.max_pending = max_pending
+        self._create_future = loop.create_future
+        self._room: Any = None
+        self._idle: Any = None
+
+    @property
+    def full(self) -> bool:
+        return self.pending >= self.max_pending
+
+    def room(self) -> Any:  # asyncio.Future[None]
+        """A future resolved once fewer than ``max_pending`` are outstanding."""
+        if self._room is None or self._room.done():
+            self._room = self._create_future()
+        return self._room
+
+    def idle(self) -> Any:  # asyncio.Future[None]
+        """A future resolved once none is outstanding."""
+        if self._idle is None or self._idle.done():
+            self._idle = self._create_future()
+        return self._idle
+
+    def _settled(self) -> None:
+        self.pending -= 1
+        room = self._room
+        if room is not None and self.pending < self.max_pending:
+            self._room = None
+            if not room.done():
+                room.set_result(None)
+        idle = self._idle
+        if idle is not None and self.pending == 0:
+            self._idle = None
+            if not idle.done():
+                idle.set_result(None)
+
+
+class _PendingRequest:
+    __slots__ = ("deadline", "future", "subject", "timeout", "token", "transform", "window")
+
+    def __init__(
+        self, future: Any, token: str, subject: str, timeout: float, window: AckWindow | None, transform: Any
+    ) -> None:
         self.future = future
         self.token = token
         self.subject = subject
         self.timeout = timeout
         self.deadline = 0.0
+        self.window = window  # a pipelined publish: counted out of its window once settled
+        self.transform = transform  # what the response becomes (a publish's PubAck), or None for the message
 
 
 class _DeadlineQueue:

@@ -58,7 +58,7 @@ from .msg import Msg, to_headers
 from .nuid import nuid
 from .options import Authenticator, ConnectOptions
 from .port import Port
-from .protocol import Parser, PublisherBase, ReplyMux, WriteBuffer
+from .protocol import AckWindow, Parser, PublisherBase, ReplyMux, WriteBuffer
 from .request import RequestManyIterator, RequestStrategy, check_no_responders
 from .servers import ServerAddress, ServerPool
 from .subjects import check_subject
@@ -300,6 +300,7 @@ class NatsConnection(PublisherBase):
             report_slow_consumer=self._report_slow_consumer,
             report_callback_error=self._report_callback_error,
             request_future=self._request_future,
+            publish_acked=self._publish_acked,
             reply_prefix=self._mux_inbox,
             reply_token=self._mux.next_token,
             wait_reply=self._mux.add,
@@ -591,6 +592,23 @@ class NatsConnection(PublisherBase):
             self._mux_inbox()
         # the mux publishes, then records the future; the response, the deadline or close() settles it
         return self._mux.request(self, subject, payload, headers, timeout)
+
+    def _publish_acked(
+        self,
+        subject: str,
+        payload: bytes | bytearray | memoryview | str,
+        headers: Any,
+        timeout: float,
+        window: AckWindow,
+        transform: Callable[[Msg, str], Any],
+    ) -> Awaitable[Any]:
+        """A pipelined JetStream publish: the future of ``transform(ack, subject)``, counted in ``window`` until the
+        acknowledgement, its deadline or ``close()`` settles it (no Python frame per acknowledgement)."""
+        if self._state >= _State.DRAINING_SUBS:
+            self._raise_closed_or_draining()
+        if self._resp_sub is None:
+            self._mux_inbox()
+        return self._mux.request(self, subject, payload, headers, timeout, window, transform)
 
     async def _request_no_mux(
         self,

@@ -18,6 +18,7 @@ from .lifecycle import Scope
 if TYPE_CHECKING:
     from .events import Status
     from .msg import Msg
+    from .protocol import AckWindow
     from .request import ResponseWaiter
     from .subscription import Subscription
 
@@ -36,6 +37,7 @@ class Port:
         "new_inbox",
         "observe_status",
         "pending_bytes_limit",
+        "publish_acked",
         "reply_prefix",
         "reply_token",
         "report_callback_error",
@@ -70,6 +72,9 @@ class Port:
     report_callback_error: Callable[[BaseException, str, int], None]
     # request_future(subject, payload, headers, timeout): the response through the shared inbox (arguments valid).
     request_future: Callable[[str, Any, Any, float], Awaitable[Msg]]
+    # publish_acked(subject, payload, headers, timeout, window, transform): a pipelined JetStream publish, the future
+    # of transform(ack, subject), counted in the AckWindow until settled.
+    publish_acked: Callable[[str, Any, Any, float, AckWindow, Callable[[Msg, str], Any]], Awaitable[Any]]
     # Replies through the shared inbox without a future per reply: the prefix, a token, and the waiter to route to.
     reply_prefix: Callable[[], str]
     reply_token: Callable[[], str]

@@ -35,6 +35,7 @@ core, USES_CYTHON = _load()
 
 if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check against the twin's
     from ._protocol import (
+        AckWindow,
         JsMsgBase,
         MessagesBase,
         MsgBase,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check 
         WriteBuffer,
     )
 else:
+    AckWindow = core.AckWindow
     JsMsgBase = core.JsMsgBase
     MessagesBase = core.MessagesBase
     OrderedCursor = core.OrderedCursor
@@ -64,6 +66,7 @@ __all__ = [
     "DEFAULT_MAX_CONTROL_LINE",
     "DEFAULT_MAX_PAYLOAD",
     "USES_CYTHON",
+    "AckWindow",
     "JsMsgBase",
     "MessagesBase",
     "MsgBase",

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any
 from ..errors import (
     InvalidOptionError,
     JetStreamInvalidAckError,
-    NatsError,
     NatsTimeoutError,
 )
 from ..headers import Headers
 from ..msg import Msg, to_headers
 from ..nuid import nuid
+from ..protocol import AckWindow
 from ..request import check_no_responders
 from .api import BatchAck, ConsumerConfig, PubAck, PubHeaders, PublishExpect
 from .consumer import Consumers
@@ -76,10 +76,21 @@ _ACK_HEAD = b'{"stream":"'
 _ACK_SEQ = b'","seq":'
 
 
+# The head of the last usual acknowledgement and its stream: acknowledgements come in runs from one stream, so the
+# next one is mostly a prefix check and one int() (one tuple, replaced whole: never a head with another's stream).
+_last_ack_head: tuple[bytes, str] = (b"\x00", "")
+
+
 def _simple_ack(data: bytes) -> tuple[str, int] | None:
     """Stream and sequence of the usual acknowledgement, ``{"stream":"S","seq":N}``, read without the JSON parser
     (which cost a KV put more than all of its own Python code); None for any other shape (errors, duplicates,
     domains), which the parser then reads."""
+    global _last_ack_head
+    head, stream = _last_ack_head
+    if data.startswith(head) and data.endswith(b"}"):
+        digits = data[len(head) : -1]
+        if digits.isdigit():
+            return stream, int(digits)
     if not data.startswith(_ACK_HEAD) or not data.endswith(b"}"):
         return None
     end = data.find(_ACK_SEQ, 11)
@@ -89,6 +100,7 @@ def _simple_ack(data: bytes) -> tuple[str, int] | None:
     name = data[11:end].decode()
     if not digits.isdigit() or '"' in name or "\\" in name:  # (`in` on bytes first tries the needle as an int)
         return None
+    _last_ack_head = (data[: end + 8], name)
     return name, int(digits)
 
 
@@ -121,50 +133,6 @@ def parse_pub_ack(msg: Msg, subject: str) -> PubAck:
         duplicate=bool(data.get("duplicate", False)),
         domain=data.get("domain") or None,
     )
-
-
-class _AckWaiter:
-    """One pipelined publish: resolves its future with the PubAck (or the error) routed by the inbox mux."""
-
-    __slots__ = ("client", "deadline", "future", "subject", "timer", "token")
-
-    def __init__(self, client: JetStreamClient, token: str, subject: str, future: asyncio.Future[PubAck]) -> None:
-        self.client = client
-        self.token = token
-        self.subject = subject
-        self.future = future
-        self.timer: asyncio.TimerHandle | None = None  # only for a timeout other than the client's default
-        self.deadline = 0.0
-
-    def deliver(self, msg: Msg) -> None:
-        try:
-            ack = parse_pub_ack(msg, self.subject)
-        except NatsError as exc:
-            self._settle(exc, None)
-        else:
-            self._settle(None, ack)
-
-    def fail(self, error: BaseException) -> None:
-        """The connection closed (or its inbox was refused) with the acknowledgement outstanding. A caller who still
-        awaits the future gets ``error``; one who let it go is not warned about it: the close was its own doing."""
-        self._settle(error, None)
-        if self.future.done() and not self.future.cancelled():
-            self.future.exception()  # marks it retrieved
-
-    def expire(self) -> None:
-        self._settle(NatsTimeoutError(f"no publish acknowledgement for {self.subject!r}"), None)
-
-    def _settle(self, error: BaseException | None, ack: PubAck | None) -> None:
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
-        self.client._ack_done(self.token)
-        if self.future.done():
-            return
-        if error is not None:
-            self.future.set_exception(error)
-        else:
-            self.future.set_result(ack)  # type: ignore[arg-type]
 
 
 _BATCH_ID = "Nats-Batch-Id"
@@ -318,11 +286,8 @@ class JetStreamClient(JetStreamContext):
         super().__init__(nc, options)
         if publish_async_max_pending <= 0:
             raise InvalidOptionError("publish_async_max_pending must be greater than 0")
-        self._max_pending = publish_async_max_pending
-        self._pending: dict[str, _AckWaiter] = {}
-        self._room: asyncio.Future[None] | None = None
-        self._idle: asyncio.Future[None] | None = None
-        self._reaper: asyncio.TimerHandle | None = None
+        # the pipelined publishes awaiting their acknowledgement: counted by the connection's reply inbox
+        self._window = AckWindow(self.port.loop, publish_async_max_pending)
         self.streams = Streams(self)
         self.consumers = Consumers(self)
         self.views = Views(self)
@@ -478,7 +443,7 @@ class JetStreamClient(JetStreamContext):
 
     @property
     def publish_async_pending(self) -> int:
-        return len(self._pending)
+        return self._window.pending
 
     async def publish_async(
         self,
@@ -507,54 +472,15 @@ class JetStreamClient(JetStreamContext):
             ServerOptionNotAvailableError: the server does not support headers.
             MaxPayloadExceededError: the message exceeds the server's `max_payload`.
         """
-        port = self.port
-        loop = port.loop
-        while len(self._pending) >= self._max_pending:
-            if self._room is None or self._room.done():
-                self._room = loop.create_future()
-            await asyncio.shield(self._room)
+        window = self._window
+        while window.full:
+            await asyncio.shield(window.room())
         hdrs = publish_headers(headers, msg_id, expect) if headers or msg_id or expect else None
-        prefix = port.reply_prefix()
-        token = port.reply_token()
-        future: asyncio.Future[PubAck] = loop.create_future()
-        waiter = _AckWaiter(self, token, subject, future)
-        self._nc.publish(subject, payload, reply=prefix + token, headers=hdrs)  # raises before anything is recorded
-        self._pending[token] = waiter
-        port.wait_reply(token, waiter)
-        if timeout is None or timeout == self._options.timeout:
-            # The default timeout: acks are pending in publish order, so one timer for the oldest serves all.
-            waiter.deadline = loop.time() + self._options.timeout
-            if self._reaper is None:
-                self._reaper = loop.call_at(waiter.deadline, self._reap)
-        else:
-            waiter.timer = loop.call_later(timeout, waiter.expire)
-        return future
-
-    def _reap(self) -> None:
-        """Expire the default-timeout acks whose deadline passed; re-arm for the next one."""
-        self._reaper = None
-        loop = self.port.loop
-        now = loop.time()
-        for waiter in list(self._pending.values()):
-            if waiter.timer is not None:
-                continue  # has its own timer
-            if waiter.deadline > now:
-                self._reaper = loop.call_at(waiter.deadline, self._reap)
-                return
-            waiter.expire()
-
-    def _ack_done(self, token: str) -> None:
-        if self._pending.pop(token, None) is None:
-            return
-        self.port.forget_reply(token)
-        if self._room is not None and not self._room.done() and len(self._pending) < self._max_pending:
-            self._room.set_result(None)
-        if not self._pending:
-            if self._reaper is not None:
-                self._reaper.cancel()
-                self._reaper = None
-            if self._idle is not None and not self._idle.done():
-                self._idle.set_result(None)
+        # the reply inbox publishes, then counts the acknowledgement in the window; its answer (parsed into the
+        # PubAck there), its deadline or the connection's close settles the future
+        return self.port.publish_acked(  # type: ignore[return-value]
+            subject, payload, hdrs, self._options.timeout if timeout is None else timeout, window, parse_pub_ack
+        )
 
     async def publish_async_completed(self, timeout: float | None = None) -> None:
         """Wait until no acknowledgement is outstanding (at most ``timeout`` seconds; None waits without limit).
@@ -562,11 +488,10 @@ class JetStreamClient(JetStreamContext):
         Raises:
             NatsTimeoutError: acknowledgements are still outstanding after ``timeout`` seconds.
         """
-        if not self._pending:
+        window = self._window
+        if not window.pending:
             return
-        if self._idle is None or self._idle.done():
-            self._idle = self.port.loop.create_future()
         try:
-            await asyncio.wait_for(asyncio.shield(self._idle), timeout)
+            await asyncio.wait_for(asyncio.shield(window.idle()), timeout)
         except asyncio.TimeoutError:
-            raise NatsTimeoutError(f"{len(self._pending)} publish acknowledgements still pending") from None
+            raise NatsTimeoutError(f"{window.pending} publish acknowledgements still pending") from None

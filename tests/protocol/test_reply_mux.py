@@ -114,6 +114,53 @@ async def test_cancelled_request_ignores_its_response(core: ModuleType) -> None:
     assert future.cancelled() and mux.waiters == {}
 
 
+def ack_of(msg: Any, subject: str) -> tuple[str, bytes]:
+    """A stand-in for the PubAck parse: what the future of a pipelined publish resolves with."""
+    if msg.data == b"refused":
+        raise ValueError(f"refused on {subject}")
+    return subject, msg.data
+
+
+async def test_pipelined_publishes_are_counted_in_their_window_until_settled(core: ModuleType) -> None:
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    window = core.AckWindow(loop, 2)
+    assert (window.pending, window.max_pending, window.full) == (0, 2, False)
+    first = mux.request(pub, "js.a", b"1", None, 1.0, window, ack_of)
+    second = mux.request(pub, "js.b", b"2", None, 1.0, window, ack_of)
+    assert (window.pending, window.full) == (2, True)
+    room, idle = window.room(), window.idle()
+    assert window.room() is room and not room.done()
+    mux(response(core, PREFIX + "1", b"seq 1"))
+    assert await first == ("js.a", b"seq 1")  # the transform's result
+    assert room.done() and not idle.done() and window.pending == 1
+    mux(response(core, PREFIX + "2", b"refused"))
+    with pytest.raises(ValueError, match=r"refused on js\.b"):  # what the transform raises fails the future
+        await second
+    assert idle.done() and window.pending == 0 and mux.waiters == {}
+    assert window.room() is not room  # a new wait gets a new future
+
+
+async def test_a_pipelined_publish_is_settled_by_its_deadline_or_by_fail_all(core: ModuleType) -> None:
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    window = core.AckWindow(loop, 10)
+    late = mux.request(pub, "js.late", b"", None, 0.02, window, ack_of)
+    with pytest.raises(NatsTimeoutError, match=r"no publish acknowledgement for 'js\.late'"):
+        await late
+    assert window.pending == 0 and mux.waiters == {}
+    cancelled = mux.request(pub, "js.x", b"", None, 1.0, window, ack_of)
+    cancelled.cancel()  # the caller gave up: its acknowledgement still leaves the window when it comes
+    mux(response(core, PREFIX + "2", b"seq 2"))
+    assert window.pending == 0
+    dropped = mux.request(pub, "js.y", b"", None, 1.0, window, ack_of)
+    idle = window.idle()
+    mux.fail_all(ConnectionError("closed"))
+    assert window.pending == 0 and idle.done()
+    # a future nobody awaits is marked retrieved (no "exception was never retrieved" report for a close)
+    assert isinstance(dropped.exception(), ConnectionError)
+
+
 async def test_other_waiters_get_every_response_until_they_leave(core: ModuleType) -> None:
     loop = asyncio.get_running_loop()
     mux = mux_of(core, loop)
