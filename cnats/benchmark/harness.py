@@ -114,14 +114,24 @@ class _Worker:
     def run_slice(self, n: int, feed: Callable[[], object] | None = None, timeout: float = 600.0) -> dict[str, Any]:
         """Sliced form: ``n`` more operations; their seconds and latencies. A subscriber answers ARMED first, and
         ``feed()`` then publishes its messages."""
+        self.begin_slice(n)
+        if feed is not None:
+            self.wait_armed(timeout)
+            feed()
+        return self.slice_result(timeout)
+
+    def begin_slice(self, n: int) -> None:
+        """Sliced form, in steps (several workers started together): ask for ``n`` more operations."""
         assert self.proc.stdin is not None
         self.proc.stdin.write(f"{n}\n")
         self.proc.stdin.flush()
-        if feed is not None:
-            armed = self._readline(timeout)
-            if armed.strip() != "ARMED":
-                raise RuntimeError(f"worker failed: {armed.strip() or self._stderr()}")
-            feed()
+
+    def wait_armed(self, timeout: float = 30.0) -> None:
+        armed = self._readline(timeout)
+        if armed.strip() != "ARMED":
+            raise RuntimeError(f"worker failed: {armed.strip() or self._stderr()}")
+
+    def slice_result(self, timeout: float = 600.0) -> dict[str, Any]:
         line = self._readline(timeout)
         if not line:
             raise RuntimeError(f"worker failed: {self._stderr()}")
@@ -464,25 +474,51 @@ def run_single(
     msgs: int,
     size: int,
     request: bool,
-    column: str = "cnats",
+    columns: Sequence[str] = ("cnats",),
     uvloop: bool = False,
-) -> dict[str, Any]:
-    """One workload, as ``cnats bench`` with a subject runs it; returns its ``--json`` object."""
-    with _server(url) as server_url:
-        if request:
-            mode = "request"
-            with _responder(server_url, uvloop):
-                data = _measure("request", column, server_url, msgs, size, uvloop, REQUEST_SUBJECT)
-        elif subs and pubs:
-            mode = "pubsub"
-            data = _measure("pub+sub", column, server_url, msgs, size, uvloop, subject)
-        elif subs:
-            mode = "sub"
-            data = _measure("sub (callback)", column, server_url, msgs, size, uvloop, subject)
-        else:
-            mode = "pub"
-            data = _measure("pub", column, server_url, msgs, size, uvloop, subject)
-    elapsed = data["elapsed_s"]
+) -> dict[str, dict[str, Any]]:
+    """One workload, as ``cnats bench`` with a subject runs it: for each of ``columns``, its ``--json`` object.
+
+    ``pubs`` publishers share ``msgs`` messages and ``subs`` subscribers each receive all of them, every one a
+    worker process of its own, started together; without publishers the subscribers are fed by a raw publisher.
+    The figures are aggregates: messages published over the slowest publisher's time, messages received (by all
+    subscribers) over the slowest subscriber's time. Several columns take turns, ``SLICES`` rounds of a tenth of
+    the messages each, the order rotating every round (as the table's rows do), against one server."""
+    if pubs < 0 or subs < 0 or (pubs == 0 and subs == 0 and not request):
+        raise ValueError("give at least one publisher or one subscriber")
+    rounds = SLICES if len(columns) > 1 else 1
+    share = max(1, msgs // rounds)
+    totals: dict[str, list[dict[str, Any]]] = {column: [] for column in columns}
+    with _server(url) as server_url, (_responder(server_url, uvloop) if request else contextlib.nullcontext()):
+        for turn in range(rounds):
+            shift = turn % len(columns)
+            for column in [*columns[shift:], *columns[:shift]]:
+                if request:
+                    data = _measure("request", column, server_url, share, size, uvloop, REQUEST_SUBJECT)
+                    report = _single_report("request", share, size, data["elapsed_s"], data["uses_cython"])
+                    report |= {"pubs": 1, "subs": 0, "latency_us": data["latency_us"]}
+                else:
+                    report = _run_pubs_subs(server_url, subject, pubs, subs, share, size, column, uvloop)
+                totals[column].append(report)
+    return {column: _combined(reports) for column, reports in totals.items()}
+
+
+def _combined(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Rounds of one column as one report: their messages over their summed time."""
+    if len(reports) == 1:
+        return reports[0]
+    first = reports[0]
+    msgs = sum(r["msgs"] for r in reports)
+    elapsed = sum(r["elapsed_s"] for r in reports)
+    combined = _single_report(first["mode"], msgs, first["size"], elapsed, all(r["uses_cython"] for r in reports))
+    combined |= {"pubs": first["pubs"], "subs": first["subs"], "latency_us": first["latency_us"]}
+    for key in ("pub_msgs_per_s", "sub_msgs_per_s"):
+        if key in first:
+            combined[key] = sum(r[key] for r in reports) / len(reports)
+    return combined
+
+
+def _single_report(mode: str, msgs: int, size: int, elapsed: float, uses_cython: bool) -> dict[str, Any]:
     return {
         "mode": mode,
         "msgs": msgs,
@@ -490,6 +526,49 @@ def run_single(
         "elapsed_s": elapsed,
         "msgs_per_s": msgs / elapsed if elapsed else 0.0,
         "bytes_per_s": msgs * size / elapsed if elapsed else 0.0,
-        "latency_us": data["latency_us"],
-        "uses_cython": data["uses_cython"],  # as the worker found it, not as this process would
+        "latency_us": None,
+        "uses_cython": uses_cython,  # as the worker found it, not as this process would
+    }
+
+
+def _run_pubs_subs(
+    url: str, subject: str, pubs: int, subs: int, msgs: int, size: int, column: str, uvloop: bool
+) -> dict[str, Any]:
+    client, env = CLIENTS[column]
+    shares = [msgs // pubs + (1 if i < msgs % pubs else 0) for i in range(pubs)]
+    workers: list[_Worker] = []
+    try:
+        for _ in range(subs):
+            workers.append(_Worker("sub (callback)", client, env, url, msgs, size, uvloop, subject, sliced=True))
+        subscribers = list(workers)
+        publishers = [_Worker("pub", client, env, url, n, size, uvloop, subject, sliced=True) for n in shares]
+        workers += publishers
+        for worker in workers:
+            worker.wait_ready()
+        for sub in subscribers:
+            sub.begin_slice(msgs)
+        for sub in subscribers:
+            sub.wait_armed()
+        for pub, n in zip(publishers, shares, strict=True):
+            pub.begin_slice(n)  # all asked at once: they run side by side
+        if not publishers:
+            publish_stream(url, msgs, size, subject)
+        pub_results = [pub.slice_result() for pub in publishers]
+        sub_results = [sub.slice_result() for sub in subscribers]
+    finally:
+        for worker in workers:
+            worker.finish()
+    pub_time = max((r["elapsed_s"] for r in pub_results), default=0.0)
+    sub_time = max((r["elapsed_s"] for r in sub_results), default=0.0)
+    mode = "pubsub" if pubs and subs else ("pub" if pubs else "sub")
+    received = msgs * subs
+    # the figure of the mode: what the publishers sent (pub), or what the subscribers received (sub, pubsub)
+    count, elapsed = (msgs, pub_time) if mode == "pub" else (received, sub_time)
+    uses_cython = client == "cnats" and all(r["uses_cython"] for r in pub_results + sub_results)
+    report = _single_report(mode, count, size, elapsed, uses_cython)
+    return report | {
+        "pubs": pubs,
+        "subs": subs,
+        "pub_msgs_per_s": msgs / pub_time if pub_time else 0.0,
+        "sub_msgs_per_s": received / sub_time if sub_time else 0.0,
     }

@@ -176,13 +176,15 @@ def run_workload(workload: str, client: str, url: str, msgs: int, size: int, uvl
     from ..protocol import USES_CYTHON
 
     result: Measurement = _run(WORKLOADS[workload][client](url, msgs, size), uvloop)
-    return {**result.to_dict(), "uses_cython": USES_CYTHON}
+    return {**result.to_dict(), "uses_cython": USES_CYTHON and client == "cnats"}
 
 
 async def serve_slices(workload: str, client: str, url: str, size: int) -> None:
     """The sliced form: READY once the session is open, then for each line ``N`` on stdin run ``N`` operations and
     print ``{"elapsed_s", "latencies_us"}`` (a subscriber first prints ARMED and waits for the harness to publish);
     an empty line (or end of input) closes the session."""
+    from ..protocol import USES_CYTHON
+
     session: Session = await SESSIONS[workload][client](url, size, SUBJECT)
     loop = asyncio.get_running_loop()
     try:
@@ -197,7 +199,8 @@ async def serve_slices(workload: str, client: str, url: str, size: int) -> None:
                 elapsed, latencies = await received, list[float]()
             else:
                 elapsed, latencies = await session.run(int(line))
-            print(json.dumps({"elapsed_s": elapsed, "latencies_us": latencies}), flush=True)
+            report = {"elapsed_s": elapsed, "latencies_us": latencies, "uses_cython": USES_CYTHON and client == "cnats"}
+            print(json.dumps(report), flush=True)
     finally:
         await session.close()
 

@@ -5,7 +5,6 @@ subject, the protocol cores side by side, or memory use. The measuring lives in
 from __future__ import annotations
 
 import argparse
-import functools
 import importlib.util
 import json
 import sys
@@ -84,8 +83,11 @@ def _bench_memory(args: argparse.Namespace, harness: Any, uvloop: bool) -> int:
 
 
 def _bench_single(args: argparse.Namespace, harness: Any, url: str | None, uvloop: bool) -> int:
-    run = functools.partial(
-        harness.run_single,
+    if args.pub < 0 or args.sub < 0 or (args.pub == 0 and args.sub == 0 and not args.request):
+        print("error: give at least one publisher (--pub) or one subscriber (--sub)", file=sys.stderr)
+        return 2
+    baseline_column = {"nats-py": "nats-py", "pure": "cnats-pure"}.get(args.compare or "")
+    reports = harness.run_single(
         url=url,
         subject=args.subject,
         pubs=args.pub,
@@ -93,32 +95,42 @@ def _bench_single(args: argparse.Namespace, harness: Any, url: str | None, uvloo
         msgs=args.msgs or 100_000,
         size=args.size or 128,
         request=args.request,
+        columns=("cnats", baseline_column) if baseline_column else ("cnats",),
         uvloop=uvloop,
     )
-    result = run(column="cnats")
-    if args.compare:
-        baseline = run(column="nats-py" if args.compare == "nats-py" else "cnats-pure")
+    result = reports["cnats"]
+    if baseline_column:
+        baseline = reports[baseline_column]
         ratio = result["msgs_per_s"] / baseline["msgs_per_s"] if baseline["msgs_per_s"] else 0.0
         if args.json:
             print(json.dumps({"cnats": result, "baseline": baseline, "ratio": ratio}))
         else:
             print(
-                f"{result['mode']}: cnats {result['msgs_per_s']:,.0f} msgs/s, {args.compare} "
-                f"{baseline['msgs_per_s']:,.0f} msgs/s, ratio {ratio:.2f}x"
+                f"{_what(result)}: cnats {result['msgs_per_s']:,.0f} msgs/s, {args.compare} "
+                f"{baseline['msgs_per_s']:,.0f} msgs/s, ratio {ratio:.2f}x (taking turns)"
             )
         return 0
     if args.json:
         print(json.dumps(result))
     else:
         line = (
-            f"{result['mode']}: {result['msgs']} msgs of {result['size']} B in {result['elapsed_s']:.3f} s: "
+            f"{_what(result)}: {result['msgs']} msgs of {result['size']} B in {result['elapsed_s']:.3f} s: "
             f"{result['msgs_per_s']:,.0f} msgs/s, {result['bytes_per_s'] / 1e6:.1f} MB/s"
         )
+        if result.get("pub_msgs_per_s") and result.get("sub_msgs_per_s"):
+            line += f" (publishers {result['pub_msgs_per_s']:,.0f} msgs/s)"
         if result["latency_us"]:
             lat = result["latency_us"]
             line += f"; latency p50 {lat['p50']:.0f} us, p99 {lat['p99']:.0f} us"
         print(line)
     return 0
+
+
+def _what(result: dict[str, Any]) -> str:
+    """The mode, with its publishers and subscribers: ``pubsub (2 pub, 3 sub)``."""
+    if result["mode"] == "request":
+        return "request"
+    return f"{result['mode']} ({result['pubs']} pub, {result['subs']} sub)"
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -129,8 +141,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "one workload. Progress is shown on a terminal only.",
     )
     bench.add_argument("subject", nargs="?", help="run one workload on this subject")
-    bench.add_argument("--pub", type=int, default=1, help="publishers (single-workload form)")
-    bench.add_argument("--sub", type=int, default=0, help="subscribers (single-workload form)")
+    bench.add_argument("--pub", type=int, default=1, help="publishers, sharing the messages (single-workload form)")
+    bench.add_argument(
+        "--sub", type=int, default=0, help="subscribers, each receiving every message (single-workload form)"
+    )
     bench.add_argument("--msgs", type=int, default=0, help="messages per run")
     bench.add_argument("--size", type=int, default=0, help="payload size in bytes")
     bench.add_argument("--request", action="store_true", help="request/reply latency (single-workload form)")

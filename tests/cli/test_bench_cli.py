@@ -67,6 +67,15 @@ def test_single_workload_against_a_given_server() -> None:
         report = json.loads(result.stdout)
         assert report["mode"] == "pub" and report["msgs"] == 2000 and report["msgs_per_s"] > 0
         assert report["uses_cython"] is USES_CYTHON  # the worker's core (it inherits this run's environment)
+        assert (report["pubs"], report["subs"]) == (1, 0)
+        # two publishers share the messages, each of three subscribers receives all of them
+        result = cnats_cli("-s", server.url, "bench", "fan", "--pub", "2", "--sub", "3", "--msgs", "3000", "--json")
+        assert result.returncode == 0, result.stderr
+        report = json.loads(result.stdout)
+        assert (report["mode"], report["pubs"], report["subs"], report["msgs"]) == ("pubsub", 2, 3, 9000)
+        assert report["pub_msgs_per_s"] > 0 and report["sub_msgs_per_s"] == report["msgs_per_s"] > 0
+        result = cnats_cli("-s", server.url, "bench", "none", "--pub", "0")
+        assert result.returncode == 2 and "at least one publisher" in result.stderr
         result = cnats_cli("-s", server.url, "bench", "x", "--request", "--msgs", "200", "--compare", "pure", "--json")
         assert result.returncode == 0, result.stderr
         report = json.loads(result.stdout)
