@@ -489,7 +489,7 @@ def run_single(
     rounds = SLICES if len(columns) > 1 else 1
     share = max(1, msgs // rounds)
     totals: dict[str, list[dict[str, Any]]] = {column: [] for column in columns}
-    with _server(url) as server_url, (_responder(server_url, uvloop) if request else contextlib.nullcontext()):
+    with _server(url) as server_url, _responder(server_url, uvloop) if request else contextlib.nullcontext():
         for turn in range(rounds):
             shift = turn % len(columns)
             for column in [*columns[shift:], *columns[:shift]]:
