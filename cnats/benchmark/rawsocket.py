@@ -15,23 +15,13 @@ def _host_port(url: str) -> tuple[str, int]:
 
 
 def raw_connect(url: str) -> socket.socket:
-    """A blocking socket past the INFO/CONNECT/PING/PONG handshake."""
+    """A blocking socket past the INFO/CONNECT/PING/PONG handshake (never timed: callers time what follows)."""
     sock = socket.create_connection(_host_port(url))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    _read_line(sock)  # INFO
+    wait_for(sock, b"\r\n")  # INFO, read whole (the server sends nothing else before our CONNECT)
     sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true}\r\nPING\r\n')
     wait_for(sock, b"PONG\r\n")
     return sock
-
-
-def _read_line(sock: socket.socket) -> bytes:
-    data = b""
-    while not data.endswith(b"\r\n"):
-        chunk = sock.recv(1)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        data += chunk
-    return data
 
 
 def wait_for(sock: socket.socket, marker: bytes) -> None:

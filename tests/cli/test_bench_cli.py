@@ -128,3 +128,17 @@ def test_round_trip_rows_take_turns_in_slices_and_clean_up() -> None:
                 return [name async for name in jsm.streams.names()]
 
         assert asyncio.run(streams()) == []
+
+
+def test_a_figure_above_its_bound_is_flagged_and_unlike_modes_are_noted() -> None:
+    from cnats.benchmark.harness import Result, format_markdown, format_table
+
+    results = [
+        Result("sub (callback)", 16, {"cnats": 2e6, "cnats-pure": 5e5, "nats-py": 1e5, "raw": 1.5e6}),
+        Result("pub", 16, {"cnats": 1e6, "cnats-pure": None, "nats-py": None, "raw": 2e6}),
+    ]
+    for text in (format_table(results), format_markdown(results)):
+        assert "above bound!" in text and "1.33x" not in text  # no ratio printed for a bound that was not one
+        assert "0.50x" in text  # pub: a bound that held
+        assert "above bound!: cnats measured faster than its raw bound in sub (callback) 16 B" in text
+        assert "sub (callback): cnats: a plain function callback; nats-py: a coroutine callback" in text
