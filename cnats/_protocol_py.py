@@ -317,6 +317,25 @@ class SubscriptionBase:
     The parser calls the subscription itself; ``cnats.subscription.Subscription`` derives from this class and owns
     everything else. Rare paths (timer, max reached, drops, blocking) call back into its methods."""
 
+    # the compiled core's C fields: slots here, so that a subclass with slots has no __dict__ either
+    __slots__ = (
+        "_block_policy",
+        "_blocking",
+        "_bytes_limit",
+        "_callback",
+        "_max",
+        "_msgs_limit",
+        "_pending_bytes",
+        "_port",
+        "_queue",
+        "_slow_reported",
+        "_timer",
+        "_waiter",
+        "dropped",
+        "processed",
+        "received",
+    )
+
     received: int
     processed: int
     dropped: int

@@ -47,12 +47,43 @@ class PendingPolicy(str, Enum):
     BLOCK = "block"
 
 
+class _ErrorReport:
+    """What a subscription's callback adapter calls when the callback raises: the connection's reporter with this
+    subscription's subject and sid. Not the subscription itself: a cycle would leave its freeing to the collector."""
+
+    __slots__ = ("report", "sid", "subject")
+
+    def __init__(self, report: Callable[[BaseException, str, int], None], subject: str, sid: int) -> None:
+        self.report = report
+        self.subject = subject
+        self.sid = sid
+
+    def __call__(self, exc: BaseException, msg: Msg) -> None:
+        self.report(exc, self.subject, self.sid)
+
+
 class Subscription(SubscriptionBase):
     """A subscription; also an async iterator of its messages when created without a callback.
 
     Per-message delivery is inherited from the protocol core's ``SubscriptionBase`` (compiled when the extension is
     built): the parser hands each message of this sid straight to it.
     """
+
+    # Slots, no __dict__, and the ``closed`` future made only when asked for: a connection may hold hundreds of
+    # thousands of subscriptions, and every object the garbage collector tracks is walked by each full collection.
+    __slots__ = (
+        "__weakref__",
+        "_closed",
+        "_closing",
+        "_done",
+        "_draining",
+        "_error",
+        "_policy",
+        "_queue_group",
+        "_sid",
+        "_subject",
+        "_task",
+    )
 
     def __init__(
         self,
@@ -88,20 +119,12 @@ class Subscription(SubscriptionBase):
         self._closing = False  # no new messages; what is queued is still delivered
         self._error: BaseException | None = None
         loop = port.loop
-        self._closed: asyncio.Future[Exception | None] = loop.create_future()
+        self._done = False  # closed (``closed`` resolves, or is made resolved)
+        self._closed: asyncio.Future[Exception | None] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._queue: deque[Msg] | None
-        self._adapter: Callback[Msg] | None = None
-        if callback is not None:
-            # the reporter must not refer to this subscription: a cycle would leave its freeing to the collector
-            report = port.report_callback_error
-
-            def on_error(exc: BaseException, msg: Msg) -> None:
-                report(exc, subject, sid)
-
-            self._adapter = Callback(callback, on_error)
         if callback is not None and not is_async_callable(callback):
             if self._policy is PendingPolicy.BLOCK:
                 raise InvalidOptionError("on_full=BLOCK needs a coroutine callback or an iterator")
@@ -147,17 +170,26 @@ class Subscription(SubscriptionBase):
     @property
     def is_closed(self) -> bool:
         """Whether the subscription is closed."""
-        return self._closed.done()
+        return self._done
 
     @property
     def is_draining(self) -> bool:
         """Whether the subscription is draining (and not closed yet)."""
-        return self._draining and not self._closed.done()
+        return self._draining and not self._done
 
     @property
     def closed(self) -> asyncio.Future[Exception | None]:
         """Resolves when the subscription has closed: with None, or with the error that closed it."""
-        return self._closed
+        closed = self._closed
+        if closed is None:
+            closed = self._closed = self._port.loop.create_future()
+            if self._done:
+                closed.set_result(self._close_result())
+        return closed
+
+    def _close_result(self) -> Exception | None:
+        err = self._error
+        return err if isinstance(err, Exception) else None
 
     def __repr__(self) -> str:
         q = f" queue={self._queue_group!r}" if self._queue_group else ""
@@ -254,8 +286,9 @@ class Subscription(SubscriptionBase):
         return msg
 
     async def _run_coroutine_callback(self, pending: Awaitable[Any] | None) -> None:
-        adapter = self._adapter
-        assert adapter is not None
+        # made here, not with the subscription: a plain callback never needs it (one object fewer per subscription)
+        report = _ErrorReport(self._port.report_callback_error, self._subject, self._sid)
+        adapter: Callback[Msg] = Callback(self._callback, report)
         if pending is not None:
             await adapter.call(None, pending)  # type: ignore[arg-type]
         queue = self._queue
@@ -340,7 +373,7 @@ class Subscription(SubscriptionBase):
         Raises:
             Nothing: it never raises.
         """
-        if self._closed.done() or self._closing:
+        if self._done or self._closing:
             return
         if max is not None and max > 0:
             self._max = max
@@ -365,7 +398,7 @@ class Subscription(SubscriptionBase):
         """
         if self._port.scope.is_closed:
             raise ConnectionClosedError()
-        if self._closed.done():
+        if self._done:
             raise SubscriptionClosedError("subscription is closed")
         if self._draining:
             raise SubscriptionDrainingError("subscription is already draining")
@@ -390,10 +423,10 @@ class Subscription(SubscriptionBase):
         Raises:
             Nothing: the errors of the drain are the connection's to handle.
         """
-        return self.drain(None) if not (self._draining or self._closed.done()) else self._wait_closed()
+        return self.drain(None) if not (self._draining or self._done) else self._wait_closed()
 
     async def _wait_closed(self) -> None:
-        await asyncio.shield(self._closed)
+        await asyncio.shield(self.closed)
 
     async def _drain(self) -> None:
         # Every message sent before the UNSUB has arrived once the PONG does. A closing connection ends the drain
@@ -401,7 +434,7 @@ class Subscription(SubscriptionBase):
         with contextlib.suppress(Exception):
             await self._port.flush()
         self._finish(None, wait_queue=True)
-        await asyncio.shield(self._closed)
+        await asyncio.shield(self.closed)
 
     def _on_timeout(self) -> None:
         self._timer = None
@@ -431,9 +464,11 @@ class Subscription(SubscriptionBase):
             self._queue_done()
 
     def _queue_done(self) -> None:
-        if not self._closed.done():
-            err = self._error
-            self._closed.set_result(err if isinstance(err, Exception) else None)
+        if not self._done:
+            self._done = True
+            closed = self._closed
+            if closed is not None and not closed.done():
+                closed.set_result(self._close_result())
 
     def _abandon(self, error: BaseException | None = None) -> None:
         """End now, dropping what is queued (a refused subscription, a drain that timed out)."""

@@ -259,6 +259,44 @@ def _formation_problems(
     return problems
 
 
+def _raw_api_call(
+    sock: socket.socket, connect: Mapping[str, object] | None, subject: str, body: Mapping[str, object] | None
+) -> dict[str, object]:
+    """One JetStream API request on a plain blocking socket (``connect``: the CONNECT options, on a fresh socket);
+    its decoded answer. ``ValueError`` for anything else the server says (an -ERR, a closed connection)."""
+    out = b""
+    if connect is not None:
+        _read_until(sock, b"\r\n", b"")  # INFO
+        out += b"CONNECT %s\r\nSUB _cnats_ready.answer 1\r\n" % json.dumps(connect).encode()
+    payload = json.dumps(body).encode() if body is not None else b""
+    out += b"PUB %s _cnats_ready.answer %d\r\n%s\r\n" % (subject.encode(), len(payload), payload)
+    sock.sendall(out)
+    buf = _read_until(sock, b"\r\n", b"")
+    while not buf.startswith(b"MSG "):
+        if buf.startswith(b"-ERR"):
+            raise ValueError(buf.decode(errors="replace").strip())
+        if buf.startswith(b"PING"):
+            sock.sendall(b"PONG\r\n")
+        buf = _read_until(sock, b"\r\n", buf[buf.index(b"\r\n") + 2 :])
+    eol = buf.index(b"\r\n")
+    size = int(buf[:eol].rsplit(b" ", 1)[1])
+    buf = _read_until(sock, None, buf, need=eol + 2 + size)
+    answer = json.loads(buf[eol + 2 : eol + 2 + size])
+    if not isinstance(answer, dict):
+        raise ValueError("not a JetStream API answer")
+    return answer
+
+
+def _read_until(sock: socket.socket, marker: bytes | None, buf: bytes, need: int = 0) -> bytes:
+    """``buf`` plus what the socket sends until it holds ``marker`` (or ``need`` bytes)."""
+    while (marker is not None and marker not in buf) or len(buf) < need:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ValueError("the server closed the connection")
+        buf += chunk
+    return buf
+
+
 def _can_connect(host: str, port: int, timeout: float) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout):
@@ -672,9 +710,13 @@ class NatsServer:
             if not pending:
                 # Every started node is up on its own; a cluster is ready once it is fully formed, as seen from
                 # every running node (including those this call did not start: they must see the new ones too).
-                formation = self._formation(max(0.05, min(1.0, deadline - time.monotonic())))
+                step = max(0.05, min(1.0, deadline - time.monotonic()))
+                formation = self._formation(step)
                 if not formation:
-                    return
+                    placement = self._placement_problem(step)
+                    if placement is None:
+                        return
+                    formation = [placement]
             if time.monotonic() >= deadline:
                 if pending:
                     waiting = "; ".join(f"n{i + 1}: {why}" for i, why in sorted(pending.items()))
@@ -714,6 +756,41 @@ class NatsServer:
         ``client_advertise``): then ``connect_urls`` are not checked."""
         text = " ".join([self._config or "", *self._args]).lower()
         return "advertise" not in text
+
+    def _placement_problem(self, timeout: float) -> str | None:
+        """With a JetStream cluster: place (then delete) a memory stream replicated on every running node (up to 5),
+        as a user's first replicated stream would be. What the monitoring endpoints report can run ahead of what the
+        meta leader places by: on a loaded machine a replicated stream was still refused with "no suitable peers for
+        placement, peer offline" after they all agreed. Only that refusal means "not ready"; a cluster this cannot
+        talk to plainly (TLS, or authentication from the user's own config) or that refuses for another reason is
+        not judged here."""
+        running = [n for n in self._nodes if n.alive()]
+        if not self._meta_leader_expected() or self._server_tls is not None or len(running) < 2:
+            return None
+        name = f"cnats_ready_{uuid.uuid4().hex[:10]}"
+        config: dict[str, object] = {"name": name, "subjects": [f"_cnats_ready.{name}"], "storage": "memory"}
+        config["num_replicas"] = min(len(running), 5)
+        try:
+            with socket.create_connection((self._host, running[0].port), timeout=timeout) as sock:
+                sock.settimeout(timeout)
+                answer = _raw_api_call(sock, self._connect_options(), f"$JS.API.STREAM.CREATE.{name}", config)
+                error = answer.get("error")
+                if not isinstance(error, dict):
+                    _raw_api_call(sock, None, f"$JS.API.STREAM.DELETE.{name}", None)
+                    return None
+        except (OSError, ValueError):
+            return None
+        description = str(error.get("description", ""))
+        return f"a replicated stream cannot be placed yet ({description})" if "suitable peers" in description else None
+
+    def _connect_options(self) -> dict[str, object]:
+        options: dict[str, object] = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True}
+        if self._users:
+            user, password = next(iter(self._users.items()))
+            options |= {"user": user, "pass": password}
+        elif self._token is not None:
+            options["auth_token"] = self._token
+        return options
 
     def _formation(self, timeout: float) -> list[str]:
         """What keeps the running nodes from forming a full cluster (empty when they do, or with one node)."""

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from cnats.testing import NatsServer
-from cnats.testing.server import _formation_problems, _NodeView
+from cnats.testing.server import _formation_problems, _NodeView, _raw_api_call
 
 _http = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -57,6 +57,15 @@ def assert_fully_formed(server: NatsServer, *, jetstream: bool) -> None:
         replicas = monitor(server, int(leader[1:]) - 1, "/jsz")["meta_cluster"]["replicas"]
         current = {r["name"] for r in replicas if r.get("current") and not r.get("offline")}
         assert current == names - {leader}, f"the meta leader sees only {current} current"
+        # a stream replicated over every node is placed at once, and the readiness probe left no stream behind
+        with socket.create_connection(("127.0.0.1", server.ports[0]), timeout=5) as sock:
+            sock.settimeout(5)
+            listed = _raw_api_call(sock, {"verbose": False, "headers": True}, "$JS.API.STREAM.NAMES", None)
+            assert not [name for name in listed.get("streams") or [] if str(name).startswith("cnats_ready_")]
+            config = {"name": "EVERY", "subjects": ["every.>"], "storage": "memory", "num_replicas": min(n, 5)}
+            created = _raw_api_call(sock, None, "$JS.API.STREAM.CREATE.EVERY", config)
+            assert "error" not in created, created
+            assert "error" not in _raw_api_call(sock, None, "$JS.API.STREAM.DELETE.EVERY", None)
 
 
 def test_nats_cluster_fixture_is_fully_formed(nats_cluster: NatsServer) -> None:
