@@ -23,6 +23,7 @@ JS_SUBJECT = "cnats.bench.js"
 KV_HISTORY = 64  # a watcher replays up to this many revisions per key
 IN_FLIGHT = 100  # the concurrent request row
 PUBLISH_WINDOW = 4_000  # unacknowledged pipelined publishes: the default of cnats and nats-py
+SCALE_SUBSCRIPTIONS = 200_000  # idle subscriptions beside the requests of the scale row
 
 
 class Session:
@@ -196,6 +197,33 @@ def _requests(client: str, kind: type[Session], timeout: float) -> SessionFactor
         nc = await _connect(client, url)
         payload = b"x" * size
         return kind(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=timeout), close=nc.close)
+
+    return open_session
+
+
+def _requests_among_idle_subscriptions(client: str) -> SessionFactory:
+    """``request x100`` on a connection that also holds ``SCALE_SUBSCRIPTIONS`` idle subscriptions: what the request
+    path costs once much is alive (the garbage collector walks every tracked object at each full collection)."""
+
+    async def open_session(url: str, size: int, subject: str) -> Session:
+        nc = await _connect(client, url)
+        if client == "cnats":
+
+            def ignore(msg: Any) -> None:
+                pass
+
+            for i in range(SCALE_SUBSCRIPTIONS):
+                nc.subscribe(f"cnats.bench.idle.{i}", callback=ignore)
+        else:
+
+            async def ignore_async(msg: Any) -> None:
+                pass
+
+            for i in range(SCALE_SUBSCRIPTIONS):
+                await nc.subscribe(f"cnats.bench.idle.{i}", cb=ignore_async)
+        await nc.flush()
+        payload = b"x" * size
+        return _ConcurrentSession(lambda: nc.request(REQUEST_SUBJECT, payload, timeout=10), close=nc.close)
 
     return open_session
 
@@ -472,6 +500,10 @@ ROUND_TRIPS: dict[str, dict[str, SessionFactory]] = {
     "request x100": {
         "cnats": _requests("cnats", _ConcurrentSession, 10),
         "nats-py": _requests("nats-py", _ConcurrentSession, 10),
+    },
+    "request x100, 200k subs": {
+        "cnats": _requests_among_idle_subscriptions("cnats"),
+        "nats-py": _requests_among_idle_subscriptions("nats-py"),
     },
     # each publish awaits its ack; then pipelined (publish_async, both clients' default window of 4,000)
     "js publish": {"cnats": js_pub_cnats, "nats-py": js_pub_nats_py, "raw": js_pub_raw},
