@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from types import ModuleType
 from typing import Any
@@ -59,3 +60,25 @@ def run(core: ModuleType, chunks: list[bytes], **kwargs: Any) -> tuple[list[tupl
     except ProtocolError as exc:
         return rec.events, str(exc)
     return rec.events, None
+
+
+def publisher(core: ModuleType, loop: asyncio.AbstractEventLoop) -> Any:
+    """A PublisherBase with the fields NatsConnection keeps, and no socket: frames stay in its write buffer."""
+
+    class Publisher(core.PublisherBase):  # type: ignore[name-defined,misc]
+        def _raise_closed_or_draining(self) -> None:
+            raise RuntimeError("closed")
+
+        def _to_headers(self, headers: Any) -> Any:
+            return headers
+
+    pub = Publisher()
+    pub._wb = core.WriteBuffer()
+    pub._pub_open = True
+    pub._headers_ok = True
+    pub._flush_scheduled = False
+    pub._call_soon = loop.call_soon
+    pub._transport = None
+    pub._write_paused = False
+    pub._debug = False
+    return pub

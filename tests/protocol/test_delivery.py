@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from helpers.protocol import load_core
+from helpers.protocol import load_core, publisher
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -199,28 +199,6 @@ def messages_of(core: ModuleType, puller: Any) -> Any:
     messages = Messages()
     messages._pull = puller
     return messages
-
-
-def publisher(core: ModuleType, loop: asyncio.AbstractEventLoop) -> Any:
-    """A PublisherBase with the fields a connection keeps and no socket: what it publishes stays in its buffer."""
-
-    class Publisher(core.PublisherBase):  # type: ignore[name-defined,misc]
-        def _raise_closed_or_draining(self) -> None:
-            raise RuntimeError("closed")
-
-        def _to_headers(self, headers: Any) -> Any:
-            return headers
-
-    pub = Publisher()
-    pub._wb = core.WriteBuffer()
-    pub._pub_open = True
-    pub._headers_ok = True
-    pub._flush_scheduled = False
-    pub._call_soon = loop.call_soon
-    pub._transport = None
-    pub._write_paused = False
-    pub._debug = False
-    return pub
 
 
 # -- JsMsgBase: the reply subject -------------------------------------------------------------------------------

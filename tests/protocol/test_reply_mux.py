@@ -9,34 +9,12 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from helpers.protocol import Recorder
+from helpers.protocol import Recorder, publisher
 
 from cnats.errors import BadSubjectError, NatsTimeoutError, NoRespondersError, ProtocolError
 from cnats.headers import Headers
 
 PREFIX = "_INBOX.test."
-
-
-def publisher(core: ModuleType, loop: asyncio.AbstractEventLoop) -> Any:
-    """A PublisherBase with the fields NatsConnection keeps, and no socket: frames stay in its write buffer."""
-
-    class Publisher(core.PublisherBase):  # type: ignore[name-defined,misc]
-        def _raise_closed_or_draining(self) -> None:
-            raise RuntimeError("closed")
-
-        def _to_headers(self, headers: Any) -> Any:
-            return headers
-
-    pub = Publisher()
-    pub._wb = core.WriteBuffer()
-    pub._pub_open = True
-    pub._headers_ok = True
-    pub._flush_scheduled = False
-    pub._call_soon = loop.call_soon
-    pub._transport = None
-    pub._write_paused = False
-    pub._debug = False
-    return pub
 
 
 def response(core: ModuleType, subject: str, data: bytes = b"", headers: Headers | None = None) -> Any:
