@@ -296,19 +296,24 @@ async def js_pub_async_nats_py(url: str, size: int, subject: str) -> Session:
 
 def _raw_stream(url: str) -> tuple[socket.socket, _FrameReader, str, Callable[[], None]]:
     """A memory stream created over a raw socket, and its subject."""
-    sock, reader = _raw_socket(url)
     stream = f"BENCHRAW_{time.monotonic_ns()}"
     subject = f"{JS_SUBJECT}.{stream}"
-    answer = _raw_api(
-        sock, reader, f"$JS.API.STREAM.CREATE.{stream}", {"name": stream, "subjects": [subject], "storage": "memory"}
-    )
+    sock, reader, delete = _raw_created_stream(url, {"name": stream, "subjects": [subject], "storage": "memory"})
+    return sock, reader, subject, delete
+
+
+def _raw_created_stream(url: str, config: dict[str, Any]) -> tuple[socket.socket, _FrameReader, Callable[[], None]]:
+    """A raw socket that created the stream ``config`` describes, and what deletes it again."""
+    sock, reader = _raw_socket(url)
+    name = config["name"]
+    answer = _raw_api(sock, reader, f"$JS.API.STREAM.CREATE.{name}", config)
     if "error" in answer:
-        raise RuntimeError(f"raw stream: {answer['error']}")
+        raise RuntimeError(f"raw stream {name}: {answer['error']}")
 
     def delete() -> None:
-        _raw_api(sock, reader, f"$JS.API.STREAM.DELETE.{stream}", None)
+        _raw_api(sock, reader, f"$JS.API.STREAM.DELETE.{name}", None)
 
-    return sock, reader, subject, delete
+    return sock, reader, delete
 
 
 async def js_pub_raw(url: str, size: int, subject: str) -> Session:
@@ -428,7 +433,6 @@ async def kv_put_nats_py(url: str, size: int, subject: str) -> Session:
 
 def _raw_bucket(url: str) -> tuple[socket.socket, _FrameReader, str, Callable[[], None]]:
     """A KV bucket's stream created over a raw socket (the ADR-8 settings the clients use)."""
-    sock, reader = _raw_socket(url)
     bucket = f"benchraw_{time.monotonic_ns()}"
     config = {
         "name": f"KV_{bucket}",
@@ -441,13 +445,7 @@ def _raw_bucket(url: str) -> tuple[socket.socket, _FrameReader, str, Callable[[]
         "allow_direct": True,
         "num_replicas": 1,
     }
-    answer = _raw_api(sock, reader, f"$JS.API.STREAM.CREATE.KV_{bucket}", config)
-    if "error" in answer:
-        raise RuntimeError(f"raw bucket: {answer['error']}")
-
-    def delete() -> None:
-        _raw_api(sock, reader, f"$JS.API.STREAM.DELETE.KV_{bucket}", None)
-
+    sock, reader, delete = _raw_created_stream(url, config)
     return sock, reader, bucket, delete
 
 
