@@ -14,6 +14,7 @@ import cnats
 from cnats import Msg, NatsConnection
 from cnats.errors import (
     ConnectionClosedError,
+    ConnectionDrainingError,
     InvalidOptionError,
     JetStreamApiError,
     JetStreamInvalidAckError,
@@ -306,3 +307,25 @@ async def test_close_during_real_publishes(nats_server: NatsServer) -> None:
     acked = [r.seq for r in results if isinstance(r, PubAck)]
     assert acked == list(range(1, len(acked) + 1))
     assert js.publish_async_pending == 0
+
+
+async def test_publish_async_once_a_drain_began_raises_draining(nats_server: NatsServer) -> None:
+    # Its acknowledgement would come to the shared reply inbox, which the drain is taking down: refused at once,
+    # as a request is, rather than published with an acknowledgement that could no longer arrive.
+    nc = await cnats.connect(nats_server.url)
+    jsm = await nc.jetstream_manager()
+    await jsm.streams.add(name="S", subjects=["s.>"], storage="memory")
+    js = nc.jetstream()
+    assert isinstance(await (await js.publish_async("s.before", b"1")), PubAck)
+    unread = nc.subscribe("held")  # an iterator nobody reads keeps the drain in its first phase
+    nc.publish("held", b"x")
+    await nc.flush()
+    await eventually(lambda: unread.pending == 1)
+    draining = asyncio.get_running_loop().create_task(nc.drain(timeout=5))
+    await eventually(lambda: nc.is_draining)
+    with pytest.raises(ConnectionDrainingError):
+        await js.publish_async("s.during", b"2")
+    assert js.publish_async_pending == 0
+    assert [m.data async for m in unread] == [b"x"]  # read to its end: the drain can finish now
+    await asyncio.wait_for(draining, 5)
+    assert nc.is_closed
