@@ -171,13 +171,14 @@ cdef class JsMsgBase:
     cdef int _send_c(self, bytes body, bint terminal) except -1:
         if self._acked or not self._reply:
             return 0
-        if terminal:
-            self._acked = True
         nc = self._nc
         if isinstance(nc, PublisherBase):
             (<PublisherBase>nc)._publish(self._reply, body, None, None)
         else:
             nc.publish(self._reply, body)
+        # only once it is buffered: an ack refused (a closed connection, a full buffer) may be tried again
+        if terminal:
+            self._acked = True
         return 0
 
     def _send(self, bytes body, bint terminal=True):

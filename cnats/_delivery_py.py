@@ -131,9 +131,10 @@ class JsMsgBase:
         """Publish ``body`` to the reply subject, once for a terminal one (later calls are silent no-ops)."""
         if self._acked or not self._reply:
             return
+        self._nc.publish(self._reply, body)
+        # only once it is buffered: an ack refused (a closed connection, a full buffer) may be tried again
         if terminal:
             self._acked = True
-        self._nc.publish(self._reply, body)
 
     def ack(self) -> None:
         """Acknowledge the message (once; later calls do nothing).

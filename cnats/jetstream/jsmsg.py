@@ -133,13 +133,13 @@ class JsMsg(JsMsgBase):
         """
         if self._acked or not self._reply:
             return
-        self._acked = True
         request: dict[str, Any] = {"batch": batch}
         if no_wait:
             request["no_wait"] = True
         if expires is not None:
             request["expires"] = seconds_to_ns(expires)
         self._nc.publish(self._reply, b"+NXT " + json.dumps(request).encode(), reply=subject)
+        self._acked = True  # only once it is buffered: a refused one may be tried again
 
     def json(self, **loads_kwargs: Any) -> Any:
         """The data parsed as JSON; ``loads_kwargs`` are passed to ``json.loads``.

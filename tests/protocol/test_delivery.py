@@ -340,12 +340,17 @@ def test_ack_through_a_connection_that_is_not_a_publisher_base(core: ModuleType)
     assert sent == [(REPLY, b"+WPI"), (REPLY, b"+ACK")]
 
 
-async def test_a_closed_publisher_refuses_the_ack(core: ModuleType) -> None:
+async def test_a_closed_publisher_refuses_the_ack_which_may_be_tried_again(core: ModuleType) -> None:
     pub = publisher(core, asyncio.get_running_loop())
     pub._pub_open = False
+    msg = jsmsg(core, REPLY, nc=pub)
     with pytest.raises(RuntimeError, match="closed"):
-        jsmsg(core, REPLY, nc=pub).ack()
-    assert pub._wb.pending == 0
+        msg.ack()
+    assert pub._wb.pending == 0 and not msg._acked  # refused: not counted as acknowledged
+    pub._pub_open = True  # (reconnected, say)
+    msg.ack()
+    msg.ack()
+    assert bytes(pub._wb.take()) == b"PUB %s 4\r\n+ACK\r\n" % REPLY.encode()
 
 
 # -- PullerBase: building and queueing -----------------------------------------------------------------------------
