@@ -281,3 +281,31 @@ async def test_an_on_initialized_coroutine_pending_at_close_is_cancelled(nats_se
     assert cnats_tasks() == []
     with pytest.raises(StopAsyncIteration):
         await asyncio.wait_for(watcher.__anext__(), 5)
+
+
+async def test_a_cancelled_anext_of_a_watch_loses_no_entry(kv: KV) -> None:
+    """A task started on ``anext(watcher)`` and cancelled before it ran (the entry already taken from the queue),
+    or while it waited for one, leaves every entry to the next call, in order."""
+    await fill(kv, keys=5)
+    watcher = await kv.watch(include_history=True)
+    seen: list[str] = []
+    cancelled = 0
+    while len(seen) < 5:
+        call = asyncio.ensure_future(anext(watcher))
+        if cancelled % 2 == 0:
+            call.cancel()  # before its first step
+        else:
+            await asyncio.sleep(0)
+            if not call.done():
+                call.cancel()
+        try:
+            entry = await call
+        except asyncio.CancelledError:
+            cancelled += 1
+            assert cancelled < 10_000
+            continue
+        seen.append(entry.key)
+    assert seen == [f"k{i}" for i in range(5)] and cancelled >= 1
+    await kv.put("k9", b"live")
+    assert (await asyncio.wait_for(anext(watcher), TIMEOUT)).key == "k9"
+    await watcher.aclose()
