@@ -189,7 +189,10 @@ async def test_delay_between_attempts_on_one_server_is_time_wait_plus_jitter(
         await stop(nats_server)
         await eventually(lambda: len(log.times(DebugEvents.RECONNECTING)) >= 4, timeout=5, what="4 attempts")
         gaps = spacings(log.times(DebugEvents.RECONNECTING))
-        assert all(0.18 <= g <= 0.2 + jitter + 0.15 for g in gaps), gaps
+        # Every attempt waits at least reconnect_time_wait. A busy machine only ever lengthens a gap, so the upper
+        # bound is asked of the shortest one; the jitter's own bounds are tested exactly in tests/core.
+        assert all(g >= 0.18 for g in gaps), gaps
+        assert min(gaps) <= 0.2 + jitter + 0.15, gaps
     finally:
         await log.aclose()
         await nc.close()
