@@ -338,7 +338,7 @@ class JetStreamClient(JetStreamContext):
             MaxPayloadExceededError: the message exceeds the server's `max_payload`.
         """
         hdrs = publish_headers(headers, msg_id, expect)
-        msg = await self._nc.request(subject, payload, headers=hdrs, timeout=timeout or self._options.timeout)
+        msg = await self._nc.request(subject, payload, headers=hdrs, timeout=self._ack_timeout(timeout))
         return parse_pub_ack(msg, subject)
 
     async def subscribe(
@@ -471,6 +471,7 @@ class JetStreamClient(JetStreamContext):
             TypeError: ``headers`` is neither ``Headers`` nor a mapping.
             ServerOptionNotAvailableError: the server does not support headers.
             MaxPayloadExceededError: the message exceeds the server's `max_payload`.
+            InvalidOptionError: ``timeout`` is not a positive number of seconds.
         """
         window = self._window
         while window.full:
@@ -479,8 +480,16 @@ class JetStreamClient(JetStreamContext):
         # the reply inbox publishes, then counts the acknowledgement in the window; its answer (parsed into the
         # PubAck there), its deadline or the connection's close settles the future
         return self.port.publish_acked(  # type: ignore[return-value]
-            subject, payload, hdrs, self._options.timeout if timeout is None else timeout, window, parse_pub_ack
+            subject, payload, hdrs, self._ack_timeout(timeout), window, parse_pub_ack
         )
+
+    def _ack_timeout(self, timeout: float | None) -> float:
+        """How long a publish waits for its acknowledgement: ``timeout``, or the client's when None."""
+        if timeout is None:
+            return self._options.timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InvalidOptionError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        return timeout
 
     async def publish_async_completed(self, timeout: float | None = None) -> None:
         """Wait until no acknowledgement is outstanding (at most ``timeout`` seconds; None waits without limit).

@@ -329,3 +329,15 @@ async def test_publish_async_once_a_drain_began_raises_draining(nats_server: Nat
     assert [m.data async for m in unread] == [b"x"]  # read to its end: the drain can finish now
     await asyncio.wait_for(draining, 5)
     assert nc.is_closed
+
+
+@pytest.mark.parametrize("timeout", [0, -1, True, "1"])
+async def test_a_publish_timeout_must_be_positive(
+    nc: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, timeout: object
+) -> None:
+    with pytest.raises(InvalidOptionError, match="timeout must be a positive number"):
+        await js.publish("s.t", b"x", timeout=timeout)  # type: ignore[arg-type]
+    with pytest.raises(InvalidOptionError, match="timeout must be a positive number"):
+        await js.publish_async("s.t", b"x", timeout=timeout)  # type: ignore[arg-type]
+    assert js.publish_async_pending == 0
+    assert (await jsm.streams.info("S")).state.messages == 0  # nothing was published
