@@ -507,6 +507,13 @@ async def test_heartbeats_missed(chaos_proxy: ChaosProxy, jsm: JetStreamManager)
 async def test_jsmsg_info(js: JetStreamClient, jsm: JetStreamManager) -> None:
     consumer = await durable(js, jsm, name="info_c")
     await publish_n(js, 3)
+
+    # The pending count a delivery carries is the consumer's own count, which the server updates apart from storing
+    # (on a busy machine a first delivery right after the acks said 0): wait until the consumer counts all three.
+    async def counted() -> bool:
+        return (await consumer.info()).num_pending == 3
+
+    await eventually(counted, timeout=10)
     before = time.time_ns()
     msg = await consumer.next(expires=5)
     assert msg is not None
