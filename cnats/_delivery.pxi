@@ -13,27 +13,6 @@ cdef enum:
     REPLY_TOKENS = 13  # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<5 numbers>.<token>: 12, one spare
 
 
-cdef inline long long _digits_value(const char* p, Py_ssize_t a, Py_ssize_t b) noexcept:
-    """The decimal number in p[a:b], or -1 when it is empty, not all ASCII digits or beyond a signed 64-bit
-    integer (a nanosecond timestamp has 19 digits; leading zeros do not count)."""
-    cdef unsigned long long v = 0
-    cdef Py_ssize_t i
-    if b <= a:
-        return -1
-    for i in range(a, b):
-        if not (48 <= p[i] <= 57):
-            return -1
-    while a < b - 1 and p[a] == 48:
-        a += 1
-    if b - a > 19:
-        return -1
-    for i in range(a, b):
-        v = v * 10 + <unsigned long long>(p[i] - 48)
-    if v > <unsigned long long>9223372036854775807:
-        return -1
-    return <long long>v
-
-
 cdef long long _wire_size(object subject, object data, object reply, object headers) except -1:
     """A message's size as the server counts it against a pull's max_bytes: the bytes of subject, reply, headers
     and data (UTF-8 lengths, not characters)."""
@@ -84,9 +63,15 @@ cdef class JsMsgBase:
 
     cdef int _parse(self) except -2:
         """Parse the reply subject (its original 9-token form, or the 12-token form with domain and account hash);
-        1 when it is a JetStream one, -1 when not."""
-        cdef Py_ssize_t n, i, count = 0, base
+        1 when it is a JetStream one, -1 when not. One pass splits the tokens and reads every token's number (a
+        nanosecond timestamp has 19 digits, so each must fit a signed 64-bit integer; leading zeros are fine)."""
+        cdef Py_ssize_t n, i, count, base
         cdef Py_ssize_t starts[REPLY_TOKENS + 1]
+        cdef long long values[REPLY_TOKENS]  # each token's number, -1 when it is not one
+        cdef unsigned long long v = 0
+        cdef unsigned int d
+        cdef bint digits = False  # the current token is all digits so far (and not empty)
+        cdef bint bad = False  # ... or it is not a number
         cdef const char* p
         if self._parsed != 0:
             return self._parsed
@@ -94,16 +79,34 @@ cdef class JsMsgBase:
         if self._reply is None:
             return -1
         p = PyUnicode_AsUTF8AndSize(self._reply, &n)
-        starts[0] = 0
-        count = 1
-        for i in range(n):
-            if p[i] == 46:  # '.'
-                if count == REPLY_TOKENS:
+        if n < 8 or memcmp(p, b"$JS.ACK.", 8) != 0:
+            return -1
+        starts[0], starts[1], starts[2] = 0, 4, 8
+        values[0] = values[1] = -1
+        count = 2
+        for i in range(8, n):
+            d = <unsigned char>p[i] - 48
+            if d <= 9:
+                if not bad:
+                    # 922337203685477580 * 10 + 7 is the largest signed 64-bit integer
+                    if v > 922337203685477580ULL or (v == 922337203685477580ULL and d > 7):
+                        bad = True
+                    else:
+                        v = v * 10 + d
+                        digits = True
+            elif p[i] == 46:  # '.'
+                if count == REPLY_TOKENS - 1:
                     return -1
-                starts[count] = i + 1
+                values[count] = <long long>v if digits and not bad else -1
                 count += 1
+                starts[count] = i + 1
+                v, digits, bad = 0, False, False
+            else:
+                bad = True
+        values[count] = <long long>v if digits and not bad else -1
+        count += 1
         starts[count] = n + 1  # so that token k is p[starts[k] : starts[k + 1] - 1]
-        if count < 9 or count == 10 or starts[1] != 4 or memcmp(p, b"$JS.ACK.", 8) != 0:
+        if count < 9 or count == 10:
             return -1
         if count == 9:
             base = 2
@@ -114,11 +117,11 @@ cdef class JsMsgBase:
             self._acc_a, self._acc_b = starts[3], starts[4] - 1
         self._str_a, self._str_b = starts[base], starts[base + 1] - 1
         self._con_a, self._con_b = starts[base + 1], starts[base + 2] - 1
-        self._delivered = _digits_value(p, starts[base + 2], starts[base + 3] - 1)
-        self._sseq = _digits_value(p, starts[base + 3], starts[base + 4] - 1)
-        self._dseq = _digits_value(p, starts[base + 4], starts[base + 5] - 1)
-        self._ts = _digits_value(p, starts[base + 5], starts[base + 6] - 1)
-        self._left = _digits_value(p, starts[base + 6], starts[base + 7] - 1)
+        self._delivered = values[base + 2]
+        self._sseq = values[base + 3]
+        self._dseq = values[base + 4]
+        self._ts = values[base + 5]
+        self._left = values[base + 6]
         if self._delivered < 0 or self._sseq < 0 or self._dseq < 0 or self._ts < 0 or self._left < 0:
             return -1
         self._parsed = 1
@@ -240,12 +243,87 @@ cdef class OrderedCursor:
         return 1
 
 
+@cython.final
+cdef class MessageQueue:
+    """The FIFO of a puller's received, untaken messages (the pure core uses a ``deque``): a ring over a list, so
+    that adding and taking are a few C operations instead of a method call each."""
+
+    cdef list _items  # capacity a power of two; free slots hold None
+    cdef Py_ssize_t _head
+    cdef Py_ssize_t _count
+
+    def __cinit__(self):
+        self._items = [None] * 16
+        self._head = 0
+        self._count = 0
+
+    def __len__(self):
+        return self._count
+
+    def __getitem__(self, Py_ssize_t index):
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("MessageQueue index out of range")
+        return self._items[(self._head + index) & (len(self._items) - 1)]
+
+    def __iter__(self):
+        return iter([self[i] for i in range(self._count)])
+
+    cdef int _grow(self) except -1:
+        cdef Py_ssize_t cap = len(self._items), i
+        items = [None] * (cap * 2)
+        for i in range(self._count):
+            items[i] = self._items[(self._head + i) & (cap - 1)]
+        self._items = items
+        self._head = 0
+        return 0
+
+    cdef inline int push(self, object item) except -1:
+        if self._count == len(self._items):
+            self._grow()
+        self._items[(self._head + self._count) & (len(self._items) - 1)] = item
+        self._count += 1
+        return 0
+
+    cdef inline object pop(self):
+        """The oldest message, or None when there is none."""
+        if self._count == 0:
+            return None
+        items = self._items
+        item = items[self._head]
+        items[self._head] = None
+        self._head = (self._head + 1) & (len(items) - 1)
+        self._count -= 1
+        return item
+
+    def append(self, item):
+        self.push(item)
+
+    def appendleft(self, item):
+        if self._count == len(self._items):
+            self._grow()
+        self._head = (self._head - 1) & (len(self._items) - 1)
+        self._items[self._head] = item
+        self._count += 1
+
+    def popleft(self):
+        if self._count == 0:
+            raise IndexError("pop from an empty MessageQueue")
+        return self.pop()
+
+    def clear(self):
+        self._items = [None] * 16
+        self._head = 0
+        self._count = 0
+
+
 cdef class PullerBase:
     """The per-message part of a pull consumer's machinery (``_Puller`` in cnats/jetstream/consumer.py derives from
     it): the inbox subscription calls it with each message. The Python methods it calls back: ``_on_status``,
     ``_ordered_gap``, ``_deliver_inline``, ``_pull``, ``_end``, ``_queue_done``."""
 
-    cdef public object _queue
+    cdef public MessageQueue _queue
     cdef public object _waiter
     cdef public object _nc
     cdef public object _jsmsg_type
@@ -270,9 +348,11 @@ cdef class PullerBase:
     cdef newfunc _jsmsg_new
 
     def __call__(self, msg):
-        self._deliver(<MsgBase?>msg)
+        cdef MsgBase m = <MsgBase?>msg
+        self._arrive(m.subject, m.data, m.reply, m.headers, m.sid)
 
-    cdef int _deliver(self, MsgBase msg) except -1:
+    cdef int _arrive(self, subject, data, reply, headers, long long sid) except -1:
+        """One message of the inbox, as its fields (the parser calls this without building a ``Msg`` first)."""
         cdef JsMsgBase jsmsg
         cdef long long size = 0
         cdef int order
@@ -280,26 +360,25 @@ cdef class PullerBase:
         if self._done:
             return 0
         self._activity += 1
-        headers = msg.headers
-        if headers is not None and not msg.data:
+        if headers is not None and not data:
             code = headers.code
             if code:
-                self._on_status(code, headers.description, msg)
+                self._on_status(code, headers.description, headers)
                 return 0
         self.received += 1
         self._pending_msgs -= 1
         if self._max_bytes is not None:  # bytes are only counted for pulls that ask by bytes
-            size = _wire_size(msg.subject, msg.data, msg.reply, headers)
+            size = _wire_size(subject, data, reply, headers)
             self._pending_bytes -= size
         jsmsg_type = self._jsmsg_type
         if self._jsmsg_new == NULL:
             self._jsmsg_new = (<PyTypeObject*>jsmsg_type).tp_new
         jsmsg = <JsMsgBase>self._jsmsg_new(jsmsg_type, <PyObject*>EMPTY_TUPLE, NULL)
-        jsmsg.subject = msg.subject
-        jsmsg.data = msg.data
+        jsmsg.subject = subject
+        jsmsg.data = data
         jsmsg.headers = headers
-        jsmsg.sid = msg.sid
-        jsmsg._reply = msg.reply
+        jsmsg.sid = sid
+        jsmsg._reply = reply
         jsmsg._nc = self._nc
         jsmsg._js_timeout = self._js_timeout
         if self._cursor is not None:
@@ -313,7 +392,7 @@ cdef class PullerBase:
         if self._adapter is not None and not self._queue_callbacks:
             self._deliver_inline(jsmsg)
         else:
-            self._queue.append(jsmsg)
+            self._queue.push(jsmsg)
             self._queued_bytes += size
             waiter = self._waiter
             if waiter is not None and not waiter.done():
@@ -327,10 +406,10 @@ cdef class PullerBase:
     cdef int _refill_c(self) except -1:
         cdef long long outstanding_msgs, outstanding_bytes, max_bytes, pending_bytes
         if not self._refilling:
-            if self._done and not self._queue:
+            if self._done and self._queue._count == 0:
                 self._queue_done()  # a drain waits for the last queued message to be taken
             return 0
-        outstanding_msgs = self._pending_msgs + len(self._queue)
+        outstanding_msgs = self._pending_msgs + self._queue._count
         if self._max_bytes is not None:
             max_bytes = self._max_bytes
             pending_bytes = self._pending_bytes if self._pending_bytes > 0 else 0
@@ -349,11 +428,11 @@ cdef class PullerBase:
 
     cdef object _take(self):
         cdef JsMsgBase msg
-        queue = self._queue
-        if not queue:
+        item = self._queue.pop()
+        if item is None:
             return None
         self.processed += 1
-        msg = <JsMsgBase>queue.popleft()
+        msg = <JsMsgBase>item
         if self._max_bytes is not None:
             self._queued_bytes -= _wire_size(msg.subject, msg.data, msg._reply, msg.headers)
         self._refill_c()  # pull more only as messages are taken: what waits unread stays bounded

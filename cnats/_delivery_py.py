@@ -13,7 +13,10 @@ from typing import Any
 
 from .errors import InvalidOptionError
 
-__all__ = ["JsMsgBase", "MessagesBase", "OrderedCursor", "PullerBase"]
+__all__ = ["JsMsgBase", "MessageQueue", "MessagesBase", "OrderedCursor", "PullerBase"]
+
+MessageQueue = deque
+"""The FIFO of a puller's received, untaken messages (compiled: a ring over a list with the same methods)."""
 
 _ACK = b"+ACK"
 _WPI = b"+WPI"
@@ -221,7 +224,7 @@ class PullerBase:
         if headers is not None and not data:
             code = headers.code
             if code:
-                self._on_status(code, headers.description, msg)  # type: ignore[attr-defined]
+                self._on_status(code, headers.description, headers)  # type: ignore[attr-defined]
                 return
         self.received += 1
         self._pending_msgs -= 1

@@ -101,4 +101,5 @@ cdef class Parser:
     cdef object _subject(self, const char* p, Py_ssize_t n)
     cdef long long _number(self, char* p, Py_ssize_t n, Py_ssize_t at, str what) except -1
     cdef int _deliver(self, char* buf, Py_ssize_t start) except -1
+    cdef MsgBase _new_msg(self, object data, object headers)
     cdef object _fail(self, Py_ssize_t at, str what)

@@ -537,7 +537,10 @@ cdef class SubscriptionBase:
             callback = self._callback
             if isinstance(callback, PullerBase):  # a pull consumer's inbox: no Python call in between
                 try:
-                    (<PullerBase>callback)._deliver(<MsgBase>msg)
+                    (<PullerBase>callback)._arrive(
+                        (<MsgBase>msg).subject, (<MsgBase>msg).data, (<MsgBase>msg).reply, (<MsgBase>msg).headers,
+                        (<MsgBase>msg).sid,
+                    )
                 except Exception as exc:
                     self._callback_failed(exc, msg)
             else:
@@ -947,7 +950,7 @@ cdef class Parser:
         cdef Py_ssize_t end = start + self._need - 2
         cdef Py_ssize_t hdr = self._p_hdr
         cdef PyObject* sink
-        cdef MsgBase msg
+        cdef SubscriptionBase sub
         if buf[end] != 13 or buf[end + 1] != 10:
             raise self._fail(end, "missing CRLF after message payload")
         self._start = end + 2
@@ -969,18 +972,34 @@ cdef class Parser:
                 except BadHeaderError as exc:
                     raise self._fail(start, f"bad header block: {exc}") from None
             start += hdr
-        msg = <MsgBase>self._msg_new(self._msg_class, <PyObject*>EMPTY_TUPLE, NULL)
+        data = PyBytes_FromStringAndSize(buf + start, end - start)
+        if isinstance(target, SubscriptionBase):
+            sub = <SubscriptionBase>target
+            if sub._queue is None and sub._max is None and isinstance(sub._callback, PullerBase):
+                # a pull consumer's inbox: the puller builds its JsMsg from the fields, no Msg in between
+                sub.received += 1
+                if sub._timer is not None:
+                    sub._cancel_timer()
+                try:
+                    (<PullerBase>sub._callback)._arrive(self._p_subject, data, self._p_reply, headers, self._p_sid)
+                except Exception as exc:
+                    sub._callback_failed(exc, self._new_msg(data, headers))
+                sub.processed += 1
+            else:
+                sub._deliver(self._new_msg(data, headers))
+        else:
+            target(self._new_msg(data, headers))
+        return 0
+
+    cdef MsgBase _new_msg(self, data, headers):
+        cdef MsgBase msg = <MsgBase>self._msg_new(self._msg_class, <PyObject*>EMPTY_TUPLE, NULL)
         msg.subject = self._p_subject
-        msg.data = PyBytes_FromStringAndSize(buf + start, end - start)
+        msg.data = data
         msg.reply = self._p_reply
         msg.headers = headers
         msg.sid = self._p_sid
         msg._client = self._client
-        if isinstance(target, SubscriptionBase):
-            (<SubscriptionBase>target)._deliver(msg)
-        else:
-            target(msg)
-        return 0
+        return msg
 
 
 # -- request/reply ----------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
-from ._delivery_py import JsMsgBase, MessagesBase, OrderedCursor, PullerBase
+from ._delivery_py import JsMsgBase, MessageQueue, MessagesBase, OrderedCursor, PullerBase
 from .errors import (
     BadHeaderError,
     BadPayloadError,
@@ -32,6 +32,7 @@ __all__ = [
     "FRAME_SLACK",
     "AckWindow",
     "JsMsgBase",
+    "MessageQueue",
     "MessagesBase",
     "MsgBase",
     "OrderedCursor",

@@ -165,6 +165,11 @@ class StatusHub(Generic[T]):
         if observer in self._observers:
             self._observers.remove(observer)
 
+    @property
+    def active(self) -> bool:
+        """Whether anyone listens or observes (an event nobody would see need not be built)."""
+        return bool(self._observers) or len(self._listeners) > 0
+
     def emit(self, status: T) -> None:
         """Hand ``status`` to every listener and observer. Never raises: a failing observer is logged, and the
         connection's own bookkeeping (which emits) goes on."""

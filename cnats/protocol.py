@@ -37,6 +37,7 @@ if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check 
     from ._protocol import (
         AckWindow,
         JsMsgBase,
+        MessageQueue,
         MessagesBase,
         MsgBase,
         OrderedCursor,
@@ -50,6 +51,7 @@ if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check 
 else:
     AckWindow = core.AckWindow
     JsMsgBase = core.JsMsgBase
+    MessageQueue = core.MessageQueue
     MessagesBase = core.MessagesBase
     OrderedCursor = core.OrderedCursor
     PullerBase = core.PullerBase
@@ -68,6 +70,7 @@ __all__ = [
     "USES_CYTHON",
     "AckWindow",
     "JsMsgBase",
+    "MessageQueue",
     "MessagesBase",
     "MsgBase",
     "OrderedCursor",

@@ -36,10 +36,10 @@ from ..errors import (
     StreamNotFoundError,
 )
 from ..events import Events, Status, StatusHub
+from ..headers import Headers
 from ..lifecycle import current_task
-from ..msg import Msg
 from ..nuid import nuid
-from ..protocol import MessagesBase, OrderedCursor, PullerBase
+from ..protocol import MessageQueue, MessagesBase, OrderedCursor, PullerBase
 from .api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, ReplayPolicy
 from .apis import ConsumerAPI, StreamAPI
 from .context import JetStreamContext, check_name
@@ -165,6 +165,12 @@ class _Puller(PullerBase):
         self._max_bytes = max_bytes
         self._expires = expires
         self._heartbeat = idle_heartbeat
+        # what every pull request of this puller ends with (after its batch and max_bytes)
+        self._tail = b',"expires":%d' % seconds_to_ns(expires)
+        if idle_heartbeat:
+            self._tail += b',"idle_heartbeat":%d' % seconds_to_ns(idle_heartbeat)
+        self._next_for: str | None = None  # the consumer name _next_subject was built for
+        self._next_subject = ""
         self._threshold_messages = (
             threshold_messages if threshold_messages is not None else max(1, int(max_messages * 0.75))
         )
@@ -184,7 +190,7 @@ class _Puller(PullerBase):
         self.processed = 0
         self._pending_msgs = 0  # messages still expected from the outstanding pulls
         self._pending_bytes = 0
-        self._queue: deque[JsMsg] = deque()
+        self._queue: deque[JsMsg] = MessageQueue()  # a deque in the pure core; same methods compiled
         self._queued_bytes = 0
         self._on_arrival: Callable[[JsMsg], None] | None = None  # a hook for the views (KV on_initialized)
         self._waiter: asyncio.Future[None] | None = None
@@ -219,18 +225,20 @@ class _Puller(PullerBase):
 
     # -- pulling ------------------------------------------------------------------------------------------------
     def _pull(self, batch: int, max_bytes: int | None) -> None:
-        request: dict[str, Any] = {"batch": batch, "expires": seconds_to_ns(self._expires)}
-        if max_bytes is not None:
-            request["max_bytes"] = max_bytes
-        if self._heartbeat:
-            request["idle_heartbeat"] = seconds_to_ns(self._heartbeat)
-        ctx = self._consumer._ctx
-        subject = f"{ctx.api_prefix}.CONSUMER.MSG.NEXT.{self._consumer.stream}.{self._consumer.name}"
-        self._nc.publish(subject, json.dumps(request).encode(), reply=self._sub.subject)
+        # A continuous consume pulls every few hundred messages: the request is formatted from its fixed tail, and
+        # the subject is built again only when an ordered consumer has moved to a new server consumer.
+        by_bytes = b"" if max_bytes is None else b',"max_bytes":%d' % max_bytes
+        request = b'{"batch":%d%s%s}' % (batch, by_bytes, self._tail)
+        consumer = self._consumer
+        if consumer.name != self._next_for:
+            self._next_for = consumer.name
+            self._next_subject = f"{consumer._ctx.api_prefix}.CONSUMER.MSG.NEXT.{consumer.stream}.{consumer.name}"
+        self._nc.publish(self._next_subject, request, reply=self._sub.subject)
         self._pending_msgs += batch
         if max_bytes is not None:
             self._pending_bytes += max_bytes
-        self._status.emit(ConsumerStatus(ConsumerDebugEvents.NEXT, request))
+        if self._status.active:
+            self._status.emit(ConsumerStatus(ConsumerDebugEvents.NEXT, json.loads(request)))
         self._arm_heartbeat()
         if not self._continuous:
             # the server ends the pull with a 408 at expiry; this is the backstop if that answer is lost
@@ -369,9 +377,7 @@ class _Puller(PullerBase):
         self._cursor.resetting = True  # nothing more from this consumer is accepted; _create deletes it
         self._schedule_recover()
 
-    def _on_status(self, code: int, description: str, msg: Msg) -> None:
-        headers = msg.headers
-        assert headers is not None
+    def _on_status(self, code: int, description: str, headers: Headers) -> None:
         if code == 100:  # idle heartbeat (flow control does not apply to pull consumers)
             return
         left_msgs = int(headers.get("Nats-Pending-Messages") or 0)

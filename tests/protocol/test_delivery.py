@@ -111,8 +111,8 @@ def puller_type(core: ModuleType) -> type:
     class Puller(core.PullerBase):  # type: ignore[name-defined,misc]
         calls: list[tuple[Any, ...]]
 
-        def _on_status(self, code: int, description: str, msg: Any) -> None:
-            self.calls.append(("status", code, description, msg.subject))
+        def _on_status(self, code: int, description: str, headers: Any) -> None:
+            self.calls.append(("status", code, description, headers.to_dict()))
 
         def _ordered_gap(self, delivery_sequence: int) -> None:
             self.calls.append(("gap", delivery_sequence))
@@ -153,7 +153,7 @@ def make_puller(core: ModuleType, **fields: Any) -> Any:
     puller = puller_type(core)()
     puller.calls = []
     defaults: dict[str, Any] = {
-        "_queue": deque(),
+        "_queue": core.MessageQueue(),
         "_waiter": None,
         "_nc": None,
         "_jsmsg_type": jsmsg_type(core),
@@ -400,7 +400,7 @@ def test_a_status_message_goes_to_on_status(core: ModuleType, code: int, descrip
     puller._on_status = lambda c, d, m: seen.append((c, d, m))
     raw = incoming(core, "_INBOX.pull", b"", None, status_headers(code, description, pending))
     puller(raw)
-    assert len(seen) == 1 and seen[0][:2] == (code, description) and seen[0][2] is raw
+    assert len(seen) == 1 and seen[0][:2] == (code, description) and seen[0][2] is raw.headers
     assert (raw.headers.code, raw.headers.description) == (code, description)
     assert raw.headers.to_dict() == ({} if pending is None else {"Nats-Pending-Messages": [str(pending)]})
     assert (puller.received, puller._pending_msgs, puller._activity, len(puller._queue)) == (0, 100, 1, 0)
@@ -777,6 +777,37 @@ def expected_delivery(reply: str) -> tuple[Any, ...] | None:
             return None
         values.append(int(text))
     return (domain, account, rest[0], rest[1], *values)
+
+
+queue_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("append"), st.integers(0, 999)),
+        st.tuples(st.just("appendleft"), st.integers(0, 999)),
+        st.just(("popleft",)),
+        st.just(("clear",)),
+    ),
+    max_size=200,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(queue_operations)
+def test_message_queue_behaves_as_a_deque_in_both_cores(operations: list[tuple[Any, ...]]) -> None:
+    """The compiled ring (growing past its first 16 slots, wrapping round) keeps the order a deque keeps."""
+    model: deque[int] = deque()
+    queues = [CYTHON.MessageQueue(), PYTHON.MessageQueue()]
+    for operation in operations:
+        for queue in [model, *queues]:
+            if operation[0] == "popleft" and not queue:
+                with pytest.raises(IndexError):
+                    queue.popleft()
+            else:
+                getattr(queue, operation[0])(*operation[1:])
+        for queue in queues:
+            assert len(queue) == len(model) and bool(queue) == bool(model)
+            assert list(queue) == list(model)
+            if model:
+                assert (queue[0], queue[-1]) == (model[0], model[-1])
 
 
 @settings(max_examples=1000, deadline=None)
