@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from . import natsjs
 from . import workloads as wl
 from .rawsocket import RawPublisher, publish_stream
 from .sessions import REQUEST_SUBJECT
@@ -32,6 +33,8 @@ CLIENTS: dict[str, tuple[str, dict[str, str]]] = {
     "cnats-pure": ("cnats", {"CNATS_NO_EXTENSIONS": "1"}),
     "nats-py": ("nats-py", {}),
     "raw": ("raw", {}),
+    # Node.js, only when an installation is named (natsjs.py); not a column by default
+    natsjs.COLUMN: (natsjs.COLUMN, {}),
 }
 SUB_WORKLOADS = {"sub (callback)", "sub (coroutine)", "sub (async for)"}
 REQUEST_WORKLOADS = {"request", "request x100", "request x100, 200k subs"}
@@ -88,6 +91,8 @@ class _Worker:
             subject,
             *(["sliced"] if sliced else []),
         ]
+        if client == natsjs.COLUMN:  # a Node.js worker speaking the same protocol
+            args = natsjs.command(workload, url, msgs, size, subject, sliced=sliced)
         # Run where this very cnats lives: `python -m` puts the working directory first on sys.path, and a source
         # checkout there (without its compiled core) would otherwise shadow the installed package.
         self.proc = subprocess.Popen(
@@ -181,6 +186,8 @@ def _readline(stream: IO[str] | None) -> str:
 
 
 def _available(client: str) -> bool:
+    if client == natsjs.COLUMN:
+        return natsjs.directory() is not None
     if client == "nats-py":
         return importlib.util.find_spec("nats") is not None
     if client == "cnats":
@@ -295,7 +302,7 @@ def run_matrix(
     msgs: int = 200_000,
     requests: int = 5_000,
     workloads: Sequence[str] | None = None,
-    columns: Sequence[str] = tuple(CLIENTS),
+    columns: Sequence[str] | None = None,
     uvloop: bool = False,
     progress: IO[str] | None = None,
     repeat: int = 1,
@@ -303,8 +310,15 @@ def run_matrix(
     """Every workload for every size and client, each client in a worker process of its own; session workloads with
     the clients taking turns in slices (``_measure_sliced``), ``kv watch`` one client after the other. With
     ``repeat`` > 1 each cell is measured that many times and keeps its best figure: interference from other
-    processes only ever slows a run down, so the best run is the closest to what the client itself can do."""
+    processes only ever slows a run down, so the best run is the closest to what the client itself can do.
+
+    ``columns`` defaults to every client, nats.js only when ``$CNATS_BENCH_NATSJS`` names its installation (raises
+    :class:`~cnats.benchmark.natsjs.NatsJsUnavailable` when nats.js is asked for and cannot run)."""
     names = [w for w in wl.WORKLOADS if w != "responder"] if workloads is None else list(workloads)
+    if columns is None:
+        columns = [c for c in CLIENTS if c != natsjs.COLUMN or natsjs.directory() is not None]
+    if natsjs.COLUMN in columns:
+        natsjs.check()
     results: list[Result] = []
     with _server(url) as server_url:
         for size in sizes:
@@ -323,7 +337,7 @@ def run_matrix(
                         runnable = []
                         for column in columns:
                             client = CLIENTS[column][0]
-                            if client not in wl.WORKLOADS[name] or not _available(client):
+                            if not _has_workload(client, name) or not _available(client):
                                 result.figures[column] = None
                             elif column not in result.errors:
                                 runnable.append(column)
@@ -349,6 +363,10 @@ def run_matrix(
     if progress is not None:
         progress.write("\r" + " " * 60 + "\r")
     return results
+
+
+def _has_workload(client: str, workload: str) -> bool:
+    return workload in natsjs.WORKLOADS if client == natsjs.COLUMN else client in wl.WORKLOADS[workload]
 
 
 def _record(result: Result, column: str, data: dict[str, Any] | Exception) -> None:
@@ -402,6 +420,9 @@ def _notes(results: list[Result]) -> list[str]:
     seen = dict.fromkeys(r.workload for r in results if r.workload in NOTES)
     flagged = [f"{r.workload} {r.size} B" for r in results if (r.ratio("cnats", "raw") or 0.0) > 1.0]
     lines = [f"- {workload}: {NOTES[workload]}" for workload in seen]
+    if _with_natsjs(results):
+        js_seen = dict.fromkeys(r.workload for r in results if r.workload in natsjs.NOTES)
+        lines += [f"- {workload}: {natsjs.NOTES[workload]}" for workload in js_seen]
     if flagged:
         lines.append(f"- above bound!: cnats measured faster than its raw bound in {', '.join(flagged)} (rerun)")
     return lines
@@ -426,18 +447,38 @@ ROW_HEADERS = [
 ]
 
 
+# with the nats.js column (only when it was measured): its figure, cnats' ratio to it, and its latencies
+NATSJS_ROW_HEADERS = [
+    *ROW_HEADERS[:5],
+    natsjs.COLUMN,
+    "raw",
+    "cnats/nats-py",
+    f"cnats/{natsjs.COLUMN}",
+    *ROW_HEADERS[7:9],
+    f"p50/p99 us (cnats, nats-py, {natsjs.COLUMN})",
+]
+
+
+def _with_natsjs(results: list[Result]) -> bool:
+    return any(natsjs.COLUMN in r.figures for r in results)
+
+
 def _rows(results: list[Result]) -> list[list[str]]:
+    js: tuple[str, ...] = (natsjs.COLUMN,) if _with_natsjs(results) else ()
+    timed = ("cnats", "nats-py", *js)
     rows = []
     for r in results:
         lat = ""
-        if r.latency_us.get("cnats") or r.latency_us.get("nats-py"):
-            lat = f"{_latency(r, 'cnats')}, {_latency(r, 'nats-py')}"
+        if any(r.latency_us.get(c) for c in timed):
+            # the nats.js layout marks a missing one: three cells with blanks read as a typo
+            lat = ", ".join(_latency(r, c) or ("-" if js else "") for c in timed)
         rows.append(
             [
                 r.workload,
                 f"{r.size} B",
-                *(_rate(r.figures.get(c)) for c in ("cnats", "cnats-pure", "nats-py", "raw")),
+                *(_rate(r.figures.get(c)) for c in ("cnats", "cnats-pure", "nats-py", *js, "raw")),
                 _ratio(r.ratio("cnats", "nats-py")),
+                *(_ratio(r.ratio("cnats", c)) for c in js),
                 _bound_ratio(r, "cnats"),
                 _ratio(r.ratio("cnats-pure", "nats-py")),
                 lat,
@@ -447,8 +488,9 @@ def _rows(results: list[Result]) -> list[list[str]]:
 
 
 def format_table(results: list[Result]) -> str:
-    rows = [ROW_HEADERS, *_rows(results)]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(ROW_HEADERS))]
+    headers = NATSJS_ROW_HEADERS if _with_natsjs(results) else ROW_HEADERS
+    rows = [headers, *_rows(results)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(headers))]
     lines = [
         "  ".join(cell.ljust(widths[i]) if i < 2 else cell.rjust(widths[i]) for i, cell in enumerate(row))
         for row in rows
@@ -459,7 +501,8 @@ def format_table(results: list[Result]) -> str:
 
 
 def format_markdown(results: list[Result]) -> str:
-    rows = [ROW_HEADERS, ["---"] * len(ROW_HEADERS), *_rows(results)]
+    headers = NATSJS_ROW_HEADERS if _with_natsjs(results) else ROW_HEADERS
+    rows = [headers, ["---"] * len(headers), *_rows(results)]
     notes = _notes(results)
     return "\n".join(["| " + " | ".join(row) + " |" for row in rows] + (["", *notes] if notes else []))
 

@@ -5,6 +5,7 @@ subject, the protocol cores side by side, or memory use. The measuring lives in
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import sys
@@ -46,20 +47,28 @@ def _bench(args: argparse.Namespace) -> int:
     msgs = args.msgs or (5_000 if args.quick else 200_000)
     requests = 200 if args.quick else 5_000
     progress = sys.stderr if sys.stderr.isatty() and not args.json else None
+    from ..benchmark import natsjs
     from ..benchmark.workloads import WORKLOADS
 
     # every row (the responder aside); a quick run leaves out the heavy ones
     names = [w for w in WORKLOADS if w != "responder" and not (args.quick and w in harness.HEAVY_WORKLOADS)]
-    results = harness.run_matrix(
-        url=url,
-        sizes=sizes,
-        msgs=msgs,
-        requests=requests,
-        workloads=names,
-        uvloop=uvloop,
-        progress=progress,
-        repeat=args.repeat,
-    )
+    # --natsjs (or $CNATS_BENCH_NATSJS) adds the nats.js column; checked before anything runs
+    with natsjs.installed_at(args.natsjs) if args.natsjs else contextlib.nullcontext():
+        try:
+            with_natsjs = natsjs.check() if natsjs.directory() else None
+        except natsjs.NatsJsUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        results = harness.run_matrix(
+            url=url,
+            sizes=sizes,
+            msgs=msgs,
+            requests=requests,
+            workloads=names,
+            uvloop=uvloop,
+            progress=progress,
+            repeat=args.repeat,
+        )
     if args.json:
         print(harness.results_json(results, uvloop))
         return 0
@@ -68,6 +77,7 @@ def _bench(args: argparse.Namespace) -> int:
     print(
         f"cnats bench: {msgs} messages per run ({requests} requests), against {where}; event loop: "
         f"{env['event_loop']}; {env['processor']}, {env['cpus']} CPUs, Python {env['python']}"
+        + (f"; {with_natsjs}" if with_natsjs else "")
     )
     print(harness.format_markdown(results) if args.markdown else harness.format_table(results))
     return 0
@@ -171,6 +181,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     bench.add_argument("--protocol", action="store_true", help="measure only the two protocol cores, side by side")
     bench.add_argument("--memory", action="store_true", help="peak RSS while publishing, and the cost of subscriptions")
+    bench.add_argument(
+        "--natsjs",
+        metavar="DIR",
+        help="add a nats.js column to the table, run by Node.js from DIR/node_modules/nats (`npm install --prefix DIR "
+        "nats@2.29`); default: $CNATS_BENCH_NATSJS",
+    )
     bench.add_argument(
         "-s",
         "--server",
