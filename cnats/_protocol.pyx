@@ -18,7 +18,7 @@ from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_SIMPLE, PyBuffer_Release, 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
 from cpython.list cimport PyList_Append
-from cpython.object cimport PyObject, PyTypeObject
+from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyTypeObject
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcmp, memcpy, memmove
@@ -1117,6 +1117,88 @@ cdef class _DeadlineQueue:
             self.timer = None
 
 
+@cython.final
+cdef class PubAckReader:
+    """Turns a pipelined publish's acknowledgement into its ``PubAck`` (the pure core's twin always calls ``slow``).
+
+    The usual answer, ``{"stream":"S","seq":N}`` without headers, is read here and its ack built without running the
+    dataclass ``__init__`` (``stream``, ``seq``, and ``defaults`` for the other fields); every other answer (errors,
+    duplicates, domains, a no-responders status) goes to ``slow(msg, subject)``. Answers come in runs from one
+    stream, so the head of the last one is kept and the next is one comparison and a number."""
+
+    cdef object _type
+    cdef newfunc _new
+    cdef dict _defaults
+    cdef object _slow
+    cdef bytes _head  # b'{"stream":"S","seq":' of the last usual answer
+    cdef str _stream
+
+    def __init__(self, ack_type, dict defaults, slow):
+        self._type = ack_type
+        self._new = (<PyTypeObject*>ack_type).tp_new
+        self._defaults = defaults
+        self._slow = slow
+        self._head = b"\x00"
+        self._stream = ""
+
+    def __call__(self, msg, subject):
+        return self._read(<MsgBase?>msg, subject)
+
+    cdef object _read(self, MsgBase msg, subject):
+        cdef long long seq = -1
+        if msg.headers is None and type(msg.data) is bytes:
+            seq = self._simple(<bytes>msg.data)
+        if seq < 0:
+            return self._slow(msg, subject)
+        ack = self._new(self._type, <PyObject*>EMPTY_TUPLE, NULL)
+        # object's own __setattr__: the dataclass is frozen
+        PyObject_GenericSetAttr(ack, "stream", self._stream)
+        PyObject_GenericSetAttr(ack, "seq", seq)
+        for name, value in self._defaults.items():
+            PyObject_GenericSetAttr(ack, name, value)
+        return ack
+
+    cdef long long _simple(self, bytes data):
+        """The sequence of a usual answer (remembering its stream), or -1."""
+        cdef const char* p = PyBytes_AS_STRING(data)
+        cdef Py_ssize_t n = PyBytes_GET_SIZE(data), hn = PyBytes_GET_SIZE(self._head), end, i
+        cdef long long seq
+        if n < 2 or p[n - 1] != 125:  # '}'
+            return -1
+        if n > hn and memcmp(p, PyBytes_AS_STRING(self._head), hn) == 0:
+            return _decimal(p, hn, n - 1)
+        if n < 21 or memcmp(p, b'{"stream":"', 11) != 0:
+            return -1
+        end = -1
+        for i in range(11, n - 8):
+            if p[i] == 34:  # the first '"' ends the name: no escapes to read
+                if memcmp(p + i, b'","seq":', 8) == 0:
+                    end = i
+                break
+            if p[i] == 92:  # '\\'
+                return -1
+        if end <= 11:
+            return -1
+        seq = _decimal(p, end + 8, n - 1)
+        if seq >= 0:
+            self._stream = PyUnicode_DecodeUTF8(p + 11, end - 11, NULL)
+            self._head = PyBytes_FromStringAndSize(p, end + 8)
+        return seq
+
+
+cdef inline long long _decimal(const char* p, Py_ssize_t a, Py_ssize_t b) noexcept:
+    """The number written in p[a:b] (ASCII digits, at most 18 of them), or -1."""
+    cdef long long v = 0
+    cdef Py_ssize_t i
+    if b <= a or b - a > 18:
+        return -1
+    for i in range(a, b):
+        if not 48 <= p[i] <= 57:
+            return -1
+        v = v * 10 + (p[i] - 48)
+    return v
+
+
 cdef class ReplyMux:
     """The shared response inbox of request/reply: one wildcard subscription (``prefix + "*"``) whose messages are
     routed by their last token to what waits for them.
@@ -1234,7 +1316,10 @@ cdef class ReplyMux:
             future.set_exception(self._no_responders_error(f"no responders for {pending.subject!r}"))
         elif pending.transform is not None:
             try:
-                value = pending.transform(msg, pending.subject)
+                if type(pending.transform) is PubAckReader:
+                    value = (<PubAckReader>pending.transform)._read(msg, pending.subject)
+                else:
+                    value = pending.transform(msg, pending.subject)
             except Exception as exc:
                 future.set_exception(exc)
             else:

@@ -37,6 +37,7 @@ __all__ = [
     "MsgBase",
     "OrderedCursor",
     "Parser",
+    "PubAckReader",
     "PublisherBase",
     "PullerBase",
     "ReplyMux",
@@ -704,6 +705,19 @@ class Parser:
         msg._sid = self._p_sid
         msg._client = self._client
         sink(msg)
+
+
+class PubAckReader:
+    """Turns a pipelined publish's acknowledgement into its ``PubAck``: ``slow(msg, subject)`` reads every answer
+    here (the compiled core reads the usual one itself and builds the same ack)."""
+
+    __slots__ = ("_slow",)
+
+    def __init__(self, ack_type: type, defaults: dict[str, Any], slow: Callable[[Any, str], Any]) -> None:
+        self._slow = slow
+
+    def __call__(self, msg: Any, subject: str) -> Any:
+        return self._slow(msg, subject)
 
 
 class ReplyMux:

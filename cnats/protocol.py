@@ -42,6 +42,7 @@ if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check 
         MsgBase,
         OrderedCursor,
         Parser,
+        PubAckReader,
         PublisherBase,
         PullerBase,
         ReplyMux,
@@ -57,6 +58,7 @@ else:
     PullerBase = core.PullerBase
     MsgBase = core.MsgBase
     Parser = core.Parser
+    PubAckReader = core.PubAckReader
     PublisherBase = core.PublisherBase
     ReplyMux = core.ReplyMux
     SubscriptionBase = core.SubscriptionBase
@@ -75,6 +77,7 @@ __all__ = [
     "MsgBase",
     "OrderedCursor",
     "Parser",
+    "PubAckReader",
     "PublisherBase",
     "PullerBase",
     "ReplyMux",
