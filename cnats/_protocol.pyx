@@ -16,7 +16,7 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndS
 from cpython.bytearray cimport PyByteArray_Resize
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.dict cimport PyDict_GetItem, PyDict_GetItemWithError
+from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_GetItemWithError
 from cpython.list cimport PyList_Append
 from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyTypeObject
 from cpython.ref cimport Py_INCREF
@@ -498,6 +498,8 @@ CNATS_SET_AM_SEND(_Ready, <void *>_ready_send)
 
 include "_delivery.pxi"
 
+cdef class ReplyMux  # defined below; the request inbox's subscription calls it directly
+
 
 cdef class SubscriptionBase:
     """The per-message part of ``Subscription``, compiled: counting, limits, and the hand-over to the callback or
@@ -536,7 +538,12 @@ cdef class SubscriptionBase:
                 return 0
         if self._queue is None:
             callback = self._callback
-            if isinstance(callback, PullerBase):  # a pull consumer's inbox: no Python call in between
+            if type(callback) is ReplyMux:  # the request inbox: no Python call in between either
+                try:
+                    (<ReplyMux>callback)._answer(<MsgBase>msg)
+                except Exception as exc:
+                    self._callback_failed(exc, msg)
+            elif isinstance(callback, PullerBase):  # a pull consumer's inbox: no Python call in between
                 try:
                     (<PullerBase>callback)._arrive(
                         (<MsgBase>msg).subject, (<MsgBase>msg).data, (<MsgBase>msg).reply, (<MsgBase>msg).headers,
@@ -1087,8 +1094,9 @@ cdef class _DeadlineQueue:
 
     cdef int add(self, _PendingRequest pending) except -1:
         entries = self.entries
-        # answered requests leave from the front, so the queue stays about as long as what is in flight
-        while entries and (<_PendingRequest>entries[0]).future.done():
+        # answered requests leave from the front, so the queue stays about as long as what is in flight (one that
+        # was cancelled instead leaves at its deadline)
+        while entries and (<_PendingRequest>entries[0]).future is SETTLED:
             entries.popleft()
         pending.deadline = self.mux._time() + self.seconds
         entries.append(pending)
@@ -1122,7 +1130,7 @@ cdef class PubAckReader:
     """Turns a pipelined publish's acknowledgement into its ``PubAck`` (the pure core's twin always calls ``slow``).
 
     The usual answer, ``{"stream":"S","seq":N}`` without headers, is read here and its ack built without running the
-    dataclass ``__init__`` (``stream``, ``seq``, and ``defaults`` for the other fields); every other answer (errors,
+    dataclass ``__init__`` (its ``__dict__``: ``defaults`` for the fields other than ``stream`` and ``seq``); every other answer (errors,
     duplicates, domains, a no-responders status) goes to ``slow(msg, subject)``. Answers come in runs from one
     stream, so the head of the last one is kept and the next is one comparison and a number."""
 
@@ -1151,11 +1159,10 @@ cdef class PubAckReader:
         if seq < 0:
             return self._slow(msg, subject)
         ack = self._new(self._type, <PyObject*>EMPTY_TUPLE, NULL)
-        # object's own __setattr__: the dataclass is frozen
-        PyObject_GenericSetAttr(ack, "stream", self._stream)
-        PyObject_GenericSetAttr(ack, "seq", seq)
-        for name, value in self._defaults.items():
-            PyObject_GenericSetAttr(ack, name, value)
+        fields = PyDict_Copy(self._defaults)
+        fields["stream"] = self._stream
+        fields["seq"] = seq
+        PyObject_GenericSetAttr(ack, "__dict__", fields)  # object's own __setattr__: the dataclass is frozen
         return ack
 
     cdef long long _simple(self, bytes data):
@@ -1292,16 +1299,19 @@ cdef class ReplyMux:
         self.waiters.pop(token, None)
 
     def __call__(self, MsgBase msg):
+        self._answer(msg)
+
+    cdef int _answer(self, MsgBase msg) except -1:
         cdef _PendingRequest pending
         cdef PyObject* found
         token = PyUnicode_Substring(msg.subject, self._plen, PY_SSIZE_T_MAX)
         found = PyDict_GetItemWithError(self.waiters, token)
         if found is NULL:
-            return
+            return 0
         waiter = <object>found
         if type(waiter) is not _PendingRequest:
             waiter.deliver(msg)
-            return
+            return 0
         pending = <_PendingRequest>waiter
         del self.waiters[token]
         future = pending.future
@@ -1310,7 +1320,7 @@ cdef class ReplyMux:
             window, pending.window = pending.window, None
             (<AckWindow>window)._settled()
         if future.done():
-            return
+            return 0
         headers = msg.headers
         if headers is not None and headers.code == 503 and not msg.data:
             future.set_exception(self._no_responders_error(f"no responders for {pending.subject!r}"))
@@ -1326,6 +1336,7 @@ cdef class ReplyMux:
                 future.set_result(value)
         else:
             future.set_result(msg)
+        return 0
 
     def deadlines_pending(self):
         """How many requests the deadline queues hold (answered ones leave them lazily)."""

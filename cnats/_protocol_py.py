@@ -930,8 +930,9 @@ class _DeadlineQueue:
 
     def add(self, pending: _PendingRequest) -> None:
         entries = self.entries
-        # answered requests leave from the front, so the queue stays about as long as what is in flight
-        while entries and entries[0].future.done():
+        # answered requests leave from the front, so the queue stays about as long as what is in flight (one that
+        # was cancelled instead leaves at its deadline)
+        while entries and entries[0].future is _SETTLED:
             entries.popleft()
         loop = self.mux._loop
         pending.deadline = loop.time() + self.timeout
