@@ -374,6 +374,7 @@ cdef class PullerBase:
         if self._jsmsg_new == NULL:
             self._jsmsg_new = (<PyTypeObject*>jsmsg_type).tp_new
         jsmsg = <JsMsgBase>self._jsmsg_new(jsmsg_type, <PyObject*>EMPTY_TUPLE, NULL)
+        untrack(jsmsg)  # as a Msg (Parser._new_msg): queued in bulk, part of no cycle
         jsmsg.subject = subject
         jsmsg.data = data
         jsmsg.headers = headers

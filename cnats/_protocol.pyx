@@ -19,6 +19,18 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_GetItemWithError
 from cpython.list cimport PyList_Append
 from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyTypeObject
+
+
+cdef extern from "Python.h":
+    void PyObject_GC_UnTrack(void* op)
+    bint PyObject_IS_GC(object op)
+
+
+cdef inline void untrack(object obj) noexcept:
+    """Take ``obj`` out of the cyclic collector's lists (instances of Python subclasses are tracked, compiled
+    no-GC classes are not)."""
+    if PyObject_IS_GC(obj):
+        PyObject_GC_UnTrack(<void*>obj)
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcmp, memcpy, memmove
@@ -1001,6 +1013,10 @@ cdef class Parser:
 
     cdef MsgBase _new_msg(self, data, headers):
         cdef MsgBase msg = <MsgBase>self._msg_new(self._msg_class, <PyObject*>EMPTY_TUPLE, NULL)
+        # A Msg subclass is a Python class, so its instances are tracked by the cyclic collector; its fixed fields
+        # (strings, bytes, headers, a weak reference) can hold no cycle, and received messages kept in bulk (a
+        # backlog, the results of many requests) would only lengthen every collection.
+        untrack(msg)
         msg.subject = self._p_subject
         msg.data = data
         msg.reply = self._p_reply
@@ -1073,6 +1089,7 @@ cdef class AckWindow:
 
 @cython.final
 @cython.freelist(64)
+@cython.no_gc  # in no cycle the collector could break: answered or expired, the mux lets go of it
 cdef class _PendingRequest:
     cdef object future
     cdef str token
@@ -1130,9 +1147,9 @@ cdef class PubAckReader:
     """Turns a pipelined publish's acknowledgement into its ``PubAck`` (the pure core's twin always calls ``slow``).
 
     The usual answer, ``{"stream":"S","seq":N}`` without headers, is read here and its ack built without running the
-    dataclass ``__init__`` (its ``__dict__``: ``defaults`` for the fields other than ``stream`` and ``seq``); every other answer (errors,
-    duplicates, domains, a no-responders status) goes to ``slow(msg, subject)``. Answers come in runs from one
-    stream, so the head of the last one is kept and the next is one comparison and a number."""
+    dataclass ``__init__`` (its ``__dict__`` is ``defaults`` plus ``stream`` and ``seq``); every other answer
+    (errors, duplicates, domains, a no-responders status) goes to ``slow(msg, subject)``. Answers come in runs from
+    one stream, so the head of the last one is kept and the next is one comparison and a number."""
 
     cdef object _type
     cdef newfunc _new

@@ -1,0 +1,117 @@
+"""Traffic leaves no reference cycles behind. A cycle is freed only by the cyclic garbage collector, so garbage made
+per operation would make collections more frequent and, with many live objects (subscriptions, watchers), longer.
+
+Each operation is run once to warm up (lazily made inboxes, caches), then many times with the collector off and
+``gc.DEBUG_SAVEALL`` on, so that whatever a collection then finds unreachable is kept in ``gc.garbage`` to be
+counted: less than one object per operation means no operation leaves a cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from cnats import Msg, NatsConnection
+from cnats.jetstream import AckPolicy, ConsumerConfig, JetStreamClient, JetStreamManager, StorageType, StreamConfig
+
+TIMES = 300
+
+
+async def cyclic_garbage(operation: Callable[[], Awaitable[object]], times: int = TIMES) -> Counter[str]:
+    """The types of what ``times`` runs of ``operation`` left for the cyclic collector."""
+    await operation()
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        for _ in range(times):
+            await operation()
+        gc.collect()
+        return Counter(type(obj).__name__ for obj in gc.garbage)
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+def assert_no_cycles(found: Counter[str], times: int = TIMES) -> None:
+    assert sum(found.values()) < times, f"cycles left by {times} operations: {found.most_common(8)}"
+
+
+@pytest.fixture
+async def stream(jsm: JetStreamManager) -> AsyncIterator[str]:
+    await jsm.streams.add(StreamConfig(name="CYCLES", subjects=["cycles.>"], storage=StorageType.MEMORY))
+    yield "CYCLES"
+
+
+async def test_core_publish_subscribe_and_request(nc: NatsConnection, nc2: NatsConnection) -> None:
+    got: list[Msg] = []
+    nc2.subscribe("cyc.cb", callback=got.append)
+    nc2.subscribe("cyc.echo", callback=lambda m: m.respond(m.data))
+    iterated = nc2.subscribe("cyc.it")
+    await nc2.flush()
+
+    async def publish_and_deliver() -> None:
+        nc.publish("cyc.cb", b"x")
+        nc.publish("cyc.it", b"x")
+        await nc.flush()
+        await iterated.next_msg(timeout=5)
+        await nc2.flush()  # the callback's message has arrived too
+        got.clear()
+
+    async def request() -> None:
+        assert (await nc.request("cyc.echo", b"ping", timeout=5)).data == b"ping"
+
+    assert_no_cycles(await cyclic_garbage(publish_and_deliver))
+    assert_no_cycles(await cyclic_garbage(request))
+
+
+async def test_jetstream_publish_and_consume(js: JetStreamClient, jsm: JetStreamManager, stream: str) -> None:
+    async def publish() -> None:
+        await js.publish("cycles.a", b"x")
+
+    async def publish_async() -> None:
+        for _ in range(10):
+            await js.publish_async("cycles.a", b"x")
+        await js.publish_async_completed()
+
+    assert_no_cycles(await cyclic_garbage(publish))
+    assert_no_cycles(await cyclic_garbage(publish_async))
+
+    await jsm.consumers.add(stream, ConsumerConfig(durable_name="pull", ack_policy=AckPolicy.EXPLICIT))
+    durable = await js.consumers.get(stream, "pull")
+    acked = await durable.consume(max_messages=100)
+    ordered = await (await js.consumers.get(stream)).consume(max_messages=100)
+
+    async def consume_and_ack() -> None:
+        msg = await anext(acked)
+        msg.ack()
+
+    async def consume_ordered() -> None:
+        await anext(ordered)
+
+    try:
+        assert_no_cycles(await cyclic_garbage(consume_and_ack))
+        assert_no_cycles(await cyclic_garbage(consume_ordered))
+    finally:
+        acked.stop()
+        ordered.stop()
+
+
+async def test_kv_put_get_and_watch(js: JetStreamClient) -> None:
+    kv = await js.views.kv("cycles", storage=StorageType.MEMORY)
+    watcher = await kv.watch()
+
+    async def put_get_and_see() -> None:
+        await kv.put("k", b"v")
+        assert (await kv.get("k")) is not None
+        await asyncio.wait_for(anext(watcher), 5)
+
+    try:
+        assert_no_cycles(await cyclic_garbage(put_get_and_see))
+    finally:
+        watcher.stop()
