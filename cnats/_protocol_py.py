@@ -43,6 +43,8 @@ __all__ = [
     "ReplyMux",
     "SubscriptionBase",
     "WriteBuffer",
+    "retrack",
+    "untrack_while_live",
 ]
 
 DEFAULT_MAX_PAYLOAD = 1024 * 1024  # until the server's INFO says otherwise
@@ -705,6 +707,14 @@ class Parser:
         msg._sid = self._p_sid
         msg._client = self._client
         sink(msg)
+
+
+def untrack_while_live(obj: object) -> None:
+    """The compiled core takes a live subscription off the cyclic collector's lists; Python code cannot."""
+
+
+def retrack(obj: object) -> None:
+    """Undo ``untrack_while_live`` (nothing to undo here)."""
 
 
 class PubAckReader:

@@ -58,7 +58,7 @@ from .msg import Msg, to_headers
 from .nuid import nuid
 from .options import Authenticator, ConnectOptions
 from .port import Port
-from .protocol import AckWindow, Parser, PublisherBase, ReplyMux, WriteBuffer
+from .protocol import AckWindow, Parser, PublisherBase, ReplyMux, WriteBuffer, retrack, untrack_while_live
 from .request import RequestManyIterator, RequestStrategy, check_no_responders
 from .servers import ServerAddress, ServerPool
 from .subjects import check_subject
@@ -490,6 +490,7 @@ class NatsConnection(PublisherBase):
         )
         self._subs[sid] = sub
         self._sinks[sid] = sub  # the parser calls the subscription itself (SubscriptionBase.__call__)
+        untrack_while_live(sub)  # held here until forgotten: collections need not walk it (many may be alive)
         if self._transport is not None:
             self._wb.subscribe(subject, sid, queue or None)
             if max is not None:
@@ -517,6 +518,7 @@ class NatsConnection(PublisherBase):
                 self._schedule_flush()
             del self._subs[sid]
             self._sinks.pop(sid, None)
+            retrack(sub)
         self._blocked.discard(sub)
 
     def _block_reading(self, sub: Subscription) -> None:

@@ -48,6 +48,8 @@ if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check 
         ReplyMux,
         SubscriptionBase,
         WriteBuffer,
+        retrack,
+        untrack_while_live,
     )
 else:
     AckWindow = core.AckWindow
@@ -63,6 +65,8 @@ else:
     ReplyMux = core.ReplyMux
     SubscriptionBase = core.SubscriptionBase
     WriteBuffer = core.WriteBuffer
+    retrack = core.retrack
+    untrack_while_live = core.untrack_while_live
 DEFAULT_MAX_PAYLOAD: int = core.DEFAULT_MAX_PAYLOAD
 DEFAULT_MAX_CONTROL_LINE: int = core.DEFAULT_MAX_CONTROL_LINE
 
@@ -84,4 +88,6 @@ __all__ = [
     "SubscriptionBase",
     "WriteBuffer",
     "core",
+    "retrack",
+    "untrack_while_live",
 ]

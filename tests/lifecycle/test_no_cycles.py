@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from cnats import Msg, NatsConnection
+from cnats import USES_CYTHON, Msg, NatsConnection
 from cnats.jetstream import AckPolicy, ConsumerConfig, JetStreamClient, JetStreamManager, StorageType, StreamConfig
 
 TIMES = 300
@@ -115,3 +116,26 @@ async def test_kv_put_get_and_watch(js: JetStreamClient) -> None:
         assert_no_cycles(await cyclic_garbage(put_get_and_see))
     finally:
         watcher.stop()
+
+
+async def test_a_subscription_is_walked_by_the_collector_only_once_it_has_ended(nc: NatsConnection) -> None:
+    """A live subscription is held by its connection, so the compiled core keeps it off the collector's lists (many
+    may be alive); once it ends it is tracked again, and a cycle through it (here: its own callback) is freed."""
+
+    class Handler:
+        sub: object = None
+
+        def __call__(self, msg: Msg) -> None:
+            pass
+
+    handler = Handler()
+    sub = nc.subscribe("cyc.ends", callback=handler)
+    handler.sub = sub  # the cycle: subscription -> callback -> subscription
+    del handler
+    assert gc.is_tracked(sub) is (not USES_CYTHON)
+    gone = weakref.ref(sub)
+    sub.unsubscribe()
+    assert gc.is_tracked(sub)
+    del sub
+    gc.collect()
+    assert gone() is None
