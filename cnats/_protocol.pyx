@@ -539,8 +539,14 @@ cdef class SubscriptionBase:
     def __anext__(self):
         """The next message: straight from the queue when one is there, else the slow path (a coroutine)."""
         cdef _Ready ready
-        if self._queue:
-            msg = self._queue.popleft()
+        queue = self._queue
+        if type(queue) is MessageQueue:  # what Subscription makes (a test may give a deque)
+            msg = (<MessageQueue>queue).pop()
+        elif queue:
+            msg = queue.popleft()
+        else:
+            msg = None
+        if msg is not None:
             self._pending_bytes -= len((<MsgBase>msg).data)
             self.processed += 1
             if self._blocking:
@@ -598,7 +604,10 @@ cdef class SubscriptionBase:
                 if not self._blocking:
                     self._blocking = True
                     self._port.block_reading(self)
-            self._queue.append(msg)
+            if type(self._queue) is MessageQueue:
+                (<MessageQueue>self._queue).push(msg)
+            else:
+                self._queue.append(msg)
             self._pending_bytes += size
             self._slow_reported = False
             waiter = self._waiter

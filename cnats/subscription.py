@@ -1,8 +1,8 @@
 """``Subscription``: delivery of one sid's messages to a callback or an async iterator.
 
 The parser calls the subscription's delivery function directly (``parser.subs[sid]``). A plain-function callback
-runs right there, inside the read path. Coroutine callbacks and iterators get a queue: one deque per subscription,
-drained by one task (coroutine callback) or by the iterating code, never a task per message.
+runs right there, inside the read path. Coroutine callbacks and iterators get a queue: one ``MessageQueue`` per
+subscription, drained by one task (coroutine callback) or by the iterating code, never a task per message.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from .errors import (
     SubscriptionDrainingError,
 )
 from .msg import Msg
-from .protocol import SubscriptionBase
+from .protocol import MessageQueue, SubscriptionBase
 
 if TYPE_CHECKING:
     from .port import Port
@@ -130,7 +130,7 @@ class Subscription(SubscriptionBase):
                 raise InvalidOptionError("on_full=BLOCK needs a coroutine callback or an iterator")
             self._queue = None
         else:
-            self._queue = deque()
+            self._queue = MessageQueue()
             if callback is not None:
                 self._start_callback_task(None)
         if timeout is not None:
@@ -205,7 +205,7 @@ class Subscription(SubscriptionBase):
         if not inspect.isawaitable(pending):
             return  # a plain callback that returned some value
         if not self._closing:
-            self._queue = deque()
+            self._queue = MessageQueue()
         self._start_callback_task(pending)
 
     def _start_callback_task(self, pending: Awaitable[Any] | None) -> None:
