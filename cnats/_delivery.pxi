@@ -13,6 +13,26 @@ cdef enum:
     REPLY_TOKENS = 13  # $JS.ACK.<domain>.<account>.<stream>.<consumer>.<5 numbers>.<token>: 12, one spare
 
 
+cdef inline long long _number(const char* p, Py_ssize_t a, Py_ssize_t b) noexcept:
+    """The decimal number in p[a:b], or -1 when it is empty, not all ASCII digits or beyond a signed 64-bit integer
+    (a nanosecond timestamp has 19 digits; leading zeros do not count)."""
+    cdef unsigned long long v = 0
+    cdef unsigned int d
+    cdef Py_ssize_t i
+    if b <= a:
+        return -1
+    while a < b - 1 and p[a] == 48:
+        a += 1
+    if b - a > 19 or (b - a == 19 and memcmp(p + a, b"9223372036854775807", 19) > 0):
+        return -1
+    for i in range(a, b):
+        d = <unsigned char>p[i] - 48
+        if d > 9:
+            return -1
+        v = v * 10 + d
+    return <long long>v
+
+
 cdef long long _wire_size(object subject, object data, object reply, object headers) except -1:
     """A message's size as the server counts it against a pull's max_bytes: the bytes of subject, reply, headers
     and data (UTF-8 lengths, not characters)."""
@@ -63,16 +83,12 @@ cdef class JsMsgBase:
 
     cdef int _parse(self) except -2:
         """Parse the reply subject (its original 9-token form, or the 12-token form with domain and account hash);
-        1 when it is a JetStream one, -1 when not. One pass splits the tokens and reads every token's number (a
-        nanosecond timestamp has 19 digits, so each must fit a signed 64-bit integer; leading zeros are fine)."""
-        cdef Py_ssize_t n, i, count, base
+        1 when it is a JetStream one, -1 when not. The dots are found with ``memchr``; only the five numbers are
+        read digit by digit."""
+        cdef Py_ssize_t n, count, base
         cdef Py_ssize_t starts[REPLY_TOKENS + 1]
-        cdef long long values[REPLY_TOKENS]  # each token's number, -1 when it is not one
-        cdef unsigned long long v = 0
-        cdef unsigned int d
-        cdef bint digits = False  # the current token is all digits so far (and not empty)
-        cdef bint bad = False  # ... or it is not a number
         cdef const char* p
+        cdef const char* dot
         if self._parsed != 0:
             return self._parsed
         self._parsed = -1
@@ -82,29 +98,14 @@ cdef class JsMsgBase:
         if n < 8 or memcmp(p, b"$JS.ACK.", 8) != 0:
             return -1
         starts[0], starts[1], starts[2] = 0, 4, 8
-        values[0] = values[1] = -1
-        count = 2
-        for i in range(8, n):
-            d = <unsigned char>p[i] - 48
-            if d <= 9:
-                if not bad:
-                    # 922337203685477580 * 10 + 7 is the largest signed 64-bit integer
-                    if v > 922337203685477580ULL or (v == 922337203685477580ULL and d > 7):
-                        bad = True
-                    else:
-                        v = v * 10 + d
-                        digits = True
-            elif p[i] == 46:  # '.'
-                if count == REPLY_TOKENS - 1:
-                    return -1
-                values[count] = <long long>v if digits and not bad else -1
-                count += 1
-                starts[count] = i + 1
-                v, digits, bad = 0, False, False
-            else:
-                bad = True
-        values[count] = <long long>v if digits and not bad else -1
-        count += 1
+        count = 3  # tokens begun so far
+        dot = <const char*>memchr(p + 8, 46, n - 8)
+        while dot != NULL:
+            if count == REPLY_TOKENS:
+                return -1
+            starts[count] = dot - p + 1
+            count += 1
+            dot = <const char*>memchr(dot + 1, 46, n - (dot - p) - 1)
         starts[count] = n + 1  # so that token k is p[starts[k] : starts[k + 1] - 1]
         if count < 9 or count == 10:
             return -1
@@ -117,11 +118,11 @@ cdef class JsMsgBase:
             self._acc_a, self._acc_b = starts[3], starts[4] - 1
         self._str_a, self._str_b = starts[base], starts[base + 1] - 1
         self._con_a, self._con_b = starts[base + 1], starts[base + 2] - 1
-        self._delivered = values[base + 2]
-        self._sseq = values[base + 3]
-        self._dseq = values[base + 4]
-        self._ts = values[base + 5]
-        self._left = values[base + 6]
+        self._delivered = _number(p, starts[base + 2], starts[base + 3] - 1)
+        self._sseq = _number(p, starts[base + 3], starts[base + 4] - 1)
+        self._dseq = _number(p, starts[base + 4], starts[base + 5] - 1)
+        self._ts = _number(p, starts[base + 5], starts[base + 6] - 1)
+        self._left = _number(p, starts[base + 6], starts[base + 7] - 1)
         if self._delivered < 0 or self._sseq < 0 or self._dseq < 0 or self._ts < 0 or self._left < 0:
             return -1
         self._parsed = 1
