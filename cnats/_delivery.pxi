@@ -62,6 +62,7 @@ cdef class JsMsgBase:
     cdef public double _js_timeout
     cdef public bint _acked
     cdef public object _info
+    cdef bint _wire_reply  # _reply is a str the parser read off the wire: valid without a check
     cdef int _parsed  # 0 not yet, 1 parsed, -1 not a JetStream reply subject
     cdef long long _delivered, _sseq, _dseq, _ts, _left
     # token ranges (UTF-8 byte offsets into the reply) of the domain, account, stream and consumer; -1: none
@@ -177,7 +178,10 @@ cdef class JsMsgBase:
             return 0
         nc = self._nc
         if isinstance(nc, PublisherBase):
-            (<PublisherBase>nc)._publish(self._reply, body, None, None)
+            if self._wire_reply:
+                (<PublisherBase>nc)._publish_checked(<str>self._reply, body)
+            else:
+                (<PublisherBase>nc)._publish(self._reply, body, None, None)
         else:
             nc.publish(self._reply, body)
         # only once it is buffered: an ack refused (a closed connection, a full buffer) may be tried again
@@ -350,10 +354,11 @@ cdef class PullerBase:
 
     def __call__(self, msg):
         cdef MsgBase m = <MsgBase?>msg
-        self._arrive(m.subject, m.data, m.reply, m.headers, m.sid)
+        self._arrive(m.subject, m.data, m.reply, m.headers, m.sid, False)
 
-    cdef int _arrive(self, subject, data, reply, headers, long long sid) except -1:
-        """One message of the inbox, as its fields (the parser calls this without building a ``Msg`` first)."""
+    cdef int _arrive(self, subject, data, reply, headers, long long sid, bint from_wire) except -1:
+        """One message of the inbox, as its fields (the parser calls this without building a ``Msg`` first;
+        ``from_wire``: the reply subject is as the parser read it, a valid subject)."""
         cdef JsMsgBase jsmsg
         cdef long long size = 0
         cdef int order
@@ -381,6 +386,7 @@ cdef class PullerBase:
         jsmsg.headers = headers
         jsmsg.sid = sid
         jsmsg._reply = reply
+        jsmsg._wire_reply = from_wire and type(reply) is str
         jsmsg._nc = self._nc
         jsmsg._js_timeout = self._js_timeout
         if self._cursor is not None:

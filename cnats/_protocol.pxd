@@ -21,6 +21,7 @@ cdef class WriteBuffer:
     cdef readonly long long out_bytes
 
     cpdef Py_ssize_t publish(self, object subject, object payload=*, object reply=*, object headers=*) except -1
+    cdef Py_ssize_t _publish_checked(self, str subject, bytes body) except -1
     cdef int _reserve(self, Py_ssize_t extra) except -1
     cdef void _put(self, const char* data, Py_ssize_t n) noexcept
     cdef void _put_int(self, long long value) noexcept
@@ -39,6 +40,8 @@ cdef class PublisherBase:
     cdef public bint _debug
 
     cdef int _publish(self, object subject, object payload, object reply, object headers) except -1
+    cdef int _publish_checked(self, str subject, bytes body) except -1
+    cdef int _scheduled_flush(self, Py_ssize_t pending) except -1
 
 
 cdef class SubscriptionBase

@@ -313,6 +313,29 @@ cdef class WriteBuffer:
         self.out_bytes += total
         return self._len
 
+    cdef Py_ssize_t _publish_checked(self, str subject, bytes body) except -1:
+        """``publish(subject, body)`` for a subject known to be valid (a reply subject the parser read off the wire:
+        one token, no whitespace), such as a JetStream acknowledgement's: no check per character."""
+        cdef Py_ssize_t subj_n, size = PyBytes_GET_SIZE(body), frame
+        cdef const char* subj = PyUnicode_AsUTF8AndSize(subject, &subj_n)
+        if self.max_payload and size > self.max_payload:
+            raise MaxPayloadExceededError(f"message size {size} exceeds max_payload {self.max_payload}")
+        frame = _frame_size(subj_n, 0, 0, size)
+        if self.limit and self._len + frame > self.limit:
+            raise OutboundBufferLimitError(
+                f"outbound buffer would exceed pending_bytes_limit ({self.limit} bytes); flush and retry")
+        self._reserve(frame)
+        self._put(b"PUB ", 4)
+        self._put(subj, subj_n)
+        self._put(b" ", 1)
+        self._put_int(size)
+        self._put(b"\r\n", 2)
+        self._put(PyBytes_AS_STRING(body), size)
+        self._put(b"\r\n", 2)
+        self.out_msgs += 1
+        self.out_bytes += size
+        return self._len
+
     def subscribe(self, subject, long long sid, queue=None):
         cdef Py_ssize_t subj_n, q_n = 0
         cdef const char* subj = subject_utf8(subject, "subject", &subj_n)
@@ -448,7 +471,17 @@ cdef class PublisherBase:
                 headers = self._to_headers(headers)
             if not self._headers_ok and headers:
                 raise ServerOptionNotAvailableError("the server does not support headers")
-        pending = self._wb.publish(subject, payload, reply, headers)
+        self._scheduled_flush(self._wb.publish(subject, payload, reply, headers))
+        return 0
+
+    cdef int _publish_checked(self, str subject, bytes body) except -1:
+        """``_publish(subject, body)`` for a subject known to be valid (see ``WriteBuffer._publish_checked``)."""
+        if not self._pub_open:
+            self._raise_closed_or_draining()
+        self._scheduled_flush(self._wb._publish_checked(subject, body))
+        return 0
+
+    cdef int _scheduled_flush(self, Py_ssize_t pending) except -1:
         if pending >= C_WRITE_CHUNK:
             self._flush_pending()
         elif not self._flush_scheduled:
@@ -580,7 +613,7 @@ cdef class SubscriptionBase:
                 try:
                     (<PullerBase>callback)._arrive(
                         (<MsgBase>msg).subject, (<MsgBase>msg).data, (<MsgBase>msg).reply, (<MsgBase>msg).headers,
-                        (<MsgBase>msg).sid,
+                        (<MsgBase>msg).sid, False,
                     )
                 except Exception as exc:
                     self._callback_failed(exc, msg)
@@ -1025,7 +1058,7 @@ cdef class Parser:
                 if sub._timer is not None:
                     sub._cancel_timer()
                 try:
-                    (<PullerBase>sub._callback)._arrive(self._p_subject, data, self._p_reply, headers, self._p_sid)
+                    (<PullerBase>sub._callback)._arrive(self._p_subject, data, self._p_reply, headers, self._p_sid, True)
                 except Exception as exc:
                     sub._callback_failed(exc, self._new_msg(data, headers))
                 sub.processed += 1

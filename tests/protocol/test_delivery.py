@@ -15,11 +15,11 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from helpers.protocol import load_core, publisher
+from helpers.protocol import load_core, make_parser, publisher
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from cnats.errors import InvalidOptionError
+from cnats.errors import InvalidOptionError, OutboundBufferLimitError
 from cnats.headers import Headers, parse_header_block
 
 CYTHON = load_core("cython")
@@ -968,3 +968,37 @@ def test_random_deliveries_give_the_same_state_in_both_cores(
     for i, op in enumerate(ops):
         dseq = step(runs, op, dseq)
         assert runs[0].snapshot() == runs[1].snapshot(), f"after operation {i}: {op}"
+
+
+async def test_a_pull_inbox_message_from_the_parser_is_acked_to_its_reply_subject(core: ModuleType) -> None:
+    """The parser hands a pull inbox subscription's message to its puller as fields (no Msg in between); the ack
+    goes to the reply subject as read off the wire, within the write buffer's limits like any publish."""
+
+    class Subscription(core.SubscriptionBase):  # type: ignore[name-defined,misc]
+        def _cancel_timer(self) -> None:
+            raise AssertionError("no timer")
+
+    puller = make_puller(core)
+    sub = Subscription()
+    for name, value in {"_callback": puller, "_queue": None, "_max": None, "_timer": None}.items():
+        setattr(sub, name, value)
+    sub.received = sub.processed = 0
+    parser, _ = make_parser(core, sids=())
+    parser.subs[7] = sub
+    reply = "$JS.ACK.ORDERS.w\u0151rker.1.5.5.1700000000000000000.0"  # a non-ASCII consumer name
+    frame = f"MSG orders.new 7 {reply} 3\r\nabc\r\n".encode()
+    parser.feed(frame + frame)
+    assert (sub.received, sub.processed, len(puller._queue)) == (2, 2, 2)
+    first, second = puller._queue[0], puller._queue[1]
+    assert (first.subject, first.data, first.reply, first.seq) == ("orders.new", b"abc", reply, 5)
+    pub = publisher(core, asyncio.get_running_loop())
+    first._nc = second._nc = pub
+    first.ack()
+    assert bytes(pub._wb.take()) == f"PUB {reply} 4\r\n+ACK\r\n".encode()
+    pub._wb.limit = len(f"PUB {reply} 4\r\n+ACK\r\n".encode()) - 1
+    with pytest.raises(OutboundBufferLimitError):
+        second.ack()
+    assert second._acked is False and pub._wb.pending == 0
+    pub._wb.limit = 0
+    second.ack()
+    assert bytes(pub._wb.take()) == f"PUB {reply} 4\r\n+ACK\r\n".encode()
