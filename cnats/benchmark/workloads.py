@@ -18,6 +18,7 @@ from typing import Any
 from .consuming import CONSUMING
 from .sessions import KV_HISTORY, REQUEST_SUBJECT, ROUND_TRIPS, Session, SessionFactory, cnats_kv, nats_py_kv
 from .streaming import STREAMING, Subscriber
+from .syncing import SYNCING
 
 __all__ = ["SESSIONS", "SUBJECT", "WORKLOADS", "Measurement", "run_workload"]
 
@@ -159,6 +160,7 @@ WORKLOADS: dict[str, dict[str, Workload]] = {
     **{name: _sessions(name) for name in SESSIONS},
     **{name: {client: _drained(drain) for client, drain in clients.items()} for name, clients in CONSUMING.items()},
     "kv watch": {"cnats": kv_watch_cnats, "nats-py": kv_watch_nats_py},
+    **SYNCING,
     "responder": {"cnats": serve_responder},
 }
 

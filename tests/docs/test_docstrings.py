@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 PACKAGE = Path(__file__).resolve().parents[2] / "cnats"
-PUBLIC_MODULES = ["cnats", "cnats.jetstream", "cnats.services", "cnats.kv", "cnats.objectstore", "cnats.testing"]
+PUBLIC_MODULES = [
+    "cnats",
+    "cnats.jetstream",
+    "cnats.services",
+    "cnats.kv",
+    "cnats.objectstore",
+    "cnats.testing",
+    "cnats.sync",
+]
 
 
 def _attribute_docstrings() -> set[str]:
