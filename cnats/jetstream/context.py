@@ -36,13 +36,14 @@ _ERRORS_BY_CODE: dict[int, type[JetStreamApiError]] = {
     10071: WrongLastSequenceError,
 }
 _BAD_NAME = re.compile(r"[.*>/\\ \t\r\n]")
+_DEFAULT_API_PREFIX = "$JS.API"
 
 
 @dataclass(frozen=True, kw_only=True)
 class JetStreamOptions:
     """Options of a JetStream client or manager: the API prefix (or domain) and the request timeout in seconds."""
 
-    api_prefix: str = "$JS.API"
+    api_prefix: str = _DEFAULT_API_PREFIX
     timeout: float = 5.0
     domain: str | None = None
 
@@ -105,6 +106,16 @@ class JetStreamContext:
     @property
     def api_prefix(self) -> str:
         return self._options.api_prefix
+
+    @property
+    def write_prefix(self) -> str:
+        """What goes before a stream's own subject when a Key-Value or object-store view writes to it: nothing with
+        the default API prefix, else the API prefix and a dot (``$JS.hub.API.$KV.b.k``). The stream's plain subject
+        does not reach another JetStream domain (from a leaf node) or an account whose API is imported under a
+        prefix; the prefixed one does (a server maps a domain's prefix into the domain). Views read it once, when
+        made."""
+        prefix = self._options.api_prefix
+        return "" if prefix == _DEFAULT_API_PREFIX else prefix + "."
 
     def _api_future(
         self, subject: str, payload: dict[str, Any] | None = None, *, timeout: float | None = None

@@ -21,24 +21,41 @@ Fixtures:
     started servers, and every server it made is stopped at teardown.
 ``chaos_proxy``
     A started ``ChaosProxy`` in front of ``nats_server`` (an async fixture: needs pytest-asyncio).
+``nats_supercluster``
+    A started, fully formed ``NatsSupercluster()``: two clusters of two nodes joined by gateways, with JetStream.
+    Module-scoped (a supercluster takes seconds to elect its JetStream meta leader): the tests of a module share it,
+    so they must not stop its nodes or depend on each other's streams. ``pytestmark =
+    pytest.mark.nats_supercluster(**kwargs)`` in the module gives other keyword arguments.
+``nats_leafnodes``
+    A started ``NatsLeafnodes()``: a hub (JetStream domain ``hub``) and a leaf node (domain ``leaf``) connected to
+    it. Module-scoped as well; ``pytest.mark.nats_leafnodes(**kwargs)`` in the module's ``pytestmark``.
 
 The server fixtures are plain synchronous fixtures, usable from ``async def`` tests too. When a test fails, the end
 of the server log is printed (pytest shows it under "Captured stderr teardown"), because the log file itself
-is removed when the server stops.
+is removed when the server stops; for the module-scoped topologies, when a test of the module failed, at the end of
+the module.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from .chaos import ChaosProxy
 from .server import NatsServer, _tail
+from .topology import NatsLeafnodes, NatsSupercluster
 
-__all__ = ["chaos_proxy", "nats_cluster", "nats_server", "nats_server_factory"]
+__all__ = [
+    "chaos_proxy",
+    "nats_cluster",
+    "nats_leafnodes",
+    "nats_server",
+    "nats_server_factory",
+    "nats_supercluster",
+]
 
 # marker name -> (the fixture's NatsServer defaults, the marker's help line)
 _MARKERS: dict[str, tuple[dict[str, Any], str]] = {
@@ -51,7 +68,18 @@ _MARKERS: dict[str, tuple[dict[str, Any], str]] = {
         "keyword arguments for the nats_cluster fixture's NatsServer "
         "(they replace the defaults jetstream=True, cluster=3)",
     ),
+    "nats_supercluster": (
+        {},
+        "keyword arguments for the module-scoped nats_supercluster fixture's NatsSupercluster (in the module's "
+        "pytestmark)",
+    ),
+    "nats_leafnodes": (
+        {},
+        "keyword arguments for the module-scoped nats_leafnodes fixture's NatsLeafnodes (in the module's pytestmark)",
+    ),
 }
+# fixtures shared by the tests of a module: their markers only count on the module
+_MODULE_SCOPED = ("nats_supercluster", "nats_leafnodes")
 _REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()
 
 
@@ -68,6 +96,20 @@ def pytest_runtest_makereport(
     report = yield
     item.stash.setdefault(_REPORTS, {})[report.when] = report
     return report
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # A marker on a test or a class cannot reach a module-scoped fixture: say so rather than ignore it.
+    for item in items:
+        for node in item.listchain():
+            if isinstance(node, (pytest.Session, pytest.Package, pytest.Module)):
+                continue
+            for marker in node.own_markers:
+                if marker.name in _MODULE_SCOPED:
+                    raise pytest.UsageError(
+                        f"{item.nodeid}: the {marker.name} fixture is module-scoped, so @pytest.mark.{marker.name} "
+                        f"only counts on the module: pytestmark = pytest.mark.{marker.name}(...)"
+                    )
 
 
 def _test_failed(request: pytest.FixtureRequest) -> bool:
@@ -119,6 +161,35 @@ def nats_cluster(request: pytest.FixtureRequest) -> Iterator[NatsServer]:
     """A started, fully formed ``NatsServer(jetstream=True, cluster=3)`` (``@pytest.mark.nats_cluster`` overrides),
     then stopped."""
     yield from _server_fixture(request, "nats_cluster")
+
+
+_Topology = TypeVar("_Topology", NatsSupercluster, NatsLeafnodes)
+
+
+def _topology_fixture(request: pytest.FixtureRequest, cls: type[_Topology], marker: str) -> Iterator[_Topology]:
+    failed_before = request.session.testsfailed
+    with cls(**_marker_kwargs(request, marker)) as topology:
+        try:
+            yield topology
+        finally:
+            if request.session.testsfailed > failed_before:  # a test of the module failed
+                for log in topology.log_files:
+                    if log.exists():
+                        sys.stderr.write(f"---- {topology!r}: end of {log} ----\n{_tail(log, 60)}")
+
+
+@pytest.fixture(scope="module")
+def nats_supercluster(request: pytest.FixtureRequest) -> Iterator[NatsSupercluster]:
+    """A started, fully formed ``NatsSupercluster()`` shared by the tests of a module (``pytestmark =
+    pytest.mark.nats_supercluster(...)`` overrides), then stopped."""
+    yield from _topology_fixture(request, NatsSupercluster, "nats_supercluster")
+
+
+@pytest.fixture(scope="module")
+def nats_leafnodes(request: pytest.FixtureRequest) -> Iterator[NatsLeafnodes]:
+    """A started ``NatsLeafnodes()`` (hub domain ``hub``, leaf domain ``leaf``) shared by the tests of a module
+    (``pytestmark = pytest.mark.nats_leafnodes(...)`` overrides), then stopped."""
+    yield from _topology_fixture(request, NatsLeafnodes, "nats_leafnodes")
 
 
 @pytest.fixture

@@ -28,8 +28,8 @@ import urllib.request
 import uuid
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..tls import TlsOptions
@@ -236,26 +236,37 @@ def _formation_problems(
             if unadvertised:
                 problems.append(f"{name}: connect_urls lack {', '.join(unadvertised)}")
     if need_meta_leader:
-        leaders = {name: views[name].meta_leader for name in expected}
-        without = sorted(name for name, leader in leaders.items() if not leader)
-        if without:
-            problems.append(f"{', '.join(without)}: no JetStream meta leader yet")
-        elif len(set(leaders.values())) > 1:
-            seen = ", ".join(f"{name} follows {leader}" for name, leader in sorted(leaders.items()))
-            problems.append(f"JetStream meta leader not agreed on ({seen})")
-        elif next(iter(leaders.values())) not in expected:
-            problems.append(f"JetStream meta leader {next(iter(leaders.values()))} is not a running node")
-        else:
-            leader = str(next(iter(leaders.values())))
-            behind = sorted(set(expected) - {leader} - views[leader].meta_current)
-            if behind:
-                problems.append(f"JetStream meta leader {leader} does not see {', '.join(behind)} current yet")
-            # any node may lead next (a placement is decided by whoever leads then): each must know the others online
-            for name in expected:
-                online = views[name].meta_online
-                unknown = [] if online is None else sorted(set(expected) - {name} - online)
-                if unknown:
-                    problems.append(f"{name} does not know {', '.join(unknown)} as online JetStream peers yet")
+        problems += _meta_problems(expected, views)
+    return problems
+
+
+def _meta_problems(expected: Iterable[str], views: Mapping[str, _NodeView]) -> list[str]:
+    """What keeps the running nodes ``expected`` (one JetStream meta group: a cluster, or every cluster of a
+    supercluster) from following one elected meta leader, one of them, which sees every other one as a current,
+    online peer; an empty list once they do."""
+    problems: list[str] = []
+    names = list(expected)
+    members = set(names)
+    leaders = {name: views[name].meta_leader for name in names}
+    without = sorted(name for name, leader in leaders.items() if not leader)
+    if without:
+        problems.append(f"{', '.join(without)}: no JetStream meta leader yet")
+    elif len(set(leaders.values())) > 1:
+        seen = ", ".join(f"{name} follows {leader}" for name, leader in sorted(leaders.items()))
+        problems.append(f"JetStream meta leader not agreed on ({seen})")
+    elif next(iter(leaders.values())) not in members:
+        problems.append(f"JetStream meta leader {next(iter(leaders.values()))} is not a running node")
+    else:
+        leader = str(next(iter(leaders.values())))
+        behind = sorted(members - {leader} - views[leader].meta_current)
+        if behind:
+            problems.append(f"JetStream meta leader {leader} does not see {', '.join(behind)} current yet")
+        # any node may lead next (a placement is decided by whoever leads then): each must know the others online
+        for name in names:
+            online = views[name].meta_online
+            unknown = [] if online is None else sorted(members - {name} - online)
+            if unknown:
+                problems.append(f"{name} does not know {', '.join(unknown)} as online JetStream peers yet")
     return problems
 
 
@@ -263,7 +274,8 @@ def _raw_api_call(
     sock: socket.socket, connect: Mapping[str, object] | None, subject: str, body: Mapping[str, object] | None
 ) -> dict[str, object]:
     """One JetStream API request on a plain blocking socket (``connect``: the CONNECT options, on a fresh socket);
-    its decoded answer. ``ValueError`` for anything else the server says (an -ERR, a closed connection)."""
+    its decoded answer. ``ValueError`` for anything else the server says (an -ERR, a closed connection, a status
+    such as 503 no responders)."""
     out = b""
     if connect is not None:
         _read_until(sock, b"\r\n", b"")  # INFO
@@ -272,16 +284,23 @@ def _raw_api_call(
     out += b"PUB %s _cnats_ready.answer %d\r\n%s\r\n" % (subject.encode(), len(payload), payload)
     sock.sendall(out)
     buf = _read_until(sock, b"\r\n", b"")
-    while not buf.startswith(b"MSG "):
+    while not buf.startswith((b"MSG ", b"HMSG ")):
         if buf.startswith(b"-ERR"):
             raise ValueError(buf.decode(errors="replace").strip())
         if buf.startswith(b"PING"):
             sock.sendall(b"PONG\r\n")
         buf = _read_until(sock, b"\r\n", buf[buf.index(b"\r\n") + 2 :])
     eol = buf.index(b"\r\n")
-    size = int(buf[:eol].rsplit(b" ", 1)[1])
+    fields = buf[:eol].split()
+    size = int(fields[-1])
     buf = _read_until(sock, None, buf, need=eol + 2 + size)
-    answer = json.loads(buf[eol + 2 : eol + 2 + size])
+    data = buf[eol + 2 : eol + 2 + size]
+    if fields[0] == b"HMSG":
+        head_size = int(fields[-2])
+        head, data = data[:head_size], data[head_size:]
+        if not data:  # a bare status (503: nothing answers the subject)
+            raise ValueError(head.split(b"\r\n", 1)[0].decode(errors="replace"))
+    answer = json.loads(data)
     if not isinstance(answer, dict):
         raise ValueError("not a JetStream API answer")
     return answer
@@ -312,7 +331,12 @@ class _Node:
     port: int
     cluster_port: int
     monitor_port: int
+    #: ports of the listeners a topology adds (``gateway``, ``leafnodes``), by listener name
+    extra_ports: dict[str, int] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+
+    def all_ports(self) -> list[int]:
+        return [self.port, self.cluster_port, self.monitor_port, *self.extra_ports.values()]
 
     @property
     def label(self) -> str:
@@ -361,7 +385,61 @@ class _Resources:
         self.remove_tmp()
         with _allocated_lock:
             for n in self.nodes:
-                _allocated_ports.difference_update((n.port, n.cluster_port, n.monitor_port))
+                _allocated_ports.difference_update(n.all_ports())
+
+
+def _await_ready(
+    nodes: Sequence[tuple[NatsServer, _Node]],
+    timeout: float,
+    settled: Callable[[float], list[str]],
+    *,
+    not_formed: str = "cluster not fully formed",
+    since: float | None = None,
+) -> None:
+    """Poll until each of the just launched ``nodes`` (of one server or of several) is ready on its own, then until
+    ``settled(step)`` reports no problem left. A node that exits raises at once (``_PortTaken`` when its port was
+    taken); ``timeout`` seconds after ``since`` (a ``time.monotonic()``, default now) the nodes are stopped and
+    ``RuntimeError`` says what was still missing."""
+    deadline = (time.monotonic() if since is None else since) + timeout
+    pending = {id(n): "waiting for the client port" for _, n in nodes}
+    problems: list[str] = []
+    servers = list(dict.fromkeys(server for server, _ in nodes))
+    while True:
+        for server, n in nodes:
+            if id(n) not in pending:
+                continue
+            assert n.proc is not None
+            rc = n.proc.poll()
+            if rc is not None:
+                log = _tail(server._log_file)
+                raise (_PortTaken if _ADDRESS_IN_USE in log else RuntimeError)(
+                    f"nats-server {server._node_label(n)} exited with code {rc} during startup "
+                    f"(config {server._conf_path(n)}); last log lines:\n{log}"
+                )
+            status = server._readiness(n, max(0.05, min(1.0, deadline - time.monotonic())))
+            if status is None:
+                del pending[id(n)]
+            else:
+                pending[id(n)] = status
+        if not pending:
+            problems = settled(max(0.05, min(1.0, deadline - time.monotonic())))
+            if not problems:
+                return
+        if time.monotonic() >= deadline:
+            if pending:
+                waiting = "; ".join(
+                    f"{server._node_label(n)}: {pending[id(n)]}" for server, n in nodes if id(n) in pending
+                )
+            else:
+                waiting = f"{not_formed}: " + "; ".join(problems)
+            for server in servers:
+                server._res.terminate([n for s, n in nodes if s is server], server._log_file)
+            if len(servers) == 1:
+                logs = _tail(servers[0]._log_file)
+            else:
+                logs = "".join(f"--- {server!r} ---\n{_tail(server._log_file)}" for server in servers)
+            raise RuntimeError(f"nats-server not ready after {timeout} s ({waiting}); last log lines:\n{logs}")
+        time.sleep(_POLL_INTERVAL)
 
 
 class NatsServer:
@@ -382,6 +460,14 @@ class NatsServer:
     - A single server is named ``cnats-<random>``, cluster nodes ``n1`` ... ``nN`` (cluster ``cnats-test``).
     - Processes are stopped at the latest when the object is garbage collected or the interpreter exits.
     """
+
+    # What a topology (cnats.testing.topology) changes in the servers it is made of.
+    #: the cluster name of a multi-node server
+    _cluster_name: str = _CLUSTER_NAME
+    #: the JetStream domain of every node (None: no domain)
+    _jetstream_domain: str | None = None
+    #: extra listeners (``gateway``, ``leafnodes``) that get a port per node, in ``_Node.extra_ports``
+    _listeners: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -425,20 +511,12 @@ class NatsServer:
 
         # A fixed port with a cluster means consecutive client ports: port, port+1, ...
         self._fixed_client_ports = bool(port)
-        client_ports = [port + i for i in range(cluster)] if port else _pick_ports(host, cluster)
-        other = _pick_ports(host, 2 * cluster)
-        single_name = f"cnats-{uuid.uuid4().hex[:10]}"
         nodes = [
-            _Node(
-                index=i,
-                name=f"n{i + 1}" if cluster > 1 else single_name,
-                port=client_ports[i],
-                cluster_port=other[2 * i],
-                monitor_port=other[2 * i + 1],
-            )
-            for i in range(cluster)
+            _Node(index=i, name=name, port=port + i if port else 0, cluster_port=0, monitor_port=0)
+            for i, name in enumerate(self._node_names(cluster))
         ]
         self._nodes = nodes
+        self._pick_new_ports()
 
         self._tmp = Path(tempfile.mkdtemp(prefix="cnats-server-"))
         self._res = _Resources(self._tmp, nodes)
@@ -554,11 +632,14 @@ class NatsServer:
             f"http: {_quote(_hostport(self._host, node.monitor_port))}",
         ]
         if self._store is not None:
-            out += ["jetstream {", f"  store_dir: {_quote(self._store / node.label)}", "}"]
+            out += ["jetstream {", f"  store_dir: {_quote(self._store / node.label)}"]
+            if self._jetstream_domain is not None:
+                out.append(f"  domain: {_quote(self._jetstream_domain)}")
+            out.append("}")
         if self._cluster > 1:
             out += [
                 "cluster {",
-                f"  name: {_quote(_CLUSTER_NAME)}",
+                f"  name: {_quote(self._cluster_name)}",
                 f"  listen: {_quote(_hostport(self._host, node.cluster_port))}",
                 "  routes: [",
                 *(
@@ -585,9 +666,14 @@ class NatsServer:
                 f"  handshake_first: {str(t.handshake_first).lower()}",
                 "}",
             ]
+        out += self._extra_config(node)
         if self._config:
             out += ["", "# user config", self._config]
         return "\n".join(out) + "\n"
+
+    def _extra_config(self, node: _Node) -> list[str]:
+        """Config lines a topology adds to ``node``'s generated config (its gateway or leafnode blocks)."""
+        return []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -632,9 +718,19 @@ class NatsServer:
     def _pick_new_ports(self) -> None:
         nodes = self._nodes
         clients = [n.port for n in nodes] if self._fixed_client_ports else _pick_ports(self._host, len(nodes))
-        other = _pick_ports(self._host, 2 * len(nodes))
-        for i, n in enumerate(nodes):
-            n.port, n.cluster_port, n.monitor_port = clients[i], other[2 * i], other[2 * i + 1]
+        per_node = 2 + len(self._listeners)
+        other = iter(_pick_ports(self._host, per_node * len(nodes)))
+        for n, client in zip(nodes, clients, strict=True):
+            n.port, n.cluster_port, n.monitor_port = client, next(other), next(other)
+            n.extra_ports = {listener: next(other) for listener in self._listeners}
+
+    def _node_names(self, count: int) -> list[str]:
+        """Server names: ``n1`` ... ``nN`` in a cluster, a random ``cnats-...`` name for a single server."""
+        return [f"n{i + 1}" for i in range(count)] if count > 1 else [f"cnats-{uuid.uuid4().hex[:10]}"]
+
+    def _node_label(self, node: _Node) -> str:
+        """How messages name a node."""
+        return node.label
 
     def stop(self, node: int | None = None) -> None:
         """Stop all nodes (and remove the temporary directory), or only node ``node`` (0-based).
@@ -687,47 +783,20 @@ class NatsServer:
         _append_log(self._log_file, f"--- cnats.testing: {node.label} has pid {node.proc.pid}\n")
 
     def _wait_ready(self, nodes: list[_Node]) -> None:
-        deadline = time.monotonic() + self._startup_timeout
-        pending = {n.index: "waiting for the client port" for n in nodes}
-        formation: list[str] = []
-        while True:
-            for n in nodes:
-                if n.index not in pending:
-                    continue
-                assert n.proc is not None
-                rc = n.proc.poll()
-                if rc is not None:
-                    error_class = _PortTaken if _ADDRESS_IN_USE in _tail(self._log_file) else RuntimeError
-                    raise error_class(
-                        f"nats-server {n.label} exited with code {rc} during startup "
-                        f"(config {self._conf_path(n)}); last log lines:\n{_tail(self._log_file)}"
-                    )
-                status = self._readiness(n, max(0.05, min(1.0, deadline - time.monotonic())))
-                if status is None:
-                    del pending[n.index]
-                else:
-                    pending[n.index] = status
-            if not pending:
-                # Every started node is up on its own; a cluster is ready once it is fully formed, as seen from
-                # every running node (including those this call did not start: they must see the new ones too).
-                step = max(0.05, min(1.0, deadline - time.monotonic()))
-                formation = self._formation(step)
-                if not formation:
-                    placement = self._placement_problem(step)
-                    if placement is None:
-                        return
-                    formation = [placement]
-            if time.monotonic() >= deadline:
-                if pending:
-                    waiting = "; ".join(f"n{i + 1}: {why}" for i, why in sorted(pending.items()))
-                else:
-                    waiting = "cluster not fully formed: " + "; ".join(formation)
-                self._res.terminate(nodes, self._log_file)
-                raise RuntimeError(
-                    f"nats-server not ready after {self._startup_timeout} s ({waiting}); "
-                    f"last log lines:\n{_tail(self._log_file)}"
-                )
-            time.sleep(_POLL_INTERVAL)
+        _await_ready([(self, n) for n in nodes], self._startup_timeout, self._settled_problems)
+
+    def _settled_problems(self, timeout: float) -> list[str]:
+        """Once every node is up on its own: what still keeps them from being ready together (empty when nothing).
+        A cluster is ready once it is fully formed, as seen from every running node (including those the current
+        call did not start: they must see the new ones too), and places a replicated stream."""
+        return self._cluster_problems(timeout)
+
+    def _cluster_problems(self, timeout: float) -> list[str]:
+        formation = self._formation(timeout)
+        if formation:
+            return formation
+        placement = self._placement_problem(timeout)
+        return [] if placement is None else [placement]
 
     def _readiness(self, node: _Node, timeout: float) -> str | None:
         """``None`` when ``node`` is ready on its own, else what it is still waiting for."""
@@ -757,23 +826,30 @@ class NatsServer:
         text = " ".join([self._config or "", *self._args]).lower()
         return "advertise" not in text
 
-    def _placement_problem(self, timeout: float) -> str | None:
+    def _placement_problem(self, timeout: float, *, via: NatsServer | None = None) -> str | None:
         """With a JetStream cluster: place (then delete) a memory stream replicated on every running node (up to 5),
         as a user's first replicated stream would be. What the monitoring endpoints report can run ahead of what the
         meta leader places by: on a loaded machine a replicated stream was still refused with "no suitable peers for
         placement, peer offline" after they all agreed. Only that refusal means "not ready"; a cluster this cannot
         talk to plainly (TLS, or authentication from the user's own config) or that refuses for another reason is
-        not judged here."""
+        not judged here.
+
+        ``via``: another cluster of the same supercluster; the stream is then asked for through it, placed in this
+        cluster by name (``placement.cluster``), as a client of the other cluster would."""
         running = [n for n in self._nodes if n.alive()]
-        if not self._meta_leader_expected() or self._server_tls is not None or len(running) < 2:
+        asker = via if via is not None else self
+        asking = [n for n in asker._nodes if n.alive()]
+        if not self._meta_leader_expected() or self._server_tls is not None or len(running) < 2 or not asking:
             return None
         name = f"cnats_ready_{uuid.uuid4().hex[:10]}"
         config: dict[str, object] = {"name": name, "subjects": [f"_cnats_ready.{name}"], "storage": "memory"}
         config["num_replicas"] = min(len(running), 5)
+        if via is not None:
+            config["placement"] = {"cluster": self._cluster_name}
         try:
-            with socket.create_connection((self._host, running[0].port), timeout=timeout) as sock:
+            with socket.create_connection((asker._host, asking[0].port), timeout=timeout) as sock:
                 sock.settimeout(timeout)
-                answer = _raw_api_call(sock, self._connect_options(), f"$JS.API.STREAM.CREATE.{name}", config)
+                answer = _raw_api_call(sock, asker._connect_options(), f"$JS.API.STREAM.CREATE.{name}", config)
                 error = answer.get("error")
                 if not isinstance(error, dict):
                     _raw_api_call(sock, None, f"$JS.API.STREAM.DELETE.{name}", None)
@@ -781,7 +857,10 @@ class NatsServer:
         except (OSError, ValueError):
             return None
         description = str(error.get("description", ""))
-        return f"a replicated stream cannot be placed yet ({description})" if "suitable peers" in description else None
+        if "suitable peers" not in description:
+            return None
+        where = f"in {self._cluster_name} from {via._cluster_name}" if via is not None else "yet"
+        return f"a replicated stream cannot be placed {where} ({description})"
 
     def _connect_options(self) -> dict[str, object]:
         options: dict[str, object] = {"verbose": False, "pedantic": False, "headers": True, "no_responders": True}
@@ -798,26 +877,34 @@ class NatsServer:
         if self._cluster == 1 or len(running) < 2:
             return []
         need_leader = self._meta_leader_expected()
+        views = self._views(running, timeout, meta=need_leader)
+        if isinstance(views, str):
+            return [views]
+        return _formation_problems(
+            {n.name: n.port for n in running},
+            views,
+            check_connect_urls=self._advertises_client_urls(),
+            need_meta_leader=need_leader,
+        )
+
+    def _views(self, nodes: Iterable[_Node], timeout: float, *, meta: bool) -> dict[str, _NodeView] | str:
+        """What each of ``nodes`` reports about its cluster (``meta``: and its JetStream meta group), by name; or the
+        first monitoring endpoint that did not answer."""
         views: dict[str, _NodeView] = {}
-        for n in running:
-            mon = self.monitor_urls[n.index]
+        for n in nodes:
             docs: dict[str, dict[str, object]] = {}
-            for path in ("/routez", "/varz", *(("/jsz",) if need_leader else ())):
-                status, body = _http_get(mon + path, timeout)
-                if status != 200:
-                    return [f"{n.name}: {path} -> {status or 'no answer'}"]
-                try:
-                    doc = json.loads(body)
-                except ValueError:
-                    return [f"{n.name}: {path} -> not JSON"]
-                docs[path] = doc if isinstance(doc, dict) else {}
+            for path in ("/routez", "/varz", *(("/jsz",) if meta else ())):
+                doc = self._monitor(n, path, timeout)
+                if isinstance(doc, str):
+                    return doc
+                docs[path] = doc
             routes = docs["/routez"].get("routes")
             if not isinstance(routes, list):
                 routes = []
             connect_urls = docs["/varz"].get("connect_urls")
-            meta = docs.get("/jsz", {}).get("meta_cluster")
-            leader = meta.get("leader") if isinstance(meta, dict) else None
-            replicas = meta.get("replicas") if isinstance(meta, dict) else None
+            meta_cluster = docs.get("/jsz", {}).get("meta_cluster")
+            leader = meta_cluster.get("leader") if isinstance(meta_cluster, dict) else None
+            replicas = meta_cluster.get("replicas") if isinstance(meta_cluster, dict) else None
             members = [r for r in (replicas if isinstance(replicas, list) else ()) if isinstance(r, dict)]
             current = frozenset(str(r.get("name")) for r in members if r.get("current") and not r.get("offline"))
             online = frozenset(str(r.get("name")) for r in members if not r.get("offline"))
@@ -829,14 +916,20 @@ class NatsServer:
                 connect_ports=frozenset(p for p in ports if p is not None),
                 meta_leader=str(leader) if leader else None,
                 meta_current=current,
-                meta_online=online if need_leader else None,
+                meta_online=online if meta else None,
             )
-        return _formation_problems(
-            {n.name: n.port for n in running},
-            views,
-            check_connect_urls=self._advertises_client_urls(),
-            need_meta_leader=need_leader,
-        )
+        return views
+
+    def _monitor(self, node: _Node, path: str, timeout: float) -> dict[str, object] | str:
+        """The JSON object a monitoring endpoint of ``node`` answers, or why there is none."""
+        status, body = _http_get(self.monitor_urls[node.index] + path, timeout)
+        if status != 200:
+            return f"{node.name}: {path} -> {status or 'no answer'}"
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return f"{node.name}: {path} -> not JSON"
+        return doc if isinstance(doc, dict) else {}
 
     # ------------------------------------------------------------------ context managers
 
