@@ -111,6 +111,11 @@ class OrderedConsumerOptions:
 
 JsCallback = Callable[[JsMsg], Awaitable[None] | None]
 
+# A fetch whose pull nothing took asks again this many times, 50, 100 and 200 ms later, before it fails with
+# NoRespondersError: a consumer just made (by this client or another) is not known at once on every server.
+_UNANSWERED_RETRIES = 3
+_UNANSWERED_FIRST_DELAY = 0.05
+
 
 def _pull_options(
     max_messages: int | None, max_bytes: int | None, expires: float, idle_heartbeat: float | None
@@ -210,6 +215,7 @@ class _Puller(PullerBase):
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
         self._missed = 0
+        self._unanswered = 0  # a fetch's pulls that nothing took (no responders) so far
         self._task: asyncio.Task[None] | None = None  # the callback task
         self._recovery: asyncio.Task[None] | None = None
         self._recover_again = False
@@ -246,6 +252,12 @@ class _Puller(PullerBase):
 
     def _start(self) -> None:
         self._pull(self._max_messages, self._max_bytes)
+
+    def _pull_again(self) -> None:
+        """A fetch's pull that nothing took, asked again (see ``_on_status``)."""
+        self._retry_timer = None
+        if not self._done:
+            self._start()
 
     def _arm_heartbeat(self) -> None:
         """Note activity now, and make sure the timer runs. One timer watches for silence: every two heartbeat
@@ -417,6 +429,18 @@ class _Puller(PullerBase):
             # consume forgets the pull and asks again when its heartbeat timer says nothing came.
             self._status.emit(ConsumerStatus(ConsumerEvents.NO_RESPONDERS, description or "no responders"))
             if not self._continuous:
+                if self.received == 0 and self._unanswered < _UNANSWERED_RETRIES:
+                    # A consumer made a moment ago may not be known yet on the server this client is connected to
+                    # (its interest still crossing routes or gateways): ask again shortly before giving up.
+                    self._unanswered += 1
+                    self._pending_msgs = 0
+                    self._pending_bytes = 0
+                    if self._expiry_timer is not None:
+                        self._expiry_timer.cancel()
+                        self._expiry_timer = None
+                    delay = _UNANSWERED_FIRST_DELAY * 2 ** (self._unanswered - 1)
+                    self._retry_timer = self._loop.call_later(delay, self._pull_again)
+                    return
                 self._end(NoRespondersError())
                 return
             self._pending_msgs = 0

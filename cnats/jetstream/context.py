@@ -109,7 +109,7 @@ class JetStreamContext:
 
     @property
     def write_prefix(self) -> str:
-        """What goes before a stream's own subject when a Key-Value or object-store view writes to it: nothing with
+        """What goes before a stream's own subject when a Key-Value view writes to it: nothing with
         the default API prefix, else the API prefix and a dot (``$JS.hub.API.$KV.b.k``). The stream's plain subject
         does not reach another JetStream domain (from a leaf node) or an account whose API is imported under a
         prefix; the prefixed one does (a server maps a domain's prefix into the domain). Views read it once, when

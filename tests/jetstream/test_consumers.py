@@ -32,6 +32,7 @@ from cnats.jetstream import (
     JetStreamManager,
     JsMsg,
 )
+from cnats.jetstream import consumer as consumer_module
 from cnats.jetstream.jsmsg import parse_delivery_info
 from cnats.testing import ChaosProxy
 
@@ -452,7 +453,7 @@ async def test_abort_on_missing_stream(js: JetStreamClient, jsm: JetStreamManage
         await collect(messages, timeout=10)
 
 
-async def test_fetch_without_responders_fails_at_once(js: JetStreamClient, jsm: JetStreamManager) -> None:
+async def test_fetch_without_responders_asks_again_then_fails(js: JetStreamClient, jsm: JetStreamManager) -> None:
     consumer = await durable(js, jsm)
     await jsm.streams.delete("S")  # the consumer's pull subject has nobody behind it now: the server answers 503
     started = time.monotonic()
@@ -460,10 +461,28 @@ async def test_fetch_without_responders_fails_at_once(js: JetStreamClient, jsm: 
     recorder = StatusRecorder(messages)
     with pytest.raises(cnats.NoRespondersError):
         await collect(messages, timeout=5)
-    assert time.monotonic() - started < 2  # not at `expires`
-    await eventually(lambda: len(recorder.of(ConsumerEvents.NO_RESPONDERS)) == 1, timeout=2)
+    assert time.monotonic() - started < 2  # three more pulls 50, 100 and 200 ms apart, not `expires`
+    await eventually(lambda: len(recorder.of(ConsumerEvents.NO_RESPONDERS)) == 4, timeout=2)
     with pytest.raises(cnats.NoRespondersError):
         await consumer.next(expires=5)
+    await recorder.aclose()
+
+
+async def test_a_fetch_gets_its_messages_once_its_consumer_is_known(
+    js: JetStreamClient, jsm: JetStreamManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A consumer just made may not be known yet where the client is connected (its interest crossing routes or
+    gateways): the fetch's pull, answered 503, is asked again until it is. Here the consumer is gone and made again
+    while the fetch waits (more retries than by default, so that the test does not race the server)."""
+    monkeypatch.setattr(consumer_module, "_UNANSWERED_RETRIES", 8)
+    consumer = await durable(js, jsm)
+    await js.publish("s.a", b"kept")
+    await jsm.consumers.delete("S", "d")
+    messages = await consumer.fetch(max_messages=1, expires=5)
+    recorder = StatusRecorder(messages)
+    await eventually(lambda: len(recorder.of(ConsumerEvents.NO_RESPONDERS)) >= 1, timeout=5)
+    await jsm.consumers.add("S", durable_name="d", ack_policy=AckPolicy.EXPLICIT)
+    assert [m.data for m in await collect(messages, timeout=10)] == [b"kept"]
     await recorder.aclose()
 
 
