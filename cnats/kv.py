@@ -43,7 +43,6 @@ from .jetstream.client import ack_head, ack_sequence
 from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
 from .jetstream.manager import DirectStreamAPI, StreamAPI
 from .jetstream.model import parse_time
-from .protocol import KvEntryBase, KvWatchBase
 
 if TYPE_CHECKING:
     from .jetstream.client import JetStreamClient
@@ -100,19 +99,10 @@ def check_key(key: object, *, filter: bool = False) -> str:
     return key
 
 
-class KvEntry(KvEntryBase):
+class KvEntry:
     """One revision of a key (a PUT, or a DEL/PURGE marker)."""
 
-    __slots__ = ()  # the fields are the protocol core's (a watcher fills them without calling __init__)
-
-    bucket: str
-    key: str
-    value: bytes
-    revision: int
-    _created: datetime | str | int
-    delta: int
-    operation: KvOperation
-    length: int
+    __slots__ = ("_created", "bucket", "delta", "key", "length", "operation", "revision", "value")
 
     def __init__(
         self,
@@ -363,7 +353,7 @@ class OrderedView:
         await self._read.aclose()
 
 
-class KvWatcher(OrderedView, KvWatchBase):
+class KvWatcher(OrderedView):
     """Entries of a watch (live) or a history (ends once caught up); an async iterator of ``KvEntry``.
 
     ``stop()`` (or ``await aclose()``, or leaving ``async with``) ends it: what it holds is handed out, then the
@@ -371,14 +361,9 @@ class KvWatcher(OrderedView, KvWatchBase):
     dropping the watcher does the same once it is collected; closing the connection ends it too."""
 
     def __init__(self, kv: KV, read: OrderedRead, *, ignore_deletes: bool, ends: bool) -> None:
-        super().__init__()
+        self._kv = kv
         self._read = read
-        # what the protocol core's __anext__ reads: it builds each entry from a queued message
         self._messages = read.messages
-        self._entry_type = KvEntry
-        self._bucket = kv.bucket
-        self._prefix_len = len(kv._prefix)
-        self._put = KvOperation.PUT
         self._ignore_deletes = ignore_deletes
         self._ends = ends  # history/keys: stop once caught up
         read.watch_over(self)
@@ -386,30 +371,22 @@ class KvWatcher(OrderedView, KvWatchBase):
     def __aiter__(self) -> KvWatcher:
         return self
 
-    # __anext__ is KvWatchBase's: an entry built at once from a queued message (no coroutine), else _anext_slow
-    if TYPE_CHECKING:
-
-        async def __anext__(self) -> KvEntry: ...
-
-    async def _anext_slow(self) -> KvEntry:
-        """Nothing is queued: wait for the next message (the same rules apply to it)."""
+    async def __anext__(self) -> KvEntry:
         messages = self._messages
         while True:
-            try:
-                msg = await messages.__anext__()
-            except Exception:  # StopAsyncIteration included
-                self._read.stop()  # over (stopped, caught up, or failed): the server consumer goes too
-                raise
-            entry: KvEntry | None = self._accept(msg)
-            if entry is not None:
-                return entry
-
-    def _marker(self, data: bytes, headers: Headers) -> tuple[KvOperation, int]:
-        """The operation and length of a message with headers (a marker, or a value read with ``headers_only``)."""
-        return _operation(headers), _length(data, headers)
-
-    def _caught_up(self) -> None:
-        self._read.stop()  # a listing saw its last entry: what is queued is handed out, then it ends
+            msg = messages._take_nowait()
+            if msg is None:
+                try:
+                    msg = await messages.__anext__()
+                except Exception:  # StopAsyncIteration included
+                    self._read.stop()  # over (stopped, caught up, or failed): the server consumer goes too
+                    raise
+            entry = self._kv._entry_from_jsmsg(msg)
+            if self._ends and entry.delta == 0:
+                self._read.stop()
+            if self._ignore_deletes and entry.operation is not KvOperation.PUT:
+                continue
+            return entry
 
     async def __aenter__(self) -> KvWatcher:
         return self
@@ -641,6 +618,25 @@ class KV:
             0,
             _operation(headers),
             _length(msg.data, headers),
+        )
+
+    def _entry_from_jsmsg(self, msg: JsMsg) -> KvEntry:
+        revision, created, delta = msg._position()
+        data = msg.data
+        headers = msg.headers
+        if headers is None:
+            operation, length = KvOperation.PUT, len(data)
+        else:
+            operation, length = _operation(headers), _length(data, headers)
+        return KvEntry(
+            self.bucket,
+            msg.subject[len(self._prefix) :],
+            data,
+            revision,
+            created,
+            delta,
+            operation,
+            length,
         )
 
     async def _ordered(
