@@ -17,6 +17,7 @@ import contextlib
 import inspect
 import logging
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,10 @@ __all__ = ["ServiceEndpoint"]
 logger = logging.getLogger("cnats")
 
 _perf_ns = time.perf_counter_ns
+
+# Per connection, what wraps the handler of each endpoint added on it, as hook(service, endpoint, handler) (cnats.otel:
+# a span per request); consulted once per endpoint, when it is added, never per request.
+handler_hooks: weakref.WeakKeyDictionary[Any, Callable[..., ServiceHandler]] = weakref.WeakKeyDictionary()
 
 
 def _header_safe(text: str) -> str:
@@ -117,6 +122,9 @@ class ServiceEndpoint:
         callback: Callable[[Msg], Any] | None = None
         self._handler_adapter: Callback[ServiceMsg] | None = None
         if handler is not None:
+            hook = handler_hooks.get(service._nc)
+            if hook is not None:
+                handler = hook(service, self, handler)
             adapter = self._handler_adapter = Callback(handler, self._failed)
             callback = self._async_callback(adapter) if adapter.is_async else self._plain_callback(adapter)
         self._sub: Subscription = service._nc.subscribe(

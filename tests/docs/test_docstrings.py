@@ -30,6 +30,7 @@ PUBLIC_MODULES = [
     "cnats.objectstore",
     "cnats.testing",
     "cnats.sync",
+    "cnats.otel",
 ]
 
 
