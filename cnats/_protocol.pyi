@@ -144,6 +144,22 @@ class AckWindow:
 def untrack_while_live(obj: object) -> None: ...
 def retrack(obj: object) -> None: ...
 
+class HandOff:
+    """A blocking connection's publish fast path (see the class docstring in either core)."""
+
+    open: bool
+    def __init__(
+        self,
+        items: Any,
+        known: set[str],
+        publish: Callable[..., Any],
+        outbox: Any,
+        slow: Callable[[Any, Any, Any, Any], None],
+        small: int,
+        crowded: int,
+    ) -> None: ...
+    def __call__(self, subject: Any, payload: Any = b"", *, reply: Any = None, headers: Any = None) -> None: ...
+
 class PubAckReader:
     """What a pipelined publish's acknowledgement becomes (see the class docstring in either core)."""
 

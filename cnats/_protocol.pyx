@@ -1200,6 +1200,52 @@ cdef class _DeadlineQueue:
 
 
 @cython.final
+cdef class HandOff:
+    """The common case of a blocking connection's ``publish`` (cnats.sync), without a Python frame: a small ``bytes``
+    payload, no reply and no headers, to a subject already checked on this connection is appended to the outbox
+    (``items``) as ``(publish, subject, payload)``, and the loop is woken when no wake-up is pending. Anything else,
+    or once ``open`` is False, goes to ``slow(subject, payload, reply, headers)``, which checks and raises."""
+
+    cdef public bint open
+    cdef object _items
+    cdef object _known
+    cdef object _publish
+    cdef object _outbox
+    cdef object _slow
+    cdef Py_ssize_t _small
+    cdef Py_ssize_t _crowded
+
+    def __init__(self, items, set known, publish, outbox, slow, Py_ssize_t small, Py_ssize_t crowded):
+        self.open = True
+        self._items = items
+        self._known = known
+        self._publish = publish
+        self._outbox = outbox
+        self._slow = slow
+        self._small = small
+        self._crowded = crowded
+
+    def __call__(self, subject, payload=b"", *, reply=None, headers=None):
+        if (
+            self.open and reply is None and headers is None and type(payload) is bytes
+            and PyBytes_GET_SIZE(payload) <= self._small and type(subject) is str and subject in <set>self._known
+        ):
+            items = self._items
+            item = (self._publish, subject, payload)
+            # (a bound method, a str, bytes: in no cycle; thousands may wait, and walking them made every young
+            # collection longer)
+            untrack(item)
+            items.append(item)
+            outbox = self._outbox
+            if not outbox.waking:
+                outbox.wake()
+            elif len(items) >= self._crowded:
+                outbox.wait_for_room()
+            return None
+        return self._slow(subject, payload, reply, headers)
+
+
+@cython.final
 cdef class PubAckReader:
     """Turns a pipelined publish's acknowledgement into its ``PubAck`` (the pure core's twin always calls ``slow``).
 

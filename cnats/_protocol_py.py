@@ -31,6 +31,7 @@ __all__ = [
     "DEFAULT_MAX_PAYLOAD",
     "FRAME_SLACK",
     "AckWindow",
+    "HandOff",
     "JsMsgBase",
     "MessageQueue",
     "MessagesBase",
@@ -715,6 +716,53 @@ def untrack_while_live(obj: object) -> None:
 
 def retrack(obj: object) -> None:
     """Undo ``untrack_while_live`` (nothing to undo here)."""
+
+
+class HandOff:
+    """The common case of a blocking connection's ``publish`` (cnats.sync): a small ``bytes`` payload, no reply and
+    no headers, to a subject already checked on this connection is appended to the outbox; anything else goes to
+    ``slow``. (The compiled core runs it without a Python frame.)"""
+
+    __slots__ = ("_crowded", "_items", "_known", "_outbox", "_publish", "_slow", "_small", "open")
+
+    def __init__(
+        self,
+        items: Any,
+        known: set[str],
+        publish: Callable[..., Any],
+        outbox: Any,
+        slow: Callable[[Any, Any, Any, Any], None],
+        small: int,
+        crowded: int,
+    ) -> None:
+        self.open = True
+        self._items = items
+        self._known = known
+        self._publish = publish
+        self._outbox = outbox
+        self._slow = slow
+        self._small = small
+        self._crowded = crowded
+
+    def __call__(self, subject: Any, payload: Any = b"", *, reply: Any = None, headers: Any = None) -> None:
+        if (
+            self.open
+            and reply is None
+            and headers is None
+            and type(payload) is bytes
+            and len(payload) <= self._small
+            and type(subject) is str
+            and subject in self._known
+        ):
+            items = self._items
+            items.append((self._publish, subject, payload))
+            outbox = self._outbox
+            if not outbox.waking:
+                outbox.wake()
+            elif len(items) >= self._crowded:
+                outbox.wait_for_room()
+            return
+        self._slow(subject, payload, reply, headers)
 
 
 class PubAckReader:

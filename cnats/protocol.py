@@ -36,6 +36,7 @@ core, USES_CYTHON = _load()
 if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check against the twin's
     from ._protocol import (
         AckWindow,
+        HandOff,
         JsMsgBase,
         MessageQueue,
         MessagesBase,
@@ -53,6 +54,7 @@ if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check 
     )
 else:
     AckWindow = core.AckWindow
+    HandOff = core.HandOff
     JsMsgBase = core.JsMsgBase
     MessageQueue = core.MessageQueue
     MessagesBase = core.MessagesBase
@@ -75,6 +77,7 @@ __all__ = [
     "DEFAULT_MAX_PAYLOAD",
     "USES_CYTHON",
     "AckWindow",
+    "HandOff",
     "JsMsgBase",
     "MessageQueue",
     "MessagesBase",

@@ -32,6 +32,7 @@ from ..events import Stats, Status
 from ..headers import Headers
 from ..info import ServerInfo
 from ..msg import Msg
+from ..protocol import HandOff
 from ..request import RequestStrategy
 from .bridge import SyncIterator
 from .checks import check_size, checked_headers, checked_payload, checked_subject
@@ -135,6 +136,12 @@ class SyncConnection:
         self._draining = False
         info = nc.info
         self._small = min(BIG_PAYLOAD, info.max_payload if info is not None else BIG_PAYLOAD)
+        # The usual publish (small bytes, a subject checked before) without a Python frame: the protocol core's
+        # HandOff does what the fast path of ``publish`` below does, and shadows it on this instance.
+        self._handoff = HandOff(
+            self._items, self._known, self._pub, outbox, self._publish_checked, self._small, CROWDED
+        )
+        self.__dict__["publish"] = self._handoff
         self._ctx = Context(
             runner=runner,
             publish=self.publish,
@@ -274,6 +281,7 @@ class SyncConnection:
     def _stop_publishing(self) -> None:
         """From now on every publish raises ``ConnectionClosedError`` in its caller (the fast path included)."""
         self._open = False
+        self._handoff.open = False
         self._known = set()
 
     def _submit(self, fn: Callable[[], object]) -> None:
