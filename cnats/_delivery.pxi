@@ -3,6 +3,8 @@
 # the ``JsMsg``, keeps the pull accounting, checks an ordered consumer's sequence and queues or delivers the message
 # without a Python frame; ``MessagesBase.__anext__`` hands out a queued one without a coroutine. Everything off the
 # per-message path (pulling, status messages, timers, recovery, ending) stays in cnats/jetstream/consumer.py.
+# A Key-Value watcher reads through the same path: ``KvWatchBase.__anext__`` turns a queued message into a
+# ``KvEntryBase`` in C (cnats/kv.py keeps the rare cases and the waiting).
 
 from cpython.unicode cimport PyUnicode_DecodeUTF8 as _decode_utf8
 
@@ -480,5 +482,318 @@ cdef class MessagesBase:
         return pull._anext_slow()
 
     def _take_nowait(self):
-        """The next queued message, if any (the KV watchers' fast path)."""
+        """The next queued message, if any, without waiting."""
         return self._pull._take()
+
+
+# -- Key-Value watching ------------------------------------------------------------------------------------------
+
+cdef enum:
+    # the fields of a KvEntryBase, as bits of its _set and _numbers
+    KV_BUCKET = 1
+    KV_KEY = 2
+    KV_VALUE = 4
+    KV_OPERATION = 8
+    KV_REVISION = 16
+    KV_CREATED = 32
+    KV_DELTA = 64
+    KV_LENGTH = 128
+    KV_ALL = 255
+
+
+cdef int _no_field(KvEntryBase entry, str name) except -1:
+    raise AttributeError(f"'{type(entry).__name__}' object has no attribute '{name}'", name=name, obj=entry)
+
+
+cdef class KvEntryBase:
+    """The fields of a Key-Value entry; ``cnats.kv.KvEntry`` subclasses it. They behave as the slots of a Python
+    class do (one never set, or deleted, raises AttributeError). A watcher fills them directly, without calling the
+    subclass's ``__init__``, and leaves the numbers (revision, timestamp, delta, length) as C integers until they
+    are read: a replay's entries are seldom asked for all of them."""
+
+    cdef object _bucket_v, _key_v, _value_v, _operation_v, _revision_v, _created_v, _delta_v, _length_v
+    cdef long long _revision_n, _created_n, _delta_n, _length_n
+    cdef int _set  # the KV_* fields that hold a value
+    cdef int _numbers  # the KV_* fields whose value is still only their C number (in _set too)
+
+    def _init(self, bucket, key, value, revision, created, delta, operation, length):
+        """Set every field (``KvEntry.__init__`` does it with its arguments)."""
+        self._bucket_v = bucket
+        self._key_v = key
+        self._value_v = value
+        self._revision_v = revision
+        self._created_v = created
+        self._delta_v = delta
+        self._operation_v = operation
+        self._length_v = length
+        self._set = KV_ALL
+        self._numbers = 0
+
+    @property
+    def bucket(self):
+        if not self._set & KV_BUCKET:
+            _no_field(self, "bucket")
+        return self._bucket_v
+
+    @bucket.setter
+    def bucket(self, value):
+        self._bucket_v = value
+        self._set |= KV_BUCKET
+
+    @bucket.deleter
+    def bucket(self):
+        if not self._set & KV_BUCKET:
+            raise AttributeError("bucket")
+        self._bucket_v = None
+        self._set &= ~KV_BUCKET
+
+    @property
+    def key(self):
+        if not self._set & KV_KEY:
+            _no_field(self, "key")
+        return self._key_v
+
+    @key.setter
+    def key(self, value):
+        self._key_v = value
+        self._set |= KV_KEY
+
+    @key.deleter
+    def key(self):
+        if not self._set & KV_KEY:
+            raise AttributeError("key")
+        self._key_v = None
+        self._set &= ~KV_KEY
+
+    @property
+    def value(self):
+        if not self._set & KV_VALUE:
+            _no_field(self, "value")
+        return self._value_v
+
+    @value.setter
+    def value(self, value):
+        self._value_v = value
+        self._set |= KV_VALUE
+
+    @value.deleter
+    def value(self):
+        if not self._set & KV_VALUE:
+            raise AttributeError("value")
+        self._value_v = None
+        self._set &= ~KV_VALUE
+
+    @property
+    def operation(self):
+        if not self._set & KV_OPERATION:
+            _no_field(self, "operation")
+        return self._operation_v
+
+    @operation.setter
+    def operation(self, value):
+        self._operation_v = value
+        self._set |= KV_OPERATION
+
+    @operation.deleter
+    def operation(self):
+        if not self._set & KV_OPERATION:
+            raise AttributeError("operation")
+        self._operation_v = None
+        self._set &= ~KV_OPERATION
+
+    @property
+    def revision(self):
+        if self._numbers & KV_REVISION:
+            self._revision_v = self._revision_n
+            self._numbers &= ~KV_REVISION
+        elif not self._set & KV_REVISION:
+            _no_field(self, "revision")
+        return self._revision_v
+
+    @revision.setter
+    def revision(self, value):
+        self._revision_v = value
+        self._numbers &= ~KV_REVISION
+        self._set |= KV_REVISION
+
+    @revision.deleter
+    def revision(self):
+        if not self._set & KV_REVISION:
+            raise AttributeError("revision")
+        self._revision_v = None
+        self._numbers &= ~KV_REVISION
+        self._set &= ~KV_REVISION
+
+    @property
+    def _created(self):
+        """A datetime, or what it is made from on demand (nanoseconds, RFC 3339 text)."""
+        if self._numbers & KV_CREATED:
+            self._created_v = self._created_n
+            self._numbers &= ~KV_CREATED
+        elif not self._set & KV_CREATED:
+            _no_field(self, "_created")
+        return self._created_v
+
+    @_created.setter
+    def _created(self, value):
+        self._created_v = value
+        self._numbers &= ~KV_CREATED
+        self._set |= KV_CREATED
+
+    @_created.deleter
+    def _created(self):
+        if not self._set & KV_CREATED:
+            raise AttributeError("_created")
+        self._created_v = None
+        self._numbers &= ~KV_CREATED
+        self._set &= ~KV_CREATED
+
+    @property
+    def delta(self):
+        if self._numbers & KV_DELTA:
+            self._delta_v = self._delta_n
+            self._numbers &= ~KV_DELTA
+        elif not self._set & KV_DELTA:
+            _no_field(self, "delta")
+        return self._delta_v
+
+    @delta.setter
+    def delta(self, value):
+        self._delta_v = value
+        self._numbers &= ~KV_DELTA
+        self._set |= KV_DELTA
+
+    @delta.deleter
+    def delta(self):
+        if not self._set & KV_DELTA:
+            raise AttributeError("delta")
+        self._delta_v = None
+        self._numbers &= ~KV_DELTA
+        self._set &= ~KV_DELTA
+
+    @property
+    def length(self):
+        if self._numbers & KV_LENGTH:
+            self._length_v = self._length_n
+            self._numbers &= ~KV_LENGTH
+        elif not self._set & KV_LENGTH:
+            _no_field(self, "length")
+        return self._length_v
+
+    @length.setter
+    def length(self, value):
+        self._length_v = value
+        self._numbers &= ~KV_LENGTH
+        self._set |= KV_LENGTH
+
+    @length.deleter
+    def length(self):
+        if not self._set & KV_LENGTH:
+            raise AttributeError("length")
+        self._length_v = None
+        self._numbers &= ~KV_LENGTH
+        self._set &= ~KV_LENGTH
+
+
+cdef class KvWatchBase:
+    """The per-entry part of a Key-Value watcher (``KvWatcher`` in cnats/kv.py derives from it): ``__anext__`` takes
+    the next queued message of the watcher's ordered consumer, builds its entry and applies the watcher's rules
+    without a Python frame. The Python methods it calls back: ``_marker`` (the operation and length of a message
+    with headers), ``_caught_up`` (a listing saw its last entry), ``_anext_slow`` (nothing is queued: wait)."""
+
+    cdef public object _messages
+    cdef type _entry_cls
+    cdef newfunc _entry_new
+    cdef public object _bucket
+    cdef public Py_ssize_t _prefix_len  # a message's key is its subject from this character on
+    cdef public object _put  # the operation of a message without headers (KvOperation.PUT)
+    cdef public bint _ignore_deletes
+    cdef public bint _ends  # a listing: it is over once caught up
+    cdef list _held  # entries given back (their hand-out was cancelled), the next one last
+
+    @property
+    def _entry_type(self):
+        """The class of the entries (a subclass of ``KvEntryBase``)."""
+        return self._entry_cls
+
+    @_entry_type.setter
+    def _entry_type(self, cls):
+        # (the watcher makes entries with KvEntryBase's own tp_new: a subclass may not replace __new__)
+        if not (
+            isinstance(cls, type) and issubclass(cls, KvEntryBase)
+            and (<PyTypeObject*>cls).tp_new == (<PyTypeObject*>KvEntryBase).tp_new
+        ):
+            raise TypeError(f"an entry type derives from KvEntryBase (and keeps its __new__), not {cls!r}")
+        self._entry_cls = cls
+        self._entry_new = (<PyTypeObject*>cls).tp_new
+
+    def __anext__(self):
+        """The next entry: built at once from a queued message when there is one, else the slow path."""
+        cdef _Ready ready
+        cdef PullerBase pull
+        entry = None
+        if self._held:
+            entry = self._held.pop()
+        else:
+            messages = self._messages
+            if isinstance(messages, MessagesBase):
+                pull = (<MessagesBase>messages)._pull
+                if pull is not None and pull._adapter is None:
+                    while entry is None:
+                        msg = pull._take()
+                        if msg is None:
+                            break
+                        entry = self._accept_c(msg)
+            if entry is None:
+                return self._anext_slow()
+        ready = _Ready.__new__(_Ready)
+        ready.value = entry
+        ready.sub = self
+        return ready
+
+    cdef object _accept_c(self, object item):
+        cdef JsMsgBase msg = <JsMsgBase?>item
+        cdef KvEntryBase entry
+        if msg._parsed != 1 and msg._parse() < 0:  # (an ordered consumer's cursor parsed it already)
+            raise InvalidOptionError(f"not a JetStream reply subject: {msg._reply!r}")
+        if self._entry_new == NULL:
+            raise TypeError("the watcher has no entry type")
+        entry = <KvEntryBase>self._entry_new(self._entry_cls, <PyObject*>EMPTY_TUPLE, NULL)
+        PyObject_GC_UnTrack(<void*>entry)  # as a Msg: made in bulk, part of no cycle (always a GC type)
+        entry._bucket_v = self._bucket
+        subject = msg.subject
+        if type(subject) is str and self._prefix_len >= 0:
+            entry._key_v = PyUnicode_Substring(subject, self._prefix_len, PY_SSIZE_T_MAX)
+        else:
+            entry._key_v = subject[self._prefix_len:]
+        data = msg.data
+        entry._value_v = data
+        entry._revision_n = msg._sseq
+        entry._created_n = msg._ts
+        entry._delta_n = msg._left
+        entry._set = KV_ALL
+        headers = msg.headers
+        if headers is None:
+            entry._operation_v = self._put
+            entry._length_n = PyBytes_GET_SIZE(data) if type(data) is bytes else len(data)
+            entry._numbers = KV_REVISION | KV_CREATED | KV_DELTA | KV_LENGTH
+        else:
+            entry._numbers = KV_REVISION | KV_CREATED | KV_DELTA
+            entry._operation_v, entry._length_v = self._marker(data, headers)
+        if self._ends and msg._left == 0:
+            self._caught_up()
+        if self._ignore_deletes and entry._operation_v is not self._put:
+            return None
+        return entry
+
+    def _accept(self, msg):
+        """The entry of a ``JsMsg``, or None when the watcher skips it (a DEL or PURGE marker, when it ignores
+        deletes); a listing whose last entry this is is told so (``_caught_up``). InvalidOptionError when the reply
+        subject is not a JetStream one."""
+        return self._accept_c(msg)
+
+    def _give_back(self, entry):
+        """An entry handed out by ``__anext__`` was never taken (its task was cancelled first): it is next again."""
+        if self._held is None:
+            self._held = []
+        self._held.append(entry)

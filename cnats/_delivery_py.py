@@ -3,7 +3,8 @@
 
 A pull consumer's inbox subscription hands each message to a ``PullerBase``, which builds the ``JsMsg``, keeps the
 pull accounting, checks an ordered consumer's sequence and queues or delivers the message; ``MessagesBase`` is the
-iterator's fast path. Everything off the per-message path stays in cnats/jetstream/consumer.py.
+iterator's fast path. Everything off the per-message path stays in cnats/jetstream/consumer.py. ``KvWatchBase``
+turns a Key-Value watcher's messages into ``KvEntryBase`` entries (cnats/kv.py keeps the rare cases and the waiting).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 
 from .errors import InvalidOptionError
 
-__all__ = ["JsMsgBase", "MessageQueue", "MessagesBase", "OrderedCursor", "PullerBase"]
+__all__ = ["JsMsgBase", "KvEntryBase", "KvWatchBase", "MessageQueue", "MessagesBase", "OrderedCursor", "PullerBase"]
 
 MessageQueue = deque
 """The FIFO of a puller's received, untaken messages (compiled: a ring over a list with the same methods)."""
@@ -321,5 +322,126 @@ class MessagesBase:
         return await pull._anext_slow()  # type: ignore[attr-defined]
 
     def _take_nowait(self) -> Any:
-        """The next queued message, if any (the KV watchers' fast path)."""
+        """The next queued message, if any, without waiting."""
         return self._pull._take_nowait()
+
+
+class KvEntryBase:
+    """The fields of a Key-Value entry; ``cnats.kv.KvEntry`` subclasses it. A watcher fills them directly, without
+    calling the subclass's ``__init__``."""
+
+    __slots__ = ("_created", "bucket", "delta", "key", "length", "operation", "revision", "value")
+
+    bucket: str
+    key: str
+    value: bytes
+    revision: int
+    _created: Any  # a datetime, or what it is made from on demand (nanoseconds, RFC 3339 text)
+    delta: int
+    operation: Any
+    length: int
+
+    def _init(
+        self, bucket: Any, key: Any, value: Any, revision: Any, created: Any, delta: Any, operation: Any, length: Any
+    ) -> None:
+        """Set every field (``KvEntry.__init__`` does it with its arguments)."""
+        self.bucket = bucket
+        self.key = key
+        self.value = value
+        self.revision = revision
+        self._created = created
+        self.delta = delta
+        self.operation = operation
+        self.length = length
+
+
+class KvWatchBase:
+    """The per-entry part of a Key-Value watcher (``KvWatcher`` in cnats/kv.py derives from it): ``__anext__`` takes
+    the next queued message of the watcher's ordered consumer, builds its entry and applies the watcher's rules. The
+    Python methods it calls back: ``_marker`` (the operation and length of a message with headers), ``_caught_up``
+    (a listing saw its last entry), ``_anext_slow`` (nothing is queued: wait)."""
+
+    __slots__ = ("_bucket", "_ends", "_entry_cls", "_held", "_ignore_deletes", "_messages", "_prefix_len", "_put")
+
+    _messages: Any
+    _entry_cls: type[KvEntryBase] | None
+    _bucket: Any
+    _prefix_len: int  # a message's key is its subject from this character on
+    _put: Any  # the operation of a message without headers (KvOperation.PUT)
+    _ignore_deletes: bool
+    _ends: bool  # a listing: it is over once caught up
+    _held: list[Any] | None  # entries given back (their hand-out was cancelled), the next one last
+
+    def __init__(self) -> None:
+        # what the compiled class starts with
+        self._messages = None
+        self._entry_cls = None
+        self._bucket = None
+        self._prefix_len = 0
+        self._put = None
+        self._ignore_deletes = False
+        self._ends = False
+        self._held = None
+
+    @property
+    def _entry_type(self) -> type[KvEntryBase] | None:
+        """The class of the entries (a subclass of ``KvEntryBase``)."""
+        return self._entry_cls
+
+    @_entry_type.setter
+    def _entry_type(self, cls: type[KvEntryBase]) -> None:
+        # (as the compiled watcher, which makes entries with KvEntryBase's own __new__)
+        if not (isinstance(cls, type) and issubclass(cls, KvEntryBase) and cls.__new__ is KvEntryBase.__new__):
+            raise TypeError(f"an entry type derives from KvEntryBase (and keeps its __new__), not {cls!r}")
+        self._entry_cls = cls
+
+    async def __anext__(self) -> Any:
+        """The next entry: built at once from a queued message when there is one, else the slow path."""
+        if self._held:
+            return self._held.pop()
+        messages = self._messages
+        if isinstance(messages, MessagesBase):
+            pull = messages._pull
+            if pull is not None and pull._adapter is None:
+                while True:
+                    msg = pull._take_nowait()
+                    if msg is None:
+                        break
+                    entry = self._accept(msg)
+                    if entry is not None:
+                        return entry
+        return await self._anext_slow()  # type: ignore[attr-defined]
+
+    def _accept(self, msg: Any) -> Any:
+        """The entry of a ``JsMsg``, or None when the watcher skips it (a DEL or PURGE marker, when it ignores
+        deletes); a listing whose last entry this is is told so (``_caught_up``). InvalidOptionError when the reply
+        subject is not a JetStream one."""
+        revision, created, delta = msg._position()
+        cls = self._entry_cls
+        if cls is None:
+            raise TypeError("the watcher has no entry type")
+        entry = cls.__new__(cls)
+        entry.bucket = self._bucket
+        entry.key = msg.subject[self._prefix_len :]
+        data = msg.data
+        entry.value = data
+        entry.revision = revision
+        entry._created = created
+        entry.delta = delta
+        headers = msg.headers
+        if headers is None:
+            entry.operation = self._put
+            entry.length = len(data)
+        else:
+            entry.operation, entry.length = self._marker(data, headers)  # type: ignore[attr-defined]
+        if self._ends and delta == 0:
+            self._caught_up()  # type: ignore[attr-defined]
+        if self._ignore_deletes and entry.operation is not self._put:
+            return None
+        return entry
+
+    def _give_back(self, entry: Any) -> None:
+        """An entry handed out by ``__anext__`` was never taken (its task was cancelled first): it is next again."""
+        if self._held is None:
+            self._held = []
+        self._held.append(entry)

@@ -4,6 +4,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from ._delivery_py import JsMsgBase as JsMsgBase  # JetStream delivery: one interface, typed in the twin
+from ._delivery_py import KvEntryBase as KvEntryBase
+from ._delivery_py import KvWatchBase as KvWatchBase
 from ._delivery_py import MessageQueue as MessageQueue
 from ._delivery_py import MessagesBase as MessagesBase
 from ._delivery_py import OrderedCursor as OrderedCursor

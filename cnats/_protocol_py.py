@@ -14,7 +14,15 @@ from collections.abc import Callable
 from operator import attrgetter
 from typing import Any
 
-from ._delivery_py import JsMsgBase, MessageQueue, MessagesBase, OrderedCursor, PullerBase
+from ._delivery_py import (
+    JsMsgBase,
+    KvEntryBase,
+    KvWatchBase,
+    MessageQueue,
+    MessagesBase,
+    OrderedCursor,
+    PullerBase,
+)
 from .errors import (
     BadHeaderError,
     BadPayloadError,
@@ -33,6 +41,8 @@ __all__ = [
     "AckWindow",
     "HandOff",
     "JsMsgBase",
+    "KvEntryBase",
+    "KvWatchBase",
     "MessageQueue",
     "MessagesBase",
     "MsgBase",

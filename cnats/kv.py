@@ -43,6 +43,7 @@ from .jetstream.client import ack_head, ack_sequence
 from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
 from .jetstream.manager import DirectStreamAPI, StreamAPI
 from .jetstream.model import parse_time
+from .protocol import KvEntryBase, KvWatchBase
 
 if TYPE_CHECKING:
     from .jetstream.client import JetStreamClient
@@ -99,10 +100,19 @@ def check_key(key: object, *, filter: bool = False) -> str:
     return key
 
 
-class KvEntry:
+class KvEntry(KvEntryBase):
     """One revision of a key (a PUT, or a DEL/PURGE marker)."""
 
-    __slots__ = ("_created", "bucket", "delta", "key", "length", "operation", "revision", "value")
+    __slots__ = ()  # the fields are the protocol core's (a watcher fills them without calling __init__)
+
+    bucket: str
+    key: str
+    value: bytes
+    revision: int
+    _created: datetime | str | int
+    delta: int
+    operation: KvOperation
+    length: int
 
     def __init__(
         self,
@@ -115,15 +125,9 @@ class KvEntry:
         operation: KvOperation,
         length: int,
     ) -> None:
-        self.bucket = bucket
-        self.key = key
-        self.value = value
-        self.revision = revision
-        # a direct get's RFC 3339 text or a delivery's nanoseconds become a datetime only if asked for
-        self._created = created
-        self.delta = delta
-        self.operation = operation
-        self.length = length
+        # (one call into the protocol core sets them all; a direct get's RFC 3339 text or a delivery's nanoseconds
+        # become a datetime only if asked for)
+        self._init(bucket, key, value, revision, created, delta, operation, length)
 
     @property
     def created(self) -> datetime:
@@ -353,7 +357,7 @@ class OrderedView:
         await self._read.aclose()
 
 
-class KvWatcher(OrderedView):
+class KvWatcher(OrderedView, KvWatchBase):
     """Entries of a watch (live) or a history (ends once caught up); an async iterator of ``KvEntry``.
 
     ``stop()`` (or ``await aclose()``, or leaving ``async with``) ends it: what it holds is handed out, then the
@@ -361,9 +365,14 @@ class KvWatcher(OrderedView):
     dropping the watcher does the same once it is collected; closing the connection ends it too."""
 
     def __init__(self, kv: KV, read: OrderedRead, *, ignore_deletes: bool, ends: bool) -> None:
-        self._kv = kv
+        super().__init__()
         self._read = read
+        # what the protocol core's __anext__ reads: it builds each entry from a queued message
         self._messages = read.messages
+        self._entry_type = KvEntry
+        self._bucket = kv.bucket
+        self._prefix_len = len(kv._prefix)
+        self._put = KvOperation.PUT
         self._ignore_deletes = ignore_deletes
         self._ends = ends  # history/keys: stop once caught up
         read.watch_over(self)
@@ -371,22 +380,30 @@ class KvWatcher(OrderedView):
     def __aiter__(self) -> KvWatcher:
         return self
 
-    async def __anext__(self) -> KvEntry:
+    # __anext__ is KvWatchBase's: an entry built at once from a queued message (no coroutine), else _anext_slow
+    if TYPE_CHECKING:
+
+        async def __anext__(self) -> KvEntry: ...
+
+    async def _anext_slow(self) -> KvEntry:
+        """Nothing is queued: wait for the next message (the same rules apply to it)."""
         messages = self._messages
         while True:
-            msg = messages._take_nowait()
-            if msg is None:
-                try:
-                    msg = await messages.__anext__()
-                except Exception:  # StopAsyncIteration included
-                    self._read.stop()  # over (stopped, caught up, or failed): the server consumer goes too
-                    raise
-            entry = self._kv._entry_from_jsmsg(msg)
-            if self._ends and entry.delta == 0:
-                self._read.stop()
-            if self._ignore_deletes and entry.operation is not KvOperation.PUT:
-                continue
-            return entry
+            try:
+                msg = await messages.__anext__()
+            except Exception:  # StopAsyncIteration included
+                self._read.stop()  # over (stopped, caught up, or failed): the server consumer goes too
+                raise
+            entry: KvEntry | None = self._accept(msg)
+            if entry is not None:
+                return entry
+
+    def _marker(self, data: bytes, headers: Headers) -> tuple[KvOperation, int]:
+        """The operation and length of a message with headers (a marker, or a value read with ``headers_only``)."""
+        return _operation(headers), _length(data, headers)
+
+    def _caught_up(self) -> None:
+        self._read.stop()  # a listing saw its last entry: what is queued is handed out, then it ends
 
     async def __aenter__(self) -> KvWatcher:
         return self
@@ -618,25 +635,6 @@ class KV:
             0,
             _operation(headers),
             _length(msg.data, headers),
-        )
-
-    def _entry_from_jsmsg(self, msg: JsMsg) -> KvEntry:
-        revision, created, delta = msg._position()
-        data = msg.data
-        headers = msg.headers
-        if headers is None:
-            operation, length = KvOperation.PUT, len(data)
-        else:
-            operation, length = _operation(headers), _length(data, headers)
-        return KvEntry(
-            self.bucket,
-            msg.subject[len(self._prefix) :],
-            data,
-            revision,
-            created,
-            delta,
-            operation,
-            length,
         )
 
     async def _ordered(

@@ -38,6 +38,8 @@ if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check 
         AckWindow,
         HandOff,
         JsMsgBase,
+        KvEntryBase,
+        KvWatchBase,
         MessageQueue,
         MessagesBase,
         MsgBase,
@@ -56,6 +58,8 @@ else:
     AckWindow = core.AckWindow
     HandOff = core.HandOff
     JsMsgBase = core.JsMsgBase
+    KvEntryBase = core.KvEntryBase
+    KvWatchBase = core.KvWatchBase
     MessageQueue = core.MessageQueue
     MessagesBase = core.MessagesBase
     OrderedCursor = core.OrderedCursor
@@ -79,6 +83,8 @@ __all__ = [
     "AckWindow",
     "HandOff",
     "JsMsgBase",
+    "KvEntryBase",
+    "KvWatchBase",
     "MessageQueue",
     "MessagesBase",
     "MsgBase",

@@ -1,7 +1,8 @@
 """The JetStream delivery classes both cores hold (``_delivery.pxi`` compiled, ``_delivery_py.py`` its twin):
-``JsMsgBase`` (reply-subject parsing, acks), ``OrderedCursor``, ``PullerBase`` (per-message pull accounting) and
-``MessagesBase`` (the iterator's fast path). No server and no connection: a puller subclass records the Python hooks
-the core calls back, and acks land in the write buffer of a socketless publisher.
+``JsMsgBase`` (reply-subject parsing, acks), ``OrderedCursor``, ``PullerBase`` (per-message pull accounting),
+``MessagesBase`` (the iterator's fast path) and ``KvEntryBase``/``KvWatchBase`` (a Key-Value watcher's entries). No
+server and no connection: a puller subclass records the Python hooks the core calls back, a watcher subclass
+records kv.py's hooks, and acks land in the write buffer of a socketless publisher.
 
 The compiled ``OrderedCursor.check`` is a cdef method, so the cursor is exercised through a puller's ``_cursor``.
 """
@@ -1002,3 +1003,423 @@ async def test_a_pull_inbox_message_from_the_parser_is_acked_to_its_reply_subjec
     pub._wb.limit = 0
     second.ack()
     assert bytes(pub._wb.take()) == f"PUB {reply} 4\r\n+ACK\r\n".encode()
+
+
+# -- KvEntryBase and KvWatchBase: a Key-Value watcher's entries ---------------------------------------------------
+
+KV_PREFIX = "$KV.bucket."
+
+
+class ReadStopper:
+    """What a watcher's ``_read`` is: ``stop()`` is recorded in the watcher's calls."""
+
+    def __init__(self, calls: list[tuple[Any, ...]]) -> None:
+        self.calls = calls
+
+    def stop(self) -> None:
+        self.calls.append(("stop",))
+
+
+@functools.cache
+def kv_entry_type(core: ModuleType) -> type:
+    class Entry(core.KvEntryBase):  # type: ignore[name-defined,misc]
+        __slots__ = ()
+
+    return Entry
+
+
+@functools.cache
+def kv_watch_type(core: ModuleType) -> type:
+    """A watcher with kv.py's rare-case hooks and slow path; the hooks' calls are recorded in ``calls``."""
+    from cnats import kv
+
+    class Watch(core.KvWatchBase):  # type: ignore[name-defined,misc]
+        calls: list[tuple[Any, ...]]
+        _anext_slow = kv.KvWatcher._anext_slow  # the real slow path: it awaits the messages' __anext__
+
+        def _marker(self, data: bytes, headers: Headers) -> tuple[Any, int]:
+            self.calls.append(("marker", data, headers.to_dict()))
+            return kv.KvWatcher._marker(self, data, headers)  # type: ignore[arg-type]
+
+        def _caught_up(self) -> None:
+            self.calls.append(("caught_up",))
+
+    return Watch
+
+
+def make_watch(core: ModuleType, messages: Any, *, ignore_deletes: bool = False, ends: bool = False) -> Any:
+    from cnats.kv import KvOperation
+
+    watch = kv_watch_type(core)()
+    watch.calls = []
+    watch._read = ReadStopper(watch.calls)
+    watch._messages = messages
+    watch._entry_type = kv_entry_type(core)
+    watch._bucket = "bucket"
+    watch._prefix_len = len(KV_PREFIX)
+    watch._put = KvOperation.PUT
+    watch._ignore_deletes = ignore_deletes
+    watch._ends = ends
+    return watch
+
+
+def watch_of(core: ModuleType, **fields: Any) -> tuple[Any, Any]:
+    """A watcher over a plain (unordered) puller that stays quiet: (watcher, puller)."""
+    puller = make_puller(core, _refilling=False)
+    return make_watch(core, messages_of(core, puller), **fields), puller
+
+
+def kv_reply(sseq: int, pending: int, ts: int = TS) -> str:
+    return ack_reply("KV_bucket", "watch", 1, sseq, sseq, ts, pending)
+
+
+def put_kv(core: ModuleType, puller: Any, key: str, data: bytes, sseq: int, pending: int, **headers: str) -> None:
+    mapping = {name.replace("_", "-"): value for name, value in headers.items()}
+    puller(incoming(core, KV_PREFIX + key, data, kv_reply(sseq, pending), Headers.from_dict(mapping) or None))
+
+
+def fields(entry: Any) -> tuple[Any, ...]:
+    return (
+        entry.bucket,
+        entry.key,
+        entry.value,
+        entry.revision,
+        entry._created,
+        entry.delta,
+        entry.operation,
+        entry.length,
+    )
+
+
+def run_now(awaitable: Any) -> Any:
+    """The result of an awaitable that does not suspend (a ``_Ready``, or a coroutine that finishes at once)."""
+    try:
+        awaitable.send(None)
+    except StopIteration as stop:
+        return stop.value
+    raise AssertionError("suspended")
+
+
+def test_entry_fields_behave_as_slots(core: ModuleType) -> None:
+    entry = kv_entry_type(core)()
+    names = ["bucket", "key", "value", "revision", "_created", "delta", "operation", "length"]
+    for name in names:
+        with pytest.raises(AttributeError, match=f"'Entry' object has no attribute '{name}'"):
+            getattr(entry, name)
+        with pytest.raises(AttributeError):
+            delattr(entry, name)
+        setattr(entry, name, [name])  # any object, as a slot takes it
+    assert [getattr(entry, name) for name in names] == [[name] for name in names]
+    del entry.revision
+    assert not hasattr(entry, "revision") and entry.key == ["key"]
+    with pytest.raises(AttributeError):
+        entry.other = 1
+
+
+def test_init_sets_every_field_to_what_it_is_given(core: ModuleType) -> None:
+    entry = kv_entry_type(core)()
+    values = ("b", "k", b"v", "7", "2024-01-01T00:00:00Z", None, "DEL", 3.5)  # kept as given, whatever they are
+    entry._init(*values)
+    assert fields(entry) == values and entry.revision is values[3]
+    del entry.delta
+    entry._init(*values)  # again, over a deleted field
+    assert fields(entry) == values
+
+
+async def test_a_watch_builds_an_entry_from_each_queued_message(core: ModuleType) -> None:
+    from cnats.kv import KvOperation
+
+    watch, puller = watch_of(core)
+    put_kv(core, puller, "a.b", b"v1", 42, 3)
+    put_kv(core, puller, "ключ", b"", 43, 2)  # a key is cut off its subject by characters, not bytes
+    first = watch.__anext__()
+    if core is CYTHON:
+        assert type(first).__name__ == "_Ready" and puller.processed == 1  # built already: no coroutine runs
+    entry = await first
+    assert type(entry) is kv_entry_type(core)
+    assert fields(entry) == ("bucket", "a.b", b"v1", 42, TS, 3, KvOperation.PUT, 2)
+    assert fields(await anext(watch)) == ("bucket", "ключ", b"", 43, TS, 2, KvOperation.PUT, 0)
+    assert watch.calls == [] and puller.calls == []
+    # the numbers are made once: read again, they are the same objects
+    assert entry.revision is entry.revision and entry._created is entry._created
+    entry.revision = 7
+    assert entry.revision == 7 and entry.delta == 3
+    with pytest.raises(StopAsyncIteration):
+        await anext(watch)  # nothing queued: kv.py's slow path, which ends the read when the messages end
+    assert watch.calls == [("stop",)] and puller.calls == [("slow",)]
+
+
+async def test_markers_take_their_operation_and_length_from_the_headers(core: ModuleType) -> None:
+    from cnats.kv import KvOperation
+
+    watch, puller = watch_of(core)
+    put_kv(core, puller, "k", b"", 1, 3, KV_Operation="DEL")
+    put_kv(core, puller, "k", b"", 2, 2, KV_Operation="PURGE", Nats_Rollup="sub")
+    put_kv(core, puller, "k", b"", 3, 1, Nats_Msg_Size="1024")  # a value read with headers_only
+    put_kv(core, puller, "k", b"x", 4, 0, KV_Operation="SOMETHING")
+    entries = [await anext(watch) for _ in range(4)]
+    assert [(e.revision, e.operation, e.length) for e in entries] == [
+        (1, KvOperation.DEL, 0),
+        (2, KvOperation.PURGE, 0),
+        (3, KvOperation.PUT, 1024),
+        (4, KvOperation.PUT, 1),
+    ]
+    assert [call[0] for call in watch.calls] == ["marker"] * 4
+    assert watch.calls[0] == ("marker", b"", {"KV-Operation": ["DEL"]})
+
+
+@pytest.mark.parametrize("ignore_deletes", [False, True])
+async def test_ignore_deletes_skips_markers(core: ModuleType, ignore_deletes: bool) -> None:
+    watch, puller = watch_of(core, ignore_deletes=ignore_deletes)
+    put_kv(core, puller, "a", b"1", 1, 4)
+    put_kv(core, puller, "a", b"", 2, 3, KV_Operation="DEL")
+    put_kv(core, puller, "b", b"", 3, 2, KV_Operation="PURGE")
+    put_kv(core, puller, "c", b"2", 4, 1)
+    put_kv(core, puller, "c", b"", 5, 0, KV_Operation="DEL")
+    revisions = [(await anext(watch)).revision for _ in range(2 if ignore_deletes else 5)]
+    assert revisions == ([1, 4] if ignore_deletes else [1, 2, 3, 4, 5])
+    assert puller.processed == (4 if ignore_deletes else 5)  # the markers in between are taken, not handed out
+    with pytest.raises(StopAsyncIteration):
+        await anext(watch)
+    assert puller.processed == 5
+
+
+@pytest.mark.parametrize("ignore_deletes", [False, True])
+async def test_a_listing_is_told_when_it_is_caught_up(core: ModuleType, ignore_deletes: bool) -> None:
+    """``_caught_up`` is called when the entry with delta 0 is built (even a marker that is then skipped); a watch
+    that does not end (``_ends`` false) is never told."""
+    for ends in (True, False):
+        watch, puller = watch_of(core, ends=ends, ignore_deletes=ignore_deletes)
+        put_kv(core, puller, "a", b"1", 1, 1)
+        put_kv(core, puller, "b", b"", 2, 0, KV_Operation="DEL")
+        assert (await anext(watch)).revision == 1
+        assert watch.calls == []
+        if ignore_deletes:
+            with pytest.raises(StopAsyncIteration):
+                await anext(watch)
+        else:
+            assert (await anext(watch)).revision == 2
+        told = [call for call in watch.calls if call[0] == "caught_up"]
+        assert told == ([("caught_up",)] if ends else [])
+
+
+@pytest.mark.parametrize("reply", ["_INBOX.x.y", None, "$JS.ACK.S.C.1.x.1.1.0"])
+async def test_a_reply_subject_that_is_not_a_jetstream_one_raises(core: ModuleType, reply: str | None) -> None:
+    watch, puller = watch_of(core)
+    puller(incoming(core, KV_PREFIX + "a", b"1", reply))
+    put_kv(core, puller, "b", b"2", 9, 0)
+    with pytest.raises(InvalidOptionError) as raised:
+        await watch.__anext__()
+    assert str(raised.value) == f"not a JetStream reply subject: {reply!r}"
+    assert puller.processed == 1 and watch.calls == []  # the message is taken, the read goes on
+    assert (await anext(watch)).key == "b"
+
+
+async def test_a_puller_with_a_callback_is_not_taken_from(core: ModuleType) -> None:
+    puller = make_puller(core, _adapter=object(), _queue_callbacks=True)
+    put_kv(core, puller, "a", b"1", 1, 0)
+    watch = make_watch(core, messages_of(core, puller))
+    with pytest.raises(RuntimeError, match="callback"):
+        await anext(watch)
+    assert len(puller._queue) == 1 and watch.calls == [("stop",)]
+
+
+async def test_a_given_back_entry_is_handed_out_first(core: ModuleType) -> None:
+    watch, puller = watch_of(core)
+    put_kv(core, puller, "c", b"3", 3, 0)
+    one, two = kv_entry_type(core)(), kv_entry_type(core)()
+    watch._give_back(one)
+    watch._give_back(two)  # given back last: it was handed out first
+    assert await anext(watch) is two
+    assert await anext(watch) is one
+    assert (await anext(watch)).key == "c"
+
+
+async def test_an_anext_closed_unawaited_loses_no_entry(core: ModuleType) -> None:
+    watch, puller = watch_of(core)
+    put_kv(core, puller, "a", b"1", 1, 1)
+    put_kv(core, puller, "b", b"2", 2, 0)
+    pending = watch.__anext__()
+    pending.close()  # the compiled core took the message and built the entry: it keeps it for the next call
+    assert [(await anext(watch)).key for _ in range(2)] == ["a", "b"]
+
+
+async def test_a_cancelled_anext_task_loses_no_entry(core: ModuleType) -> None:
+    watch, puller = watch_of(core, ends=True)
+    put_kv(core, puller, "a", b"1", 1, 1)
+    put_kv(core, puller, "b", b"2", 2, 0)
+    task = asyncio.create_task(anext(watch))
+    task.cancel()  # before its first step
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    first = await anext(watch)
+    assert fields(first)[:4] == ("bucket", "a", b"1", 1)
+    assert (await anext(watch)).key == "b"
+    assert watch.calls == [("caught_up",)]
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_the_slow_path_waits_for_the_next_entry(core: ModuleType) -> None:
+    """Nothing queued: ``__anext__`` waits in kv.py's slow path, which skips what the rules skip and wakes up with
+    the next entry; when the messages end, it stops the read and ends."""
+    from cnats.kv import KvOperation
+
+    watch, puller = watch_of(core, ignore_deletes=True)
+    loop = asyncio.get_running_loop()
+
+    async def wait_for_a_message() -> Any:  # what _Puller._anext_slow does
+        while True:
+            msg = puller._take_nowait()
+            if msg is not None:
+                return msg
+            if puller._done:
+                raise StopAsyncIteration
+            puller._waiter = loop.create_future()
+            await puller._waiter
+
+    puller._anext_slow = wait_for_a_message
+    task = asyncio.create_task(anext(watch))
+    await settle()
+    assert not task.done()
+    put_kv(core, puller, "a", b"", 1, 1, KV_Operation="DEL")
+    await settle()
+    assert not task.done()  # the marker is skipped: still waiting
+    put_kv(core, puller, "a", b"2", 2, 0)
+    entry = await asyncio.wait_for(task, 5)
+    assert fields(entry) == ("bucket", "a", b"2", 2, TS, 0, KvOperation.PUT, 1)
+    assert puller.processed == 2 and watch.calls == [("marker", b"", {"KV-Operation": ["DEL"]})]
+    task = asyncio.create_task(anext(watch))
+    await settle()
+    puller._done = True
+    puller._waiter.set_result(None)
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(task, 5)
+    assert watch.calls[-1] == ("stop",)
+
+
+async def test_the_slow_path_stops_the_read_when_the_messages_fail(core: ModuleType) -> None:
+    watch, puller = watch_of(core)
+
+    async def failing() -> Any:
+        raise ConnectionError("gone")
+
+    puller._anext_slow = failing
+    with pytest.raises(ConnectionError, match="gone"):
+        await anext(watch)
+    assert watch.calls == [("stop",)]
+
+
+def test_an_entry_type_must_derive_from_kv_entry_base(core: ModuleType) -> None:
+    watch = kv_watch_type(core)()
+    assert watch._entry_type is None
+
+    class Other(core.KvEntryBase):  # type: ignore[name-defined,misc]
+        __slots__ = ()
+
+        def __new__(cls) -> Any:
+            return object.__new__(cls)
+
+    for cls in (object, kv_entry_type(CYTHON if core is PYTHON else PYTHON), Other, 1):
+        with pytest.raises(TypeError, match="derives from KvEntryBase"):
+            watch._entry_type = cls
+    watch._entry_type = kv_entry_type(core)
+    assert watch._entry_type is kv_entry_type(core)
+
+
+async def test_a_watcher_without_an_entry_type_refuses_to_build(core: ModuleType) -> None:
+    puller = make_puller(core, _refilling=False)
+    watch = kv_watch_type(core)()
+    watch._messages = messages_of(core, puller)
+    put_kv(core, puller, "a", b"1", 1, 0)
+    with pytest.raises(TypeError, match="no entry type"):
+        await watch.__anext__()
+
+
+def test_a_compiled_watchers_entries_are_off_the_collectors_lists() -> None:
+    import gc
+
+    watch, puller = watch_of(CYTHON)
+    put_kv(CYTHON, puller, "a", b"1", 1, 0)
+    entry = run_now(watch.__anext__())
+    assert not gc.is_tracked(entry)
+
+
+kv_keys = st.text(alphabet=st.sampled_from("ab.-_=/0ключ€z"), max_size=8)
+kv_subjects = st.one_of(kv_keys.map(lambda key: KV_PREFIX + key), st.sampled_from(["$KV.b", "", "x"]), kv_keys)
+kv_header_options = {
+    "Nats-Msg-Size": st.sampled_from(["0", "17", "4096", "x"]),
+    "Nats-Rollup": st.just("sub"),
+}
+kv_headers = st.one_of(
+    st.none(),
+    st.fixed_dictionaries(
+        {"KV-Operation": st.sampled_from(["DEL", "PURGE", "PUT", "del", "", "x"])}, optional=kv_header_options
+    ),
+    st.fixed_dictionaries({}, optional=kv_header_options),
+)
+valid_kv_replies = st.builds(
+    lambda sseq, ts, pending: kv_reply(sseq, pending, ts),
+    st.integers(0, INT64_MAX),
+    st.integers(0, INT64_MAX),
+    st.integers(0, 2) | st.integers(0, INT64_MAX),
+)
+kv_replies = st.one_of(valid_kv_replies, valid_kv_replies, valid_kv_replies, st.none(), reply_subjects())
+kv_operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("msg"), kv_subjects, st.binary(max_size=20), kv_replies, kv_headers),
+        st.just(("take",)),
+        st.just(("give-back",)),
+    ),
+    max_size=30,
+)
+
+
+class KvRun:
+    """One core's watcher, driven by the operations; what it hands out is recorded as fields."""
+
+    def __init__(self, core: ModuleType, ignore_deletes: bool, ends: bool) -> None:
+        self.core = core
+        self.watch, self.puller = watch_of(core, ignore_deletes=ignore_deletes, ends=ends)
+        self.taken: list[Any] = []
+        self.seen: list[Any] = []
+
+    def apply(self, op: tuple[Any, ...]) -> None:
+        if op[0] == "msg":
+            _, subject, data, reply, mapping = op
+            headers = None if mapping is None else Headers.from_dict(mapping)
+            self.puller(incoming(self.core, subject, data, reply, headers))
+        elif op[0] == "take":
+            try:
+                entry = run_now(self.watch.__anext__())
+            except StopAsyncIteration:
+                self.seen.append("end")
+            except Exception as exc:  # noqa: BLE001 - compared across cores
+                self.seen.append((type(exc).__name__, str(exc)))
+            else:
+                self.taken.append(entry)
+                self.seen.append(fields(entry))
+        elif self.taken:
+            self.watch._give_back(self.taken.pop())
+
+    def snapshot(self) -> tuple[Any, ...]:
+        return (list(self.seen), list(self.watch.calls), list(self.puller.calls), len(self.puller._queue))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.booleans(), st.booleans(), kv_operations)
+def test_random_watches_give_the_same_entries_in_both_cores(
+    ignore_deletes: bool, ends: bool, ops: list[tuple[Any, ...]]
+) -> None:
+    runs = (KvRun(CYTHON, ignore_deletes, ends), KvRun(PYTHON, ignore_deletes, ends))
+    for i, op in enumerate(ops):
+        for run in runs:
+            run.apply(op)
+        assert runs[0].snapshot() == runs[1].snapshot(), f"after operation {i}: {op}"
+    for run in runs:  # every entry handed out is one the rules let through
+        for seen in run.seen:
+            if isinstance(seen, tuple) and len(seen) == 8 and ignore_deletes:
+                assert seen[6] == "PUT"
