@@ -278,7 +278,8 @@ class NatsConnection(PublisherBase):
         self._status: StatusHub[Status] = StatusHub()
         self._closed: asyncio.Future[Exception | None] = self._loop.create_future()
         self._reconnect_task: asyncio.Task[None] | None = None
-        self._last_error: Exception | None = None
+        self._last_error: Exception | None = None  # what broke the current socket (the reconnect loop's)
+        self._reported_error: NatsError | None = None  # what last_error says
         self._resp_sub: Subscription | None = None
         self._mux = ReplyMux(self._loop, f"{options.inbox_prefix}.{nuid.next()}.", NatsTimeoutError, NoRespondersError)
         self._weakself = weakref.ref(self)
@@ -325,6 +326,38 @@ class NatsConnection(PublisherBase):
     def is_closed(self) -> bool:
         """Whether the connection is closed."""
         return self._state == _State.CLOSED
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether a server connection is up and the connection is neither reconnecting, draining nor closed."""
+        return self._state == _State.CONNECTED
+
+    @property
+    def is_reconnecting(self) -> bool:
+        """Whether the connection lost its server and is trying the pool (publishes are buffered meanwhile)."""
+        return self._state == _State.RECONNECTING
+
+    @property
+    def last_error(self) -> NatsError | None:
+        """The last error reported as an ERROR event on ``status()``, or the error that closed the connection."""
+        return self._reported_error
+
+    @property
+    def servers(self) -> list[str]:
+        """The "host:port" of every server of the pool, in the order a reconnect would try them."""
+        return [server.hostport for server in self._pool.servers]
+
+    @property
+    def discovered_servers(self) -> list[str]:
+        """The "host:port" of the servers the cluster told about (INFO ``connect_urls``), a subset of ``servers``."""
+        return [server.hostport for server in self._pool.servers if server.discovered]
+
+    @property
+    def pending_bytes(self) -> int:
+        """Outbound bytes buffered and not yet written to the socket (the write buffer and the transport's)."""
+        transport = self._transport
+        buffered = transport.get_write_buffer_size() if transport is not None and not transport.is_closing() else 0
+        return self._wb.pending + buffered
 
     @property
     def is_draining(self) -> bool:
@@ -531,15 +564,20 @@ class NatsConnection(PublisherBase):
         if not self._blocked and self._transport is not None and not self._transport.is_closing():
             self._transport.resume_reading()
 
-    def _report_slow_consumer(self, err: Exception) -> None:
+    def _report_error(self, err: NatsError, *, permission_context: PermissionContext | None = None) -> None:
+        """Emit ``err`` as an ERROR status event; ``last_error`` says it from now on."""
+        self._reported_error = err
+        self._status.emit(Status(Events.ERROR, err.code, permission_context=permission_context, error=err))
+
+    def _report_slow_consumer(self, err: NatsError) -> None:
         logger.warning("%s", err)
-        self._status.emit(Status(Events.ERROR, getattr(err, "code", ""), error=err))  # type: ignore[arg-type]
+        self._report_error(err)
 
     def _report_callback_error(self, exc: BaseException, subject: str, sid: int) -> None:
         logger.error("exception in a callback (subject %r, sid %d)", subject, sid, exc_info=exc)
         err = CallbackError(f"a callback raised {type(exc).__name__}: {exc}", subject=subject, sid=sid)
         err.__cause__ = exc
-        self._status.emit(Status(Events.ERROR, err.code, error=err))
+        self._report_error(err)
 
     # -- requests ------------------------------------------------------------------------------------------
     def _check_can_request(self) -> None:
@@ -824,7 +862,7 @@ class NatsConnection(PublisherBase):
         context = None
         if isinstance(err, PermissionViolationError):
             context = PermissionContext(err.operation, err.subject, err.queue)
-        self._status.emit(Status(Events.ERROR, err.code, permission_context=context, error=err))
+        self._report_error(err, permission_context=context)
         if isinstance(err, PermissionViolationError):
             if err.operation == "subscription":
                 for sub in list(self._subs.values()):
@@ -841,7 +879,7 @@ class NatsConnection(PublisherBase):
         if proto is not self._protocol:
             return
         logger.error("%s", err)
-        self._status.emit(Status(Events.ERROR, err.code, error=err))
+        self._report_error(err)
         self._last_error = err
         self._drop_transport()
 
@@ -1260,6 +1298,8 @@ class NatsConnection(PublisherBase):
     def _close_now(self, error: Exception | None) -> None:
         if self._state == _State.CLOSED:
             return
+        if isinstance(error, NatsError):
+            self._reported_error = error
         self._set_state(_State.CLOSED)
         self._stop_ping_timer()
         task = self._reconnect_task

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .lifecycle import Scope
 
 if TYPE_CHECKING:
+    from .errors import NatsError
     from .events import Status
     from .msg import Msg
     from .protocol import AckWindow
@@ -67,7 +68,7 @@ class Port:
     forget_subscription: Callable[..., None]
     block_reading: Callable[[Subscription], None]
     unblock_reading: Callable[[Subscription], None]
-    report_slow_consumer: Callable[[Exception], None]
+    report_slow_consumer: Callable[[NatsError], None]
     # report_callback_error(exc, subject, sid): logs it and emits the CALLBACK_ERROR status.
     report_callback_error: Callable[[BaseException, str, int], None]
     # request_future(subject, payload, headers, timeout): the response through the shared inbox (arguments valid).

@@ -49,7 +49,7 @@ class Delivery(Generic[T]):
         wrap: Callable[[Msg], T],
         msgs_limit: int | None,
         bytes_limit: int | None,
-        report_slow: Callable[[Exception], None],
+        report_slow: Callable[[SlowConsumerError], None],
     ) -> None:
         self._subject = subject
         self._report_slow = report_slow
