@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 from .callbacks import FAILED, Callback
 from .errors import (
     BadJsonError,
+    BucketNotFoundError,
     InvalidKeyError,
     InvalidNameError,
     InvalidOptionError,
     MessageNotFoundError,
     NatsError,
+    StreamNotFoundError,
     WrongLastSequenceError,
 )
 from .headers import Headers
@@ -865,7 +867,7 @@ async def open_kv(
     sources: Sequence[StreamSource] | None = None,
 ) -> KV:
     """Bind to the bucket, creating its stream with the ADR-8 configuration when it does not exist. With
-    ``bind_only`` nothing is asked of the server (and nothing checks that the bucket exists).
+    ``bind_only`` the bucket must exist: it is never created (a misspelt name raises instead).
 
     Raises:
         InvalidNameError: ``bucket`` is not a valid bucket name.
@@ -875,16 +877,17 @@ async def open_kv(
         ConnectionDrainingError: the connection is draining.
         NatsTimeoutError: no answer within the JetStream timeout.
         JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        BucketNotFoundError: ``bind_only`` and the bucket does not exist.
     """
     check_bucket(bucket)
     if history < 1 or history > _MAX_HISTORY:
         raise InvalidOptionError(f"history must be between 1 and {_MAX_HISTORY}")
     if mirror is not None and sources:
         raise InvalidOptionError("a bucket is either a mirror or has sources, not both")
-    if bind_only:
-        return KV(js, bucket, direct=allow_direct is not False)
     streams = StreamAPI(js)
     name = f"KV_{bucket}"
+    if bind_only:
+        return _bound(js, bucket, await existing_bucket(streams, name, f"bucket not found: {bucket}"))
 
     def config() -> StreamConfig:
         created = StreamConfig(
@@ -916,6 +919,14 @@ async def open_kv(
         return created
 
     return _bound(js, bucket, await streams._info_or_add(name, config))
+
+
+async def existing_bucket(streams: StreamAPI, stream: str, missing: str) -> StreamInfo:
+    """The info of a bucket's stream (a KV's or an object store's), or ``BucketNotFoundError(missing)``."""
+    try:
+        return await streams.info(stream)
+    except StreamNotFoundError:
+        raise BucketNotFoundError(missing) from None
 
 
 def _kv_source(source: StreamSource, bucket: str | None) -> StreamSource:

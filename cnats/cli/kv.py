@@ -8,7 +8,6 @@ import sys
 from typing import Any
 
 from ..connection import NatsConnection
-from ..errors import BucketNotFoundError, StreamNotFoundError
 from ..jetstream.api import StorageType
 from ..kv import KV, KvEntry, KvOperation, KvStatus, check_bucket
 from . import arguments
@@ -21,14 +20,7 @@ __all__ = ["confirm", "register"]
 
 async def _existing(nc: NatsConnection, args: argparse.Namespace) -> KV:
     """The bucket ``args.bucket``, which must exist."""
-    bucket = check_bucket(args.bucket)
-    jsm = await nc.jetstream_manager(timeout=args.timeout)
-    try:
-        info = await jsm.streams.info(f"KV_{bucket}")
-    except StreamNotFoundError:
-        raise BucketNotFoundError(f"bucket not found: {bucket}") from None
-    js = nc.jetstream(timeout=args.timeout)
-    return await js.views.kv(bucket, bind_only=True, allow_direct=bool(info.config.allow_direct))
+    return await nc.jetstream(timeout=args.timeout).views.kv(check_bucket(args.bucket), bind_only=True)
 
 
 def confirm(question: str, force: bool) -> None:

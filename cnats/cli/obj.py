@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from ..connection import NatsConnection
-from ..errors import BucketNotFoundError, ObjectNotFoundError, StreamNotFoundError
+from ..errors import ObjectNotFoundError
 from ..jetstream.api import StorageType
 from ..kv import check_bucket
 from . import arguments
@@ -29,13 +29,7 @@ _READ_SIZE = 128 * 1024
 
 async def _existing(nc: NatsConnection, args: argparse.Namespace) -> ObjectStore:
     """The object store ``args.bucket``, which must exist."""
-    bucket = check_bucket(args.bucket)
-    jsm = await nc.jetstream_manager(timeout=args.timeout)
-    try:
-        await jsm.streams.info(f"OBJ_{bucket}")
-    except StreamNotFoundError:
-        raise BucketNotFoundError(f"bucket not found: {bucket}") from None
-    return await nc.jetstream(timeout=args.timeout).views.os(bucket)
+    return await nc.jetstream(timeout=args.timeout).views.os(check_bucket(args.bucket), bind_only=True)
 
 
 def _print_status(status: ObjectStoreStatus, as_json: bool) -> None:

@@ -41,7 +41,8 @@ class Views:
         allow_direct: bool | None = None,
         metadata: Mapping[str, str] | None = None,
     ) -> KV:
-        """The bucket's KV, creating its stream (``KV_<bucket>``) if missing; an existing one is used as is.
+        """The bucket's KV, creating its stream (``KV_<bucket>``) if missing; an existing one is used as is. With
+        ``bind_only`` the bucket must exist (it is never created).
 
         Raises:
             InvalidNameError: ``bucket`` is not a valid bucket name.
@@ -51,6 +52,7 @@ class Views:
             ConnectionDrainingError: the connection is draining.
             NatsTimeoutError: no answer within the JetStream timeout.
             JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            BucketNotFoundError: ``bind_only`` and the bucket does not exist.
         """
         from ..kv import open_kv
 
@@ -86,8 +88,10 @@ class Views:
         placement: Placement | None = None,
         metadata: Mapping[str, str] | None = None,
         compression: bool = False,
+        bind_only: bool = False,
     ) -> ObjectStore:
-        """The bucket's object store, creating its stream (``OBJ_<bucket>``) if missing.
+        """The bucket's object store, creating its stream (``OBJ_<bucket>``) if missing; with ``bind_only`` the store
+        must exist (it is never created).
 
         Raises:
             InvalidNameError: ``bucket`` is not a valid bucket name.
@@ -97,6 +101,7 @@ class Views:
             ConnectionDrainingError: the connection is draining.
             NatsTimeoutError: no answer within the JetStream timeout.
             JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            BucketNotFoundError: ``bind_only`` and the store does not exist.
         """
         from ..objectstore import open_object_store
 
@@ -111,4 +116,5 @@ class Views:
             placement=placement,
             metadata=dict(metadata) if metadata is not None else None,
             compression=compression,
+            bind_only=bind_only,
         )

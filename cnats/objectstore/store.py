@@ -33,7 +33,7 @@ from ..jetstream.api import (
 )
 from ..jetstream.consumer import OrderedConsumerOptions
 from ..jetstream.manager import DirectStreamAPI, StreamAPI
-from ..kv import OrderedRead, open_ordered
+from ..kv import OrderedRead, existing_bucket, open_ordered
 from ..msg import to_headers
 from ..nuid import nuid
 from .chunks import ChunkWriter, ObjectData, iter_chunks
@@ -552,8 +552,10 @@ async def open_object_store(
     placement: Placement | None = None,
     metadata: dict[str, str] | None = None,
     compression: bool = False,
+    bind_only: bool = False,
 ) -> ObjectStore:
-    """Bind to the store, creating its stream with the ADR-20 configuration when it does not exist.
+    """Bind to the store, creating its stream with the ADR-20 configuration when it does not exist; with
+    ``bind_only`` the store must exist: it is never created (a misspelt name raises instead).
 
     Raises:
         InvalidNameError: ``bucket`` is not a valid bucket name.
@@ -563,6 +565,7 @@ async def open_object_store(
         ConnectionDrainingError: the connection is draining.
         NatsTimeoutError: no answer within the JetStream timeout.
         JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        BucketNotFoundError: ``bind_only`` and the store does not exist.
     """
     check_bucket(bucket)
     if ttl < 0:
@@ -589,5 +592,8 @@ async def open_object_store(
             metadata=metadata,
         )
 
-    info = await streams._info_or_add(name, config)
+    if bind_only:
+        info = await existing_bucket(streams, name, f"bucket not found: {bucket}")
+    else:
+        info = await streams._info_or_add(name, config)
     return ObjectStore(js, bucket, direct=bool(info.config.allow_direct))

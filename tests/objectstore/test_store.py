@@ -96,6 +96,16 @@ async def test_seal_makes_the_store_read_only(store: ObjectStore) -> None:
     assert await store.get_blob("kept") == b"data"
 
 
+async def test_bind_only_never_creates_a_store(js: JetStreamClient, jsm: JetStreamManager) -> None:
+    with pytest.raises(BucketNotFoundError, match="bucket not found: nope"):
+        await js.views.os("nope", bind_only=True)
+    assert [name async for name in jsm.streams.names()] == []
+    await js.views.os("there")
+    bound = await js.views.os("there", bind_only=True)
+    await bound.put("a", b"x")
+    assert await bound.get_blob("a") == b"x"
+
+
 async def test_destroy(store: ObjectStore, jsm: JetStreamManager) -> None:
     await store.put("a", b"x")
     assert await store.destroy() is True

@@ -158,8 +158,8 @@ async def test_kv_write_prefix_is_computed_once_per_bucket(leaf_nc: NatsConnecti
     assert leaf_nc.jetstream(api_prefix="$JS.API.").write_prefix == ""
     assert leaf_nc.jetstream(domain="hub").write_prefix == "$JS.hub.API."
     assert leaf_nc.jetstream(api_prefix="$JS.other.API").write_prefix == "$JS.other.API."
-    plain = await leaf_nc.jetstream().views.kv("p", bind_only=True)
-    in_hub = await leaf_nc.jetstream(domain="hub").views.kv("p", bind_only=True)
+    plain = await leaf_nc.jetstream().views.kv("p")  # made in the leaf's domain, and in the hub's
+    in_hub = await leaf_nc.jetstream(domain="hub").views.kv("p")
     assert plain._write_subject("k") == "$KV.p.k" and plain._subject("k") == "$KV.p.k"
     assert in_hub._write_subject("k") == "$JS.hub.API.$KV.p.k" and in_hub._subject("k") == "$KV.p.k"
 
