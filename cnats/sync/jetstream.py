@@ -173,6 +173,7 @@ class SyncViews:
             ConnectionClosedError: the connection is closed (also while waiting).
             NatsTimeoutError: no answer within the JetStream timeout.
             JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            BucketNotFoundError: ``bind_only`` and the bucket does not exist.
         """
         from .kv import SyncKV
 
@@ -210,8 +211,9 @@ class SyncViews:
         placement: Placement | None = None,
         metadata: Mapping[str, str] | None = None,
         compression: bool = False,
+        bind_only: bool = False,
     ) -> SyncObjectStore:
-        """The bucket's object store, creating it if missing (options as `Views.os`).
+        """The bucket's object store, creating it if missing unless ``bind_only`` (options as `Views.os`).
 
         Raises:
             InvalidNameError: ``bucket`` is not a valid bucket name.
@@ -220,6 +222,7 @@ class SyncViews:
             ConnectionClosedError: the connection is closed (also while waiting).
             NatsTimeoutError: no answer within the JetStream timeout.
             JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            BucketNotFoundError: ``bind_only`` and the store does not exist.
         """
         from .objectstore import SyncObjectStore
 
@@ -234,6 +237,7 @@ class SyncViews:
                 placement=placement,
                 metadata=metadata,
                 compression=compression,
+                bind_only=bind_only,
             )
         )
         return SyncObjectStore(self._ctx, store)
