@@ -1164,18 +1164,25 @@ class NatsConnection(PublisherBase):
         api_prefix: str = "$JS.API",
         timeout: float = 5.0,
         publish_async_max_pending: int = 4000,
+        publish_async_stall_wait: float = 5.0,
     ) -> JetStreamClient:
-        """A JetStream client (no I/O).
+        """A JetStream client (no I/O). ``publish_async`` waits while ``publish_async_max_pending`` acknowledgements
+        are outstanding, at most ``publish_async_stall_wait`` seconds (then ``NatsTimeoutError``).
 
         Raises:
-            InvalidOptionError: ``domain`` and a non-default ``api_prefix`` are both given, or ``timeout`` is not
-                positive.
+            InvalidOptionError: ``domain`` and a non-default ``api_prefix`` are both given, or ``timeout``,
+                ``publish_async_max_pending`` or ``publish_async_stall_wait`` is not positive.
         """
         from .jetstream.client import JetStreamClient
         from .jetstream.context import JetStreamOptions
 
         options = JetStreamOptions.build(domain=domain, api_prefix=api_prefix, timeout=timeout)
-        return JetStreamClient(self, options, publish_async_max_pending=publish_async_max_pending)
+        return JetStreamClient(
+            self,
+            options,
+            publish_async_max_pending=publish_async_max_pending,
+            publish_async_stall_wait=publish_async_stall_wait,
+        )
 
     async def jetstream_manager(
         self, *, domain: str | None = None, api_prefix: str = "$JS.API", timeout: float = 5.0, check_api: bool = True

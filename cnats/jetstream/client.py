@@ -289,12 +289,26 @@ class Streams:
 class JetStreamClient(JetStreamContext):
     """Publishes to streams and reads from them; create it with ``nc.jetstream()`` (no I/O)."""
 
-    def __init__(self, nc: NatsConnection, options: JetStreamOptions, *, publish_async_max_pending: int = 4000) -> None:
+    def __init__(
+        self,
+        nc: NatsConnection,
+        options: JetStreamOptions,
+        *,
+        publish_async_max_pending: int = 4000,
+        publish_async_stall_wait: float = 5.0,
+    ) -> None:
         super().__init__(nc, options)
         if publish_async_max_pending <= 0:
             raise InvalidOptionError("publish_async_max_pending must be greater than 0")
+        if isinstance(publish_async_stall_wait, bool) or not (
+            isinstance(publish_async_stall_wait, (int, float)) and publish_async_stall_wait > 0
+        ):
+            raise InvalidOptionError(
+                f"publish_async_stall_wait must be a positive number of seconds, got {publish_async_stall_wait!r}"
+            )
         # the pipelined publishes awaiting their acknowledgement: counted by the connection's reply inbox
         self._window = AckWindow(self.port.loop, publish_async_max_pending)
+        self._stall_wait = publish_async_stall_wait
         self.streams = Streams(self)
         self.consumers = Consumers(self)
         self.views = Views(self)
@@ -479,16 +493,33 @@ class JetStreamClient(JetStreamContext):
             ServerOptionNotAvailableError: the server does not support headers.
             MaxPayloadExceededError: the message exceeds the server's `max_payload`.
             InvalidOptionError: ``timeout`` is not a positive number of seconds.
+            NatsTimeoutError: ``publish_async_max_pending`` acknowledgements stayed outstanding for longer than
+                ``publish_async_stall_wait`` (nothing was sent).
         """
         window = self._window
-        while window.full:
-            await asyncio.shield(window.room())
+        if window.full:
+            await self._room_within_stall_wait()
         hdrs = publish_headers(headers, msg_id, expect) if headers or msg_id or expect else None
         # the reply inbox publishes, then counts the acknowledgement in the window; its answer (parsed into the
         # PubAck there), its deadline or the connection's close settles the future
         return self.port.publish_acked(  # type: ignore[return-value]
             subject, payload, hdrs, self._ack_timeout(timeout), window, _READ_PUB_ACK
         )
+
+    async def _room_within_stall_wait(self) -> None:
+        """Wait while ``publish_async_max_pending`` acknowledgements are outstanding, at most the stall wait."""
+        window = self._window
+
+        async def room() -> None:
+            while window.full:
+                await asyncio.shield(window.room())
+
+        try:
+            await asyncio.wait_for(room(), self._stall_wait)
+        except asyncio.TimeoutError:
+            raise NatsTimeoutError(
+                f"publish_async waited {self._stall_wait} s for room: {window.pending} acknowledgements outstanding"
+            ) from None
 
     def _ack_timeout(self, timeout: float | None) -> float:
         """How long a publish waits for its acknowledgement: ``timeout``, or the client's when None."""

@@ -217,6 +217,23 @@ async def test_publish_async_pending_bounded(nc: NatsConnection, jsm: JetStreamM
 async def test_publish_async_max_pending_must_be_positive(nc: NatsConnection) -> None:
     with pytest.raises(InvalidOptionError):
         nc.jetstream(publish_async_max_pending=0)
+    for wait in (0, -1.0, True, "5"):
+        with pytest.raises(InvalidOptionError, match="publish_async_stall_wait"):
+            nc.jetstream(publish_async_stall_wait=wait)  # type: ignore[arg-type]
+
+
+async def test_publish_async_waits_for_room_at_most_the_stall_wait(nc: NatsConnection) -> None:
+    js = nc.jetstream(publish_async_max_pending=1, publish_async_stall_wait=0.3)
+    nc.subscribe("silent.>")  # takes the publishes and never acknowledges them
+    await nc.flush()
+    first = await js.publish_async("silent.a", b"1", timeout=10)
+    sent = nc.stats().out_msgs
+    started = time.monotonic()
+    with pytest.raises(NatsTimeoutError, match=r"publish_async waited 0\.3 s for room"):
+        await js.publish_async("silent.b", b"2")
+    assert 0.25 < time.monotonic() - started < 3
+    assert nc.stats().out_msgs == sent and js.publish_async_pending == 1  # nothing more was sent
+    assert not first.done()
 
 
 async def test_publish_async_completed_when_idle_and_timeout(nc: NatsConnection, js: JetStreamClient) -> None:
