@@ -743,8 +743,8 @@ class Consumer:
         """
         return await ConsumerAPI(self._ctx).delete(self.stream, self.name)
 
-    async def next(self, *, expires: float = 30.0) -> JsMsg | None:
-        """One message, or None when none arrived before ``expires``.
+    async def next(self, *, expires: float = 30.0, idle_heartbeat: float | None = None) -> JsMsg | None:
+        """One message, or None when none arrived before ``expires`` (``idle_heartbeat`` as for ``fetch``).
 
         Raises:
             InvalidOptionError: ``expires`` is less than 1 second, or an ordered consumer is already consuming (or
@@ -759,7 +759,7 @@ class Consumer:
             NatsTimeoutError: no answer within the JetStream timeout.
             JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
         """
-        messages = await self.fetch(max_messages=1, expires=expires)
+        messages = await self.fetch(max_messages=1, expires=expires, idle_heartbeat=idle_heartbeat)
         async for msg in messages:
             await messages.close()
             return msg

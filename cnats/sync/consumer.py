@@ -155,8 +155,8 @@ class SyncConsumer:
         """
         return self._ctx.call(self._consumer.delete())
 
-    def next(self, *, expires: float = 30.0) -> SyncJsMsg | None:
-        """One message, or None when none arrived before ``expires`` seconds.
+    def next(self, *, expires: float = 30.0, idle_heartbeat: float | None = None) -> SyncJsMsg | None:
+        """One message, or None when none arrived before ``expires`` seconds (``idle_heartbeat`` as for ``fetch``).
 
         Raises:
             InvalidOptionError: ``expires`` is less than 1 second, an ordered consumer is already reading, or this
@@ -166,7 +166,7 @@ class SyncConsumer:
             ConnectionClosedError: the connection is closed (also while waiting).
             NatsError: any other error of the asyncio `Consumer.next`.
         """
-        msg = self._ctx.call(self._consumer.next(expires=expires))
+        msg = self._ctx.call(self._consumer.next(expires=expires, idle_heartbeat=idle_heartbeat))
         return self._ctx.wrap_js(msg) if msg is not None else None
 
     def fetch(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from helpers.core import eventually
 
 import cnats
+from cnats import NatsConnection
 from cnats.errors import (
     ConsumerNotFoundError,
     InvalidOptionError,
@@ -143,6 +145,19 @@ async def test_next(js: JetStreamClient, jsm: JetStreamManager) -> None:
     second = await asyncio.wait_for(consumer.next(expires=5), 5)
     assert second is not None and second.seq == 2
     second.ack()
+
+
+async def test_next_asks_for_the_idle_heartbeat_given(
+    nc2: NatsConnection, js: JetStreamClient, jsm: JetStreamManager
+) -> None:
+    consumer = await durable(js, jsm)
+    await publish_n(js, 1)
+    pulls = nc2.subscribe("$JS.API.CONSUMER.MSG.NEXT.S.d")  # sees the pull requests as the server does
+    await nc2.flush()
+    msg = await asyncio.wait_for(consumer.next(expires=5, idle_heartbeat=0.5), 5)
+    assert msg is not None and msg.seq == 1
+    request = json.loads((await pulls.next_msg(timeout=5)).data)
+    assert (request["batch"], request["expires"], request["idle_heartbeat"]) == (1, 5_000_000_000, 500_000_000)
 
 
 async def test_next_returns_none_after_expires(js: JetStreamClient, jsm: JetStreamManager) -> None:
