@@ -87,6 +87,13 @@ class StoreCompression(str, Enum):
     S2 = "s2"
 
 
+class PersistMode(str, Enum):
+    """When a file stream syncs what it stores (server 2.12+): as usual, or asynchronously (faster, weaker)."""
+
+    DEFAULT = "default"
+    ASYNC = "async"
+
+
 class AckPolicy(str, Enum):
     """How a consumer expects acknowledgements: none, all (cumulative), or explicit (each message)."""
 
@@ -227,7 +234,7 @@ class StreamConsumerLimits(JsonModel):
 class StreamConfig(JsonModel):
     """The configuration of a stream: name, subjects, retention, limits, storage, replicas, sources..."""
 
-    _DURATIONS: ClassVar[frozenset[str]] = frozenset({"max_age", "duplicate_window"})
+    _DURATIONS: ClassVar[frozenset[str]] = frozenset({"max_age", "duplicate_window", "subject_delete_marker_ttl"})
     name: str | None = None
     description: str | None = None
     subjects: list[str] | None = None
@@ -261,6 +268,13 @@ class StreamConfig(JsonModel):
     consumer_limits: StreamConsumerLimits | None = None
     allow_atomic: bool | None = None
     allow_msg_ttl: bool | None = None
+    # server 2.11-2.14: markers left where a message's TTL or the stream's max_age removed the last message of a
+    # subject (kept this many seconds), counters, scheduled messages, batched publishing, and how a file is synced
+    subject_delete_marker_ttl: float | None = None
+    allow_msg_counter: bool | None = None
+    allow_msg_schedules: bool | None = None
+    allow_batched: bool | None = None
+    persist_mode: PersistMode | None = None
 
 
 @dataclass(kw_only=True)

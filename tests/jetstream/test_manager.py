@@ -32,6 +32,7 @@ from cnats.jetstream import (
     ConsumerInfo,
     DeliverPolicy,
     JetStreamManager,
+    PersistMode,
     RetentionPolicy,
     StorageType,
     StoredMsg,
@@ -149,7 +150,7 @@ async def test_stream_update_merges_fields(jsm: JetStreamManager) -> None:
 
 
 async def test_stream_update_keeps_server_fields_cnats_does_not_know(jsm: JetStreamManager, nc: NatsConnection) -> None:
-    # a stream with settings newer than cnats' StreamConfig (2.12+ message schedules) made by another tool
+    # a stream made by another tool: every key the server sends back, known to StreamConfig or not, survives
     created = await raw_api(
         nc,
         "STREAM.CREATE.SCHED",
@@ -167,6 +168,27 @@ async def test_stream_update_keeps_server_fields_cnats_does_not_know(jsm: JetStr
     for key in server_keys - {"description"}:
         if key != "metadata":
             assert raw["config"][key] == created["config"][key], key
+
+
+async def test_stream_settings_of_servers_2_11_to_2_14(jsm: JetStreamManager) -> None:
+    ttl = await jsm.streams.add(
+        name="TTL", subjects=["ttl.>"], storage=StorageType.MEMORY, allow_msg_ttl=True, subject_delete_marker_ttl=5
+    )
+    assert (ttl.config.allow_msg_ttl, ttl.config.subject_delete_marker_ttl) == (True, 5.0)
+    counter = await jsm.streams.add(name="COUNT", subjects=["count.>"], allow_msg_counter=True)
+    assert counter.config.allow_msg_counter is True
+    others = await jsm.streams.add(
+        name="OTHERS",
+        subjects=["others.>"],
+        allow_msg_schedules=True,
+        allow_batched=True,
+        persist_mode=PersistMode.ASYNC,
+    )
+    config = others.config
+    assert (config.allow_msg_schedules, config.allow_batched, config.persist_mode) == (True, True, PersistMode.ASYNC)
+    # and they survive an update of something else
+    updated = await jsm.streams.update("OTHERS", description="kept")
+    assert (updated.config.allow_batched, updated.config.persist_mode) == (True, PersistMode.ASYNC)
 
 
 async def test_stream_update_missing_stream(jsm: JetStreamManager) -> None:
