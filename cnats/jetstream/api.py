@@ -158,6 +158,7 @@ class PubHeaders(str, Enum):
     EXPECTED_LAST_SEQ = "Nats-Expected-Last-Sequence"
     EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
     EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+    TTL = "Nats-TTL"
 
 
 class JsHeaders(str, Enum):

@@ -35,14 +35,27 @@ Payload = bytes | bytearray | memoryview | str
 _json_decode = json.JSONDecoder().decode  # bound once: json.loads re-checks the encoding of every ack
 
 
+def ttl_header(ttl: object) -> str:
+    """The ``Nats-TTL`` value of a message TTL: whole seconds, or ``never`` for -1 (``InvalidOptionError`` else)."""
+    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not (ttl == -1 or (ttl >= 1 and ttl == int(ttl))):
+        raise InvalidOptionError(f"ttl must be a whole number of seconds (at least 1), or -1 for never; got {ttl!r}")
+    return "never" if ttl == -1 else str(int(ttl))
+
+
 def publish_headers(
-    headers: Headers | Mapping[str, Any] | None, msg_id: str | None, expect: PublishExpect | None
+    headers: Headers | Mapping[str, Any] | None,
+    msg_id: str | None,
+    expect: PublishExpect | None,
+    ttl: float | None = None,
 ) -> Headers | None:
-    """The headers of a JetStream publish: the user's, plus the de-duplication and expectation headers."""
-    if msg_id is None and expect is None:
+    """The headers of a JetStream publish: the user's, plus the de-duplication, expectation and TTL headers."""
+    if msg_id is None and expect is None and ttl is None:
         return to_headers(headers)
+    ttl_value = ttl_header(ttl) if ttl is not None else None  # checked before anything is built
     given = to_headers(headers)
     out = Headers.from_dict(given.to_dict()) if given is not None else Headers()  # a copy: the caller's stays as is
+    if ttl_value is not None:
+        out.set(PubHeaders.TTL.value, ttl_value)
     if msg_id is not None:
         out.set(PubHeaders.MSG_ID.value, msg_id)
     if expect is not None:
@@ -338,8 +351,10 @@ class JetStreamClient(JetStreamContext):
         expect: PublishExpect | None = None,
         headers: Headers | Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        ttl: float | None = None,
     ) -> PubAck:
-        """Publish to a stream and wait for its acknowledgement.
+        """Publish to a stream and wait for its acknowledgement. ``ttl``: the message's own time to live in whole
+        seconds (-1: never expires), on streams with ``allow_msg_ttl``.
 
         Raises:
             NoRespondersError: no stream listens on ``subject``.
@@ -357,8 +372,9 @@ class JetStreamClient(JetStreamContext):
             TypeError: ``headers`` is neither ``Headers`` nor a mapping.
             ServerOptionNotAvailableError: the server does not support headers.
             MaxPayloadExceededError: the message exceeds the server's `max_payload`.
+            InvalidOptionError: ``ttl`` is not a whole number of seconds of at least 1, or -1.
         """
-        hdrs = publish_headers(headers, msg_id, expect)
+        hdrs = publish_headers(headers, msg_id, expect, ttl)
         msg = await self._nc.request(subject, payload, headers=hdrs, timeout=self._ack_timeout(timeout))
         return parse_pub_ack(msg, subject)
 
@@ -475,8 +491,10 @@ class JetStreamClient(JetStreamContext):
         expect: PublishExpect | None = None,
         headers: Headers | Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        ttl: float | None = None,
     ) -> asyncio.Future[PubAck]:
-        """Send now; the future resolves with the PubAck. Waits only while too many acks are outstanding.
+        """Send now; the future resolves with the PubAck. Waits only while too many acks are outstanding. ``ttl`` as
+        for ``publish``.
 
         The future fails with ``NatsTimeoutError`` (no acknowledgement within ``timeout``), ``NoRespondersError`` (no
         stream listens on ``subject``), ``JetStreamApiError`` (the stream refused the message),
@@ -492,14 +510,16 @@ class JetStreamClient(JetStreamContext):
             TypeError: ``headers`` is neither ``Headers`` nor a mapping.
             ServerOptionNotAvailableError: the server does not support headers.
             MaxPayloadExceededError: the message exceeds the server's `max_payload`.
-            InvalidOptionError: ``timeout`` is not a positive number of seconds.
+            InvalidOptionError: ``timeout`` is not a positive number of seconds, or ``ttl`` is not a whole number of
+                seconds of at least 1, or -1.
             NatsTimeoutError: ``publish_async_max_pending`` acknowledgements stayed outstanding for longer than
                 ``publish_async_stall_wait`` (nothing was sent).
         """
         window = self._window
         if window.full:
             await self._room_within_stall_wait()
-        hdrs = publish_headers(headers, msg_id, expect) if headers or msg_id or expect else None
+        has_extras = headers or msg_id or expect or ttl is not None
+        hdrs = publish_headers(headers, msg_id, expect, ttl) if has_extras else None
         # the reply inbox publishes, then counts the acknowledgement in the window; its answer (parsed into the
         # PubAck there), its deadline or the connection's close settles the future
         return self.port.publish_acked(  # type: ignore[return-value]

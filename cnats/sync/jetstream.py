@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import InvalidOptionError
 from ..headers import Headers
 from ..jetstream.api import Placement, PubAck, PublishExpect, Republish, StorageType, StreamSource
-from ..jetstream.client import JetStreamClient
+from ..jetstream.client import JetStreamClient, ttl_header
 from ..jetstream.views import Views
 from .checks import checked_headers, checked_payload, checked_subject
 from .consumer import SyncConsumers
@@ -64,8 +64,9 @@ class SyncJetStream:
         expect: PublishExpect | None = None,
         headers: Headers | Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        ttl: float | None = None,
     ) -> PubAck:
-        """Publish to a stream and wait for its acknowledgement.
+        """Publish to a stream and wait for its acknowledgement (``ttl`` as for the asyncio ``publish``).
 
         Raises:
             NoRespondersError: no stream listens on ``subject``.
@@ -75,11 +76,11 @@ class SyncJetStream:
             ConnectionClosedError: the connection is closed.
             BadSubjectError: ``subject`` is not valid.
             BadPayloadError: ``payload`` is not bytes, bytearray, memoryview or a UTF-8 encodable str.
-            InvalidOptionError: ``timeout`` is not positive, or this thread runs an event loop.
+            InvalidOptionError: ``timeout`` is not positive, ``ttl`` is not valid, or this thread runs an event loop.
             NatsError: any other error of the asyncio `JetStreamClient.publish`.
         """
         return self._ctx.call(
-            self._js.publish(subject, payload, msg_id=msg_id, expect=expect, headers=headers, timeout=timeout)
+            self._js.publish(subject, payload, msg_id=msg_id, expect=expect, headers=headers, timeout=timeout, ttl=ttl)
         )
 
     def publish_async(
@@ -91,6 +92,7 @@ class SyncJetStream:
         expect: PublishExpect | None = None,
         headers: Headers | Mapping[str, Any] | None = None,
         timeout: float | None = None,
+        ttl: float | None = None,
     ) -> concurrent.futures.Future[PubAck]:
         """Send without waiting for the acknowledgement: the returned future resolves with the `PubAck` or fails with
         the error `publish` would raise. Waits only while ``publish_async_max_pending`` acknowledgements are
@@ -102,10 +104,12 @@ class SyncJetStream:
             BadPayloadError: ``payload`` is not bytes, bytearray, memoryview or a UTF-8 encodable str.
             BadHeaderError: a header name or value is not valid.
             TypeError: ``headers`` is neither ``Headers`` nor a mapping.
-            InvalidOptionError: ``timeout`` is not positive, or the call would wait on a thread that runs an event
-                loop.
+            InvalidOptionError: ``timeout`` is not positive, ``ttl`` is not valid, or the call would wait on a thread
+                that runs an event loop.
         """
         checked_subject(subject)
+        if ttl is not None:
+            ttl_header(ttl)  # checked here, in the caller
         data = checked_payload(payload)
         snapshot = checked_headers(headers)[0] if headers is not None else None
         if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
@@ -119,6 +123,8 @@ class SyncJetStream:
             options["headers"] = snapshot
         if timeout is not None:
             options["timeout"] = timeout
+        if ttl is not None:
+            options["ttl"] = ttl
         return self._pipeline.submit(subject, data, options)
 
     @property

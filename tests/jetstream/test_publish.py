@@ -358,3 +358,32 @@ async def test_a_publish_timeout_must_be_positive(
         await js.publish_async("s.t", b"x", timeout=timeout)  # type: ignore[arg-type]
     assert js.publish_async_pending == 0
     assert (await jsm.streams.info("S")).state.messages == 0  # nothing was published
+
+
+async def test_a_message_ttl_is_sent_as_nats_ttl_and_the_server_expires_the_message(
+    js: JetStreamClient, jsm: JetStreamManager
+) -> None:
+    await jsm.streams.add(name="TTL", subjects=["ttl.>"], storage="memory", allow_msg_ttl=True)
+    short = await js.publish("ttl.short", b"gone soon", ttl=1)
+    kept = await (await js.publish_async("ttl.kept", b"stays", ttl=-1))
+    stored = await jsm.streams.get_message("TTL", kept.seq)
+    assert stored.headers is not None and stored.headers.get("Nats-TTL") == "never"
+    stored = await jsm.streams.get_message("TTL", short.seq)
+    assert stored.headers is not None and stored.headers.get("Nats-TTL") == "1"
+
+    async def expired() -> bool:
+        return (await jsm.streams.info("TTL")).state.messages == 1
+
+    await eventually(expired, timeout=10, what="the 1 s message expired")
+
+
+@pytest.mark.parametrize("ttl", [0, 0.5, 1.5, -2, True, "1s"])
+async def test_a_message_ttl_must_be_whole_seconds_or_never(
+    nc: NatsConnection, js: JetStreamClient, ttl: object
+) -> None:
+    sent = nc.stats().out_msgs
+    with pytest.raises(InvalidOptionError, match="ttl must be a whole number of seconds"):
+        await js.publish("ttl.x", b"x", ttl=ttl)  # type: ignore[arg-type]
+    with pytest.raises(InvalidOptionError, match="ttl must be a whole number of seconds"):
+        await js.publish_async("ttl.x", b"x", ttl=ttl)  # type: ignore[arg-type]
+    assert nc.stats().out_msgs == sent
