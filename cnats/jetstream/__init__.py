@@ -61,6 +61,7 @@ from .consumer import (
     OrderedConsumerOptions,
 )
 from .context import JetStreamOptions
+from .counters import Counters
 from .jsmsg import DeliveryInfo, JsMsg
 from .manager import ConsumerAPI, DirectStreamAPI, JetStreamManager, Stream, StreamAPI
 from .push import JetStreamPullSubscription, JetStreamSubscription
@@ -117,6 +118,7 @@ __all__ = [
     "ConsumerPauseResponse",
     "ConsumerStatus",
     "Consumers",
+    "Counters",
     "DeliverPolicy",
     "DeliveryInfo",
     "DirectStreamAPI",

@@ -506,12 +506,14 @@ class AccountInfo(JsonModel):
 
 @dataclass(frozen=True, kw_only=True)
 class PubAck:
-    """The server's acknowledgement of a JetStream publish: stream, sequence, duplicate flag, domain."""
+    """The server's acknowledgement of a JetStream publish: stream, sequence, duplicate flag, domain, and on a
+    counter stream the counter's value after the add (``val``, as the server writes it: a decimal string)."""
 
     stream: str
     seq: int
     duplicate: bool = False
     domain: str | None = None
+    val: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -146,6 +146,7 @@ def parse_pub_ack(msg: Msg, subject: str) -> PubAck:
         seq=int(data.get("seq", 0)),
         duplicate=bool(data.get("duplicate", False)),
         domain=data.get("domain") or None,
+        val=data.get("val"),
     )
 
 

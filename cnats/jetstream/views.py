@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from ..kv import KV
     from ..objectstore import ObjectStore
     from .client import JetStreamClient
+    from .counters import Counters
 
 __all__ = ["Views"]
 
@@ -20,6 +21,16 @@ class Views:
 
     def __init__(self, js: JetStreamClient) -> None:
         self._js = js
+
+    def counters(self, stream: str) -> Counters:
+        """The distributed counters of ``stream`` (server 2.12+, a stream made with ``allow_msg_counter``).
+
+        Raises:
+            InvalidNameError: ``stream`` is not a valid stream name.
+        """
+        from .counters import Counters
+
+        return Counters(self._js, stream)
 
     async def kv(
         self,

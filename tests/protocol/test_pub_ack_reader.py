@@ -59,6 +59,7 @@ def test_the_usual_answer_is_read_without_the_slow_path_in_the_compiled_core() -
         "seq": 41,
         "duplicate": False,
         "domain": None,
+        "val": None,
     }
     with pytest.raises(dataclasses.FrozenInstanceError):
         first.seq = 1  # type: ignore[misc]
