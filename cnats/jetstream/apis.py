@@ -450,6 +450,29 @@ class ConsumerAPI:
         check_name(name, "consumer")
         return ConsumerInfo.from_dict(await self._ctx._api(f"CONSUMER.INFO.{stream}.{name}"))
 
+    async def reset(self, stream: str, name: str, seq: int | None = None) -> ConsumerInfo:
+        """Move the consumer back (or on): its next delivery is stream sequence ``seq``, or with None the message
+        after its ack floor (server 2.14+); its info afterwards.
+
+        Raises:
+            InvalidNameError: ``stream`` or ``name`` is not valid.
+            InvalidOptionError: ``seq`` is not a positive integer.
+            StreamNotFoundError: the stream does not exist.
+            ConsumerNotFoundError: the consumer does not exist.
+            JetStreamApiError: the server refused the reset.
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout (a server before 2.14, or one that does not
+                answer for a consumer it does not have).
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
+        check_name(stream, "stream")
+        check_name(name, "consumer")
+        if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int) or seq < 1):
+            raise InvalidOptionError(f"seq must be a positive stream sequence, got {seq!r}")
+        payload = {"seq": seq} if seq is not None else None
+        return ConsumerInfo.from_dict(await self._ctx._api(f"CONSUMER.RESET.{stream}.{name}", payload))
+
     async def delete(self, stream: str, name: str) -> bool:
         """Delete a consumer; True when the server reports success.
 

@@ -810,3 +810,24 @@ async def test_api_errors_are_nats_errors_with_server_text(jsm: JetStreamManager
     assert err.value.err_code == 10065
     assert "overlap" in err.value.description
     assert str(err.value) == err.value.description
+
+
+async def test_consumer_reset_moves_the_next_delivery(jsm: JetStreamManager, nc: NatsConnection) -> None:
+    await jsm.streams.add(name="RESET", subjects=["reset.>"], storage="memory")
+    js = nc.jetstream()
+    for i in range(5):
+        await js.publish("reset.x", b"%d" % i)
+    await jsm.consumers.add("RESET", durable_name="c", ack_policy=AckPolicy.EXPLICIT)
+    consumer = await js.consumers.get("RESET", "c")
+    for expected in (1, 2, 3):
+        msg = await consumer.next(expires=5)
+        assert msg is not None and msg.seq == expected
+        msg.ack()
+    await nc.flush()
+    info = await jsm.consumers.reset("RESET", "c", 2)  # back: 2 again
+    assert info.name == "c" and info.config.durable_name == "c"
+    again = await consumer.next(expires=5)
+    assert again is not None and again.seq == 2
+    again.ack()
+    with pytest.raises(InvalidOptionError):
+        await jsm.consumers.reset("RESET", "c", 0)
