@@ -1030,9 +1030,10 @@ class NatsConnection(PublisherBase):
         loop = self._loop
         opts = self._opts
         tls_first = opts.tls_handshake_first and opts.tls not in (None, False)
+        name = opts.tls_hostname or server.host  # what the certificate must name, and the SNI
         if tls_first:
             await loop.create_connection(
-                lambda: proto, server.host, server.port, ssl=self._ssl_context(), server_hostname=server.host
+                lambda: proto, server.host, server.port, ssl=self._ssl_context(), server_hostname=name
             )
         else:
             await loop.create_connection(lambda: proto, server.host, server.port)
@@ -1041,7 +1042,7 @@ class NatsConnection(PublisherBase):
             transport = proto.transport
             assert transport is not None
             try:
-                upgraded = await loop.start_tls(transport, proto, self._ssl_context(), server_hostname=server.host)
+                upgraded = await loop.start_tls(transport, proto, self._ssl_context(), server_hostname=name)
             except (ssl.SSLError, ssl.CertificateError) as exc:
                 raise TlsError(f"TLS handshake with {server.hostport} failed: {exc}") from exc
             proto.transport = upgraded
@@ -1377,6 +1378,7 @@ async def connect(
     inbox_prefix: str = "_INBOX",
     tls: TlsOptions | ssl.SSLContext | bool | None = None,
     tls_handshake_first: bool = False,
+    tls_hostname: str | None = None,
     pending_bytes_limit: int = 8 * 1024 * 1024,
     debug: bool = False,
 ) -> NatsConnection:
@@ -1422,6 +1424,7 @@ async def connect(
         inbox_prefix=inbox_prefix,
         tls=tls,
         tls_handshake_first=tls_handshake_first,
+        tls_hostname=tls_hostname,
         pending_bytes_limit=pending_bytes_limit,
         debug=debug,
     )

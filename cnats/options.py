@@ -54,6 +54,7 @@ class ConnectOptions:
     inbox_prefix: str = "_INBOX"
     tls: TlsOptions | ssl.SSLContext | bool | None = None
     tls_handshake_first: bool = False
+    tls_hostname: str | None = None  # the name the certificate must carry (and SNI), instead of the URL's host
     pending_bytes_limit: int = 8 * 1024 * 1024
     debug: bool = False
 
@@ -97,6 +98,8 @@ class ConnectOptions:
         _check_int("max_ping_out", self.max_ping_out, low=1)
         _check_int("max_reconnect_attempts", self.max_reconnect_attempts, low=-1)
         _check_int("pending_bytes_limit", self.pending_bytes_limit, low=1)
+        if self.tls_hostname is not None and (not isinstance(self.tls_hostname, str) or not self.tls_hostname):
+            raise InvalidOptionError(f"tls_hostname must be a non-empty string, got {self.tls_hostname!r}")
         if self.reconnect_delay_handler is not None and not callable(self.reconnect_delay_handler):
             raise InvalidOptionError("reconnect_delay_handler must be callable")
         if not isinstance(self.inbox_prefix, str) or not self.inbox_prefix:

@@ -14,6 +14,7 @@ from helpers.core import StatusLog, eventually
 
 from cnats import Events, NatsConnection, TlsOptions, connect
 from cnats.errors import (
+    InvalidOptionError,
     NatsError,
     ServerOptionNotAvailableError,
     TlsError,
@@ -150,6 +151,19 @@ def foreign_name_server(nats_server_factory: Factory, tmp_path: Path) -> tuple[N
     ca.cert_pem.write_to_path(str(ca_file))
     server = nats_server_factory(jetstream=False, tls=ServerTls(cert_file=str(cert_file), key_file=str(key_file)))
     return server, str(ca_file)
+
+
+async def test_tls_hostname_names_what_the_certificate_must_carry(foreign_name_server: tuple[NatsServer, str]) -> None:
+    """The URL is 127.0.0.1, the certificate names only nats.example.test: tls_hostname is checked (and sent as
+    SNI) instead of the URL's host."""
+    server, ca_file = foreign_name_server
+    ctx = ssl.create_default_context(cafile=ca_file)
+    async with await connect(server.url, tls=ctx, tls_hostname="nats.example.test") as nc:
+        assert nc.is_connected
+    with pytest.raises(TlsError):
+        await connect(server.url, tls=ssl.create_default_context(cafile=ca_file), tls_hostname="other.example.test")
+    with pytest.raises(InvalidOptionError, match="tls_hostname"):
+        await connect(server.url, tls_hostname="")
 
 
 async def test_host_name_not_in_certificate_raises_tls_error(foreign_name_server: tuple[NatsServer, str]) -> None:
