@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from .server import (
     _PORT_ATTEMPTS,
@@ -94,6 +95,9 @@ class _Part(NatsServer):
         return f"<NatsServer {self._cluster_name}: {', '.join(self.urls)} {state}>"
 
 
+_T = TypeVar("_T", bound="_Topology")
+
+
 class _Topology:
     """What the topologies share: starting every part's nodes together, stopping them, the context managers."""
 
@@ -107,6 +111,24 @@ class _Topology:
         self._startup_timeout = startup_timeout
         self._parts: list[_Part] = []
         self._lock = threading.RLock()
+
+    def __enter__(self: _T) -> _T:
+        try:
+            self._start()
+        except BaseException:
+            self._stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+
+    async def __aenter__(self: _T) -> _T:
+        # starting blocks while polling readiness; a worker thread keeps the event loop responsive.
+        return await asyncio.to_thread(self.__enter__)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self._stop)
 
     def _add_part(
         self,
@@ -373,23 +395,6 @@ class NatsSupercluster(_Topology):
         """
         self._stop()
 
-    def __enter__(self) -> NatsSupercluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> NatsSupercluster:
-        # start() blocks while polling readiness; a worker thread keeps the event loop responsive.
-        return await asyncio.to_thread(self.__enter__)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
-
     # ------------------------------------------------------------------ topology
 
     def _config_for(self, part: _Part, node: _Node) -> list[str]:
@@ -578,23 +583,6 @@ class NatsLeafnodes(_Topology):
             Nothing: a node that does not stop on SIGTERM within 5 s is killed.
         """
         self._stop()
-
-    def __enter__(self) -> NatsLeafnodes:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> NatsLeafnodes:
-        # start() blocks while polling readiness; a worker thread keeps the event loop responsive.
-        return await asyncio.to_thread(self.__enter__)
-
-    async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
 
     # ------------------------------------------------------------------ topology
 
