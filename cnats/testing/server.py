@@ -208,6 +208,11 @@ class _NodeView:
     meta_current: frozenset[str] = frozenset()
     #: the meta group members this node knows by name and does not consider offline (any node, leader or not)
     meta_online: frozenset[str] | None = None
+    #: per remote name: how many pooled route connections lead there, and the accounts pinned to a route of their
+    #: own there (``/routez`` ``account``, such as ``$SYS``); None when not known
+    route_pools: Mapping[str, tuple[int, frozenset[str]]] | None = None
+    #: route connections per remote this node's cluster asks for (``/varz`` ``cluster.pool_size``); 1 unpooled
+    pool_size: int = 1
 
 
 def _formation_problems(
@@ -220,17 +225,37 @@ def _formation_problems(
     """What keeps the cluster of the running nodes ``expected`` (name -> client port) from being fully formed,
     given what each node reports; an empty list once it is.
 
-    Fully formed: every node has a route to every other one, advertises the client URLs of all of them
+    Fully formed: every node has a route to every other one, with the whole pool of route connections (the pool
+    size, plus one per pinned account, the same everywhere), advertises the client URLs of all of them
     (``connect_urls``, itself included) and, with ``need_meta_leader``, follows the same elected JetStream meta
     leader, one of the running nodes, which sees every other running node as a current, online peer (before that,
     a replicated stream can be refused with "no suitable peers for placement, peer offline").
+
+    Why whole pools: an account's messages take the one pooled connection its name hashes to. While a node still
+    dials the rest of its pool, a request can take a connection that both sides then close as a duplicate, and is
+    lost (seen once: a JetStream API request right after start never answered).
     """
     problems: list[str] = []
+    pinned_anywhere = frozenset().union(
+        *(accounts for v in views.values() if v.route_pools for _, accounts in v.route_pools.values())
+    )
     for name in expected:
         view = views[name]
         no_route = sorted(set(expected) - {name} - view.routes)
         if no_route:
             problems.append(f"{name}: no route to {', '.join(no_route)} yet")
+        for other in sorted(set(expected) - {name} - set(no_route)):
+            if view.route_pools is None:
+                continue
+            pooled, pinned = view.route_pools.get(other, (0, frozenset()))
+            if pooled < view.pool_size or pinned != pinned_anywhere:
+                have = f"{pooled} of {view.pool_size} pooled"
+                lack = sorted(pinned_anywhere - pinned)
+                problems.append(
+                    f"{name}: {have} route connections to {other}"
+                    + (f", none pinned for {', '.join(lack)}" if lack else "")
+                    + " yet"
+                )
         if check_connect_urls:
             unadvertised = sorted(o for o, port in expected.items() if port not in view.connect_ports)
             if unadvertised:
@@ -909,6 +934,16 @@ class NatsServer:
             current = frozenset(str(r.get("name")) for r in members if r.get("current") and not r.get("offline"))
             online = frozenset(str(r.get("name")) for r in members if not r.get("offline"))
             ports = (_port_of(str(u)) for u in connect_urls) if isinstance(connect_urls, list) else ()
+            cluster = docs["/varz"].get("cluster")
+            pool_size = cluster.get("pool_size") if isinstance(cluster, dict) else None
+            pools: dict[str, tuple[int, frozenset[str]]] = {}
+            for r in routes:
+                if isinstance(r, dict) and r.get("remote_name"):
+                    pooled, pinned = pools.get(str(r["remote_name"]), (0, frozenset()))
+                    account = r.get("account")
+                    pools[str(r["remote_name"])] = (
+                        (pooled, pinned | {str(account)}) if account else (pooled + 1, pinned)
+                    )
             views[n.name] = _NodeView(
                 routes=frozenset(
                     str(r.get("remote_name")) for r in routes if isinstance(r, dict) and r.get("remote_name")
@@ -917,6 +952,9 @@ class NatsServer:
                 meta_leader=str(leader) if leader else None,
                 meta_current=current,
                 meta_online=online if meta else None,
+                route_pools=pools,
+                # a pool size of -1 turns pooling off (one connection per remote); older servers report none
+                pool_size=pool_size if isinstance(pool_size, int) and pool_size > 1 else 1,
             )
         return views
 

@@ -176,3 +176,26 @@ def test_a_node_not_knowing_a_peer_online() -> None:
     assert _formation_problems(EXPECTED, v, need_meta_leader=True) == [
         "n3 does not know n1 as online JetStream peers yet"
     ]
+
+
+def pools(name: str, **per_remote: tuple[int, frozenset[str]]) -> dict[str, tuple[int, frozenset[str]]]:
+    whole = {other: (3, frozenset({"$SYS"})) for other in MESH[name]}
+    return whole | per_remote
+
+
+def test_whole_route_pools_have_no_problems() -> None:
+    v = views(**{name: {"route_pools": pools(name), "pool_size": 3} for name in EXPECTED})
+    assert _formation_problems(EXPECTED, v) == []
+
+
+def test_a_route_pool_still_being_dialled() -> None:
+    # a route to every node exists, but n1 has only one of the three pooled connections to n2 so far
+    partial = pools("n1", n2=(1, frozenset({"$SYS"})))
+    v = views(**{name: {"route_pools": partial if name == "n1" else pools(name), "pool_size": 3} for name in EXPECTED})
+    assert _formation_problems(EXPECTED, v) == ["n1: 1 of 3 pooled route connections to n2 yet"]
+
+
+def test_a_pinned_account_route_missing_on_one_side() -> None:
+    lacking = pools("n3", n1=(3, frozenset()))
+    v = views(**{name: {"route_pools": lacking if name == "n3" else pools(name), "pool_size": 3} for name in EXPECTED})
+    assert _formation_problems(EXPECTED, v) == ["n3: 3 of 3 pooled route connections to n1, none pinned for $SYS yet"]
