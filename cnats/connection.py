@@ -64,6 +64,8 @@ from .servers import ServerAddress, ServerPool
 from .subjects import check_subject
 from .subscription import MsgCallback, PendingPolicy, Subscription
 from .tls import TlsOptions, client_ssl_context
+from .websocket import check_available as check_websocket
+from .websocket import open_websocket
 
 if TYPE_CHECKING:
     from .jetstream.client import JetStreamClient
@@ -254,6 +256,10 @@ class NatsConnection(PublisherBase):
         self._opts = options
         self._loop = asyncio.get_running_loop()
         self._pool = ServerPool(options.servers, randomize=not options.no_randomize)
+        if self._pool.websocket:
+            check_websocket()
+        elif options.ws_headers:
+            raise InvalidOptionError("ws_headers is for ws:// and wss:// servers")
         self._wb = WriteBuffer(limit=options.pending_bytes_limit)
         self._pub_open = True
         self._headers_ok = False
@@ -850,7 +856,10 @@ class NatsConnection(PublisherBase):
             self._parser.max_payload = parsed.max_payload
         self._headers_ok = parsed.headers
         if parsed.connect_urls and not self._opts.ignore_cluster_updates:
-            tls = bool(parsed.tls_required) or any(s.tls_required for s in self._pool.servers)
+            # (a WebSocket pool's TLS is its scheme: wss:// servers announce theirs as ws:// ones do)
+            tls = any(s.tls_required for s in self._pool.servers)
+            if not self._pool.websocket:
+                tls = tls or bool(parsed.tls_required)
             added, deleted = self._pool.update_discovered(parsed.connect_urls, tls)
             if (added or deleted) and not initial:
                 self._status.emit(Status(Events.UPDATE, ServersChanged(added=added, deleted=deleted)))
@@ -1031,7 +1040,17 @@ class NatsConnection(PublisherBase):
         opts = self._opts
         tls_first = opts.tls_handshake_first and opts.tls not in (None, False)
         name = opts.tls_hostname or server.host  # what the certificate must name, and the SNI
-        if tls_first:
+        if server.websocket:  # TLS, if any, is the scheme's (wss://), below the WebSocket
+            await open_websocket(
+                loop,
+                proto,
+                server,
+                ssl_context=self._ssl_context() if server.tls_required else None,
+                server_hostname=name if server.tls_required else None,
+                headers=opts.ws_headers or {},
+            )
+            tls_first = True
+        elif tls_first:
             await loop.create_connection(
                 lambda: proto, server.host, server.port, ssl=self._ssl_context(), server_hostname=name
             )
@@ -1379,6 +1398,7 @@ async def connect(
     tls: TlsOptions | ssl.SSLContext | bool | None = None,
     tls_handshake_first: bool = False,
     tls_hostname: str | None = None,
+    ws_headers: Mapping[str, str] | None = None,
     pending_bytes_limit: int = 8 * 1024 * 1024,
     debug: bool = False,
 ) -> NatsConnection:
@@ -1425,6 +1445,7 @@ async def connect(
         tls=tls,
         tls_handshake_first=tls_handshake_first,
         tls_hostname=tls_hostname,
+        ws_headers=ws_headers,
         pending_bytes_limit=pending_bytes_limit,
         debug=debug,
     )

@@ -55,6 +55,7 @@ class ConnectOptions:
     tls: TlsOptions | ssl.SSLContext | bool | None = None
     tls_handshake_first: bool = False
     tls_hostname: str | None = None  # the name the certificate must carry (and SNI), instead of the URL's host
+    ws_headers: Mapping[str, str] | None = None  # extra HTTP headers of the WebSocket upgrade request
     pending_bytes_limit: int = 8 * 1024 * 1024
     debug: bool = False
 
@@ -116,6 +117,10 @@ class ConnectOptions:
                 raise InvalidOptionError(f"{opt} must be a string")
         if self.tls is not None and not isinstance(self.tls, (bool, TlsOptions, ssl.SSLContext)):
             raise InvalidOptionError("tls must be None, a bool, TlsOptions or an ssl.SSLContext")
+        if self.ws_headers is not None:
+            from .websocket import check_headers
+
+            self.ws_headers = check_headers(self.ws_headers)
 
 
 def _check_number(name: str, value: object, *, positive: bool = False) -> None:

@@ -12,7 +12,8 @@ from .errors import InvalidOptionError
 __all__ = ["DEFAULT_PORT", "ServerAddress", "ServerPool", "parse_server_url"]
 
 DEFAULT_PORT = 4222
-_SCHEMES = {"nats", "tls"}
+#: the port a URL without one gets, by scheme (WebSocket URLs take the HTTP ports)
+_DEFAULT_PORTS = {"nats": DEFAULT_PORT, "tls": DEFAULT_PORT, "ws": 80, "wss": 443}
 
 
 @dataclass(eq=False)
@@ -21,7 +22,9 @@ class ServerAddress:
 
     host: str
     port: int
-    tls_required: bool = False  # tls:// URL
+    tls_required: bool = False  # tls:// or wss:// URL
+    websocket: bool = False  # ws:// or wss:// URL: the protocol runs inside WebSocket frames
+    path: str = "/"  # the WebSocket URL's path (and query)
     username: str | None = None  # URL userinfo (nats://user:pass@host or nats://token@host)
     password: str | None = None
     discovered: bool = False  # learned from INFO connect_urls
@@ -34,31 +37,44 @@ class ServerAddress:
     def hostport(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
+    @property
+    def scheme(self) -> str:
+        if self.websocket:
+            return "wss" if self.tls_required else "ws"
+        return "tls" if self.tls_required else "nats"
+
     def __repr__(self) -> str:  # never show the URL's credentials
-        return f"ServerAddress({self.hostport!r}, tls_required={self.tls_required})"
+        return f"ServerAddress({self.scheme}://{self.hostport})"
 
 
-def parse_server_url(url: str) -> ServerAddress:
-    """``host``, ``host:port``, ``nats://host:port`` or ``tls://host:port`` (userinfo allowed) as an address."""
+def parse_server_url(url: str, default_scheme: str = "nats") -> ServerAddress:
+    """``host``, ``host:port``, ``nats://host:port``, ``tls://host:port``, ``ws://host[:port][/path]`` or
+    ``wss://...`` (userinfo allowed) as an address; a bare ``host:port`` takes ``default_scheme``."""
     if not isinstance(url, str) or not url.strip():
         raise InvalidOptionError(f"invalid server URL: {url!r}")
     text = url.strip()
     if "://" not in text:
-        text = "nats://" + text
+        text = f"{default_scheme}://{text}"
     try:
         parts = urllib.parse.urlsplit(text)
         port = parts.port
     except ValueError as exc:
         raise InvalidOptionError(f"invalid server URL {_redact(url)!r}: {exc}") from None
     scheme = parts.scheme.lower()
-    if scheme not in _SCHEMES:
-        raise InvalidOptionError(f"invalid server URL {_redact(url)!r}: scheme must be nats:// or tls://")
+    if scheme not in _DEFAULT_PORTS:
+        raise InvalidOptionError(
+            f"invalid server URL {_redact(url)!r}: scheme must be nats://, tls://, ws:// or wss://"
+        )
     if not parts.hostname:
         raise InvalidOptionError(f"invalid server URL {_redact(url)!r}: no host")
+    websocket = scheme in ("ws", "wss")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return ServerAddress(
         host=parts.hostname,
-        port=port if port is not None else DEFAULT_PORT,
-        tls_required=scheme == "tls",
+        port=port if port is not None else _DEFAULT_PORTS[scheme],
+        tls_required=scheme in ("tls", "wss"),
+        websocket=websocket,
+        path=path if websocket else "/",
         username=urllib.parse.unquote(parts.username) if parts.username else None,
         password=urllib.parse.unquote(parts.password) if parts.password else None,
     )
@@ -78,6 +94,11 @@ class ServerPool:
 
     def __init__(self, urls: Sequence[str], *, randomize: bool = True) -> None:
         servers = [parse_server_url(u) for u in urls]
+        kinds = {s.websocket for s in servers}
+        if len(kinds) > 1:
+            raise InvalidOptionError("a server pool cannot mix ws:// or wss:// servers with nats:// or tls:// ones")
+        #: every server of the pool speaks WebSocket (discovered ones then do too)
+        self.websocket = kinds == {True}
         if randomize:
             random.shuffle(servers)
         self._servers: list[ServerAddress] = servers
@@ -117,10 +138,14 @@ class ServerPool:
         user gave are never dropped.
         """
         seen: dict[str, ServerAddress] = {}
+        # A WebSocket pool stays one: the cluster's client URLs are bare host:port, taken with the pool's scheme.
+        default_scheme = ("wss" if tls_required else "ws") if self.websocket else "nats"
         for url in urls:
             try:
-                addr = parse_server_url(url)
+                addr = parse_server_url(url, default_scheme)
             except InvalidOptionError:
+                continue
+            if addr.websocket != self.websocket:
                 continue
             addr.tls_required = addr.tls_required or tls_required
             addr.discovered = True

@@ -509,6 +509,7 @@ class NatsServer:
         binary: str | None = None,
         args: Sequence[str] = (),
         startup_timeout: float | None = None,
+        websocket: bool = False,
     ) -> None:
         if users is not None and token is not None:
             raise ValueError("users and token are mutually exclusive")
@@ -533,6 +534,8 @@ class NatsServer:
         self._args = list(args)
         self._startup_timeout = startup_timeout
         self._lock = threading.RLock()
+        if websocket:  # a WebSocket listener beside the client port, on a port of its own per node
+            self._listeners = (*self._listeners, "websocket")
 
         # A fixed port with a cluster means consecutive client ports: port, port+1, ...
         self._fixed_client_ports = bool(port)
@@ -596,6 +599,27 @@ class NatsServer:
         """Client URL of every node."""
         scheme = "tls" if self._server_tls is not None else "nats"
         return [f"{scheme}://{_hostport(self._host, n.port)}" for n in self._nodes]
+
+    @property
+    def ws_url(self) -> str:
+        """WebSocket URL of the first node: ``ws://127.0.0.1:<port>`` (``wss://`` with TLS).
+
+        Raises:
+            RuntimeError: the server was made without ``websocket=True``.
+        """
+        return self.ws_urls[0]
+
+    @property
+    def ws_urls(self) -> list[str]:
+        """WebSocket URL of every node (``websocket=True``).
+
+        Raises:
+            RuntimeError: the server was made without ``websocket=True``.
+        """
+        if "websocket" not in self._listeners:
+            raise RuntimeError("this server has no WebSocket listener (NatsServer(websocket=True))")
+        scheme = "wss" if self._server_tls is not None else "ws"
+        return [f"{scheme}://{_hostport(self._host, n.extra_ports['websocket'])}" for n in self._nodes]
 
     @property
     def ports(self) -> list[int]:
@@ -691,6 +715,17 @@ class NatsServer:
                 f"  handshake_first: {str(t.handshake_first).lower()}",
                 "}",
             ]
+        if "websocket" in self._listeners:
+            out += ["websocket {", f"  listen: {_quote(_hostport(self._host, node.extra_ports['websocket']))}"]
+            if self._server_tls is None:
+                out.append("  no_tls: true")
+            else:
+                t = self._server_tls
+                out += ["  tls {", f"    cert_file: {_quote(t.cert_file)}", f"    key_file: {_quote(t.key_file)}"]
+                if t.ca_file is not None:
+                    out.append(f"    ca_file: {_quote(t.ca_file)}")
+                out += [f"    verify: {str(t.verify).lower()}", "  }"]
+            out.append("}")
         out += self._extra_config(node)
         if self._config:
             out += ["", "# user config", self._config]
@@ -827,6 +862,8 @@ class NatsServer:
         """``None`` when ``node`` is ready on its own, else what it is still waiting for."""
         if not _can_connect(self._host, node.port, timeout):
             return "waiting for the client port"
+        if "websocket" in node.extra_ports and not _can_connect(self._host, node.extra_ports["websocket"], timeout):
+            return "waiting for the WebSocket port"
         mon = self.monitor_urls[node.index]
         checks = ["/healthz?js-enabled-only=true" if self._jetstream else "/healthz"]
         # A clustered JetStream node is usable once it follows a meta leader, which needs a running majority.
