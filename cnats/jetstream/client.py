@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import (
     InvalidOptionError,
+    JetStreamApiError,
     JetStreamInvalidAckError,
     NatsTimeoutError,
+    NoRespondersError,
 )
 from ..headers import Headers
 from ..msg import Msg, to_headers
@@ -162,29 +164,42 @@ _BATCH_COMMIT = "Nats-Batch-Commit"
 
 
 class PublishBatch:
-    """An atomic batch (server 2.12+, streams with ``allow_atomic``): stored whole at ``commit`` or not at all."""
+    """An atomic batch (server 2.12+, streams with ``allow_atomic``): stored whole at ``commit`` or not at all.
 
-    def __init__(self, client: JetStreamClient, timeout: float | None) -> None:
+    Messages get their place in the batch in the order the calls are made; while the first message awaits the
+    server's answer, later ``add``/``commit`` calls wait for it (so concurrent calls do not both open the batch)."""
+
+    def __init__(self, client: JetStreamClient, timeout: float) -> None:
         self._client = client
-        self._timeout = timeout or client.options.timeout
+        self._timeout = timeout
         self.id = nuid.next()
         self.size = 0
         self._finished = False
+        self._opening: asyncio.Event | None = None  # set while the first message awaits its answer
 
     def _headers(
-        self, headers: Headers | Mapping[str, Any] | None, expect: PublishExpect | None, commit: bool
+        self,
+        headers: Headers | Mapping[str, Any] | None,
+        msg_id: str | None,
+        expect: PublishExpect | None,
     ) -> Headers:
-        given = publish_headers(headers, None, expect)
+        """The caller's headers (a copy) with the de-duplication and expectation headers; the batch's own headers are
+        the batch's to set (a commit header given to ``add`` is dropped)."""
+        given = publish_headers(headers, msg_id, expect)
         out = Headers.from_dict(given.to_dict()) if given is not None else Headers()
+        out.delete(_BATCH_COMMIT)
         out.set(_BATCH_ID, self.id)
-        out.set(_BATCH_SEQ, str(self.size + 1))
-        if commit:
-            out.set(_BATCH_COMMIT, "1")
         return out
 
     def _check_open(self) -> None:
         if self._finished:
             raise InvalidOptionError("batch is already committed or discarded")
+
+    async def _wait_opened(self) -> None:
+        """Wait while the first message awaits its answer; then the batch must still be open."""
+        while self._opening is not None:
+            await self._opening.wait()
+        self._check_open()
 
     async def add(
         self,
@@ -192,16 +207,21 @@ class PublishBatch:
         payload: Payload = b"",
         *,
         headers: Headers | Mapping[str, Any] | None = None,
+        msg_id: str | None = None,
         expect: PublishExpect | None = None,
     ) -> None:
-        """Add a message. The first goes as a request, so a stream that refuses batches says so at once.
+        """Add a message. The first goes as a request, so a stream that refuses batches says so at once; the others
+        are published without an answer (a problem with one of them is reported by ``commit``).
+
+        ``msg_id`` de-duplicates as in ``publish``, except that an id the stream already holds refuses the whole batch
+        at the commit. Expectations are checked at the commit, against the stream as it was before the batch.
 
         Raises:
-            InvalidOptionError: the batch is already committed or discarded (or its first message was refused).
-            JetStreamApiError: the stream refused the batch (it does not allow atomic batches, or the server does not
-                support them); the batch is then finished.
-            NoRespondersError: the first message reached no stream.
-            NatsTimeoutError: no answer to the first message within the batch's timeout.
+            InvalidOptionError: the batch is already committed or discarded (or its first message failed).
+            JetStreamApiError: the stream refused the first message (it does not allow atomic batches, the server does
+                not support them, too many batches are open); the batch is then finished.
+            NoRespondersError: the first message reached no stream; the batch is then finished.
+            NatsTimeoutError: no answer to the first message within the batch's timeout; the batch is then finished.
             OutboundBufferLimitError: a later message does not fit in the outbound buffer.
             ConnectionClosedError: the connection is closed.
             ConnectionDrainingError: the connection is draining (publishing has stopped).
@@ -213,19 +233,29 @@ class PublishBatch:
             MaxPayloadExceededError: the message exceeds the server's `max_payload`.
         """
         self._check_open()
-        hdrs = self._headers(headers, expect, commit=False)
+        hdrs = self._headers(headers, msg_id, expect)
+        await self._wait_opened()
+        hdrs.set(_BATCH_SEQ, str(self.size + 1))
         nc = self._client._nc
-        if self.size == 0:
+        if self.size:
+            nc.publish(subject, payload, headers=hdrs)
+            self.size += 1
+            return
+        opening = self._opening = asyncio.Event()
+        try:
             msg = await nc.request(subject, payload, headers=hdrs, timeout=self._timeout)
             check_no_responders(msg, subject)
             if msg.data:  # an empty answer is the server's "batch started"
                 data = json.loads(msg.data)
                 if isinstance(data, dict) and isinstance(data.get("error"), dict):
-                    self._finished = True
                     raise api_error(data["error"])
-        else:
-            nc.publish(subject, payload, headers=hdrs)
-        self.size += 1
+            self.size = 1
+        except (JetStreamApiError, NoRespondersError, NatsTimeoutError, asyncio.CancelledError):
+            self._finished = True  # sent: the server may hold the batch's start, so its id is spent
+            raise
+        finally:
+            self._opening = None
+            opening.set()
 
     async def commit(
         self,
@@ -233,16 +263,20 @@ class PublishBatch:
         payload: Payload = b"",
         *,
         headers: Headers | Mapping[str, Any] | None = None,
+        msg_id: str | None = None,
         expect: PublishExpect | None = None,
     ) -> BatchAck:
-        """Add the last message and store the batch; the ack names the batch and counts its messages.
+        """Add the last message and store the batch; the ack names the batch and counts its messages, and its ``seq``
+        is the last message's (the batch holds the ``count`` sequences up to it).
 
         The batch is finished from this call on, whatever its outcome.
 
         Raises:
             InvalidOptionError: the batch is already committed or discarded.
-            JetStreamApiError: the server refused the batch (a message is missing, an expectation failed, the stream
-                does not allow atomic batches...); nothing of it is stored.
+            WrongLastSequenceError: an ``expect`` on the last sequence failed; nothing of the batch is stored.
+            JetStreamApiError: the server refused the batch (a message is missing or went to another stream, an
+                expectation failed, a ``msg_id`` is a duplicate, the batch is larger than the server allows or was
+                abandoned after a silence, the stream does not allow atomic batches...); nothing of it is stored.
             JetStreamInvalidAckError: the acknowledgement names no stream.
             NoRespondersError: the message reached no stream.
             NatsTimeoutError: no acknowledgement within the batch's timeout.
@@ -256,7 +290,10 @@ class PublishBatch:
             MaxPayloadExceededError: the message exceeds the server's `max_payload`.
         """
         self._check_open()
-        hdrs = self._headers(headers, expect, commit=True)
+        hdrs = self._headers(headers, msg_id, expect)
+        await self._wait_opened()
+        hdrs.set(_BATCH_SEQ, str(self.size + 1))
+        hdrs.set(_BATCH_COMMIT, "1")
         self._finished = True
         msg = await self._client._nc.request(subject, payload, headers=hdrs, timeout=self._timeout)
         ack = parse_pub_ack(msg, subject)
@@ -272,7 +309,9 @@ class PublishBatch:
         )
 
     def discard(self) -> None:
-        """Abandon the batch: nothing of it is stored (the server drops it after its inactivity timeout).
+        """Abandon the batch: nothing of it is stored. Nothing is sent: the server drops the messages it received
+        when the batch has been silent for its batch timeout (10 s by default), and until then the batch counts
+        against the stream's limit of open batches (50 by default).
 
         Raises:
             Nothing: nothing is sent.
@@ -472,12 +511,13 @@ class JetStreamClient(JetStreamContext):
         )
 
     def batch(self, *, timeout: float | None = None) -> PublishBatch:
-        """A new atomic publish batch.
+        """A new atomic publish batch; ``timeout`` bounds the wait for each answer (the first message's and the
+        commit's), by default the client's. Nothing is sent until ``add`` or ``commit``.
 
         Raises:
-            Nothing: nothing is sent until ``add`` or ``commit``.
+            InvalidOptionError: ``timeout`` is not a positive number of seconds.
         """
-        return PublishBatch(self, timeout)
+        return PublishBatch(self, self._ack_timeout(timeout))
 
     @property
     def publish_async_pending(self) -> int:

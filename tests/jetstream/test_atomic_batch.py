@@ -5,6 +5,7 @@ more; batches on one connection commit independently."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,14 @@ from helpers.core import eventually
 
 import cnats
 from cnats import NatsConnection
-from cnats.errors import InvalidOptionError, JetStreamApiError, WrongLastSequenceError
+from cnats.errors import (
+    BadSubjectError,
+    InvalidOptionError,
+    JetStreamApiError,
+    NatsTimeoutError,
+    NoRespondersError,
+    WrongLastSequenceError,
+)
 from cnats.jetstream import BatchAck, JetStreamClient, JetStreamManager, PubHeaders, PublishBatch, PublishExpect
 from cnats.testing import NatsServer
 
@@ -147,6 +155,77 @@ async def test_interleaved_batches_commit_independently(
         (8, b"f3"),
         (9, b"f4"),
     ]
+
+
+async def test_message_ids_and_the_batch_headers_a_caller_gives(
+    js: JetStreamClient, jsm: JetStreamManager, atomic: str
+) -> None:
+    batch = js.batch()
+    # the batch's own headers are the batch's: a commit header given to add does not end the batch early
+    await batch.add("atom.a", b"1", msg_id="id-1", headers={"Nats-Batch-Commit": "1", "Nats-Batch-Sequence": "9"})
+    await batch.add("atom.a", b"2", msg_id="id-2", headers={"Nats-Batch-Id": "not-mine"})
+    ack = await batch.commit("atom.a", b"3", msg_id="id-3", expect=PublishExpect(stream_name=atomic))
+    assert (ack.seq, ack.count, ack.batch) == (3, 3, batch.id)
+    for seq in (1, 2, 3):
+        msg = await jsm.streams.get_message(atomic, seq)
+        assert msg.headers is not None
+        assert msg.headers.get(PubHeaders.MSG_ID.value) == f"id-{seq}"
+    # the ids de-duplicate the next batch: refused whole
+    batch = js.batch()
+    await batch.add("atom.a", b"4", msg_id="id-4")
+    with pytest.raises(JetStreamApiError) as info:
+        await batch.commit("atom.a", b"5", msg_id="id-1")
+    assert info.value.err_code == DUPLICATE_MSG_ID
+    assert await count(jsm, atomic) == 3
+
+
+async def test_concurrent_calls_keep_the_order_they_are_made_in(
+    js: JetStreamClient, jsm: JetStreamManager, atomic: str
+) -> None:
+    # the first add awaits the server's answer: the calls made meanwhile wait for it instead of opening the batch too
+    batch = js.batch()
+    await asyncio.gather(*(batch.add(f"atom.{i}", f"m{i}") for i in range(5)))
+    assert batch.size == 5
+    ack = await batch.commit("atom.5", b"m5")
+    assert (ack.seq, ack.count) == (6, 6)
+    assert await stored(jsm, atomic) == [(i + 1, f"atom.{i}", f"m{i}".encode()) for i in range(6)]
+    # a commit made while the first message is still unanswered comes after it
+    batch = js.batch()
+    _, ack = await asyncio.gather(batch.add("atom.a", b"first"), batch.commit("atom.b", b"last"))
+    assert (ack.seq, ack.count) == (8, 2)
+    assert [data for _, _, data in await stored(jsm, atomic)][-2:] == [b"first", b"last"]
+
+
+async def test_a_first_message_that_fails_finishes_the_batch(
+    nc2: NatsConnection, js: JetStreamClient, jsm: JetStreamManager, atomic: str
+) -> None:
+    waiting = js.batch()
+    late = asyncio.ensure_future(waiting.add("nowhere.a", b"2"))
+    with pytest.raises(NoRespondersError):
+        await waiting.add("nowhere.a", b"1")
+    with pytest.raises(InvalidOptionError, match="committed or discarded"):
+        await late  # it waited for the first message's answer
+    # a subscriber that never answers: the first message times out, and the batch's id is spent
+    nc2.subscribe("quiet.a")
+    await nc2.flush()
+    batch = js.batch(timeout=0.1)
+    with pytest.raises(NatsTimeoutError):
+        await batch.add("quiet.a", b"1")
+    with pytest.raises(InvalidOptionError):
+        await batch.commit("quiet.a", b"2")
+    # bad input leaves the batch open
+    batch = js.batch()
+    with pytest.raises(BadSubjectError):
+        await batch.add("atom. a", b"1")
+    with pytest.raises(TypeError):
+        await batch.add("atom.a", b"1", headers=[("X", "1")])  # type: ignore[arg-type]
+    assert (await batch.commit("atom.a", b"1")).count == 1
+
+
+@pytest.mark.parametrize("timeout", [0, -1, True, "1"])
+def test_a_bad_timeout_is_refused_at_once(js: JetStreamClient, timeout: object) -> None:
+    with pytest.raises(InvalidOptionError, match="timeout"):
+        js.batch(timeout=timeout)  # type: ignore[arg-type]
 
 
 # -- refused batches ------------------------------------------------------------------------------------------------
