@@ -105,6 +105,9 @@ async def test_headers_and_message_ids_are_stored(js: JetStreamClient, jsm: JetS
         assert msg.headers is not None
         assert msg.headers.get("X-Part") == part
         assert msg.headers.get(PubHeaders.MSG_ID.value) == f"order-{part}"
+        # the server keeps the batch's headers with each message
+        assert (msg.headers.get("Nats-Batch-Id"), msg.headers.get("Nats-Batch-Sequence")) == (batch.id, part)
+    assert msg.headers.get("Nats-Batch-Commit") == "1"  # on the last one
 
 
 async def test_the_batch_limit_is_a_thousand_messages(js: JetStreamClient, jsm: JetStreamManager, atomic: str) -> None:
