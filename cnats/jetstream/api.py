@@ -537,12 +537,25 @@ class PublishExpect:
 
 
 class StoredMsg:
-    """A message read back from a stream (``get_message``, direct get)."""
+    """A message read back from a stream (``get_message``, direct get).
 
-    __slots__ = ("_data", "_headers", "_seq", "_stream", "_subject", "_timestamp")
+    The answers of a batched direct get (``jsm.direct.get_batch``) also say where the batch stands:
+    ``num_pending`` and ``last_sequence`` (None on the answers of a single get).
+    """
+
+    __slots__ = ("_data", "_headers", "_last_sequence", "_num_pending", "_seq", "_stream", "_subject", "_timestamp")
 
     def __init__(
-        self, subject: str, seq: int, data: bytes, headers: Headers | None, timestamp: str, stream: str | None = None
+        self,
+        subject: str,
+        seq: int,
+        data: bytes,
+        headers: Headers | None,
+        timestamp: str,
+        stream: str | None = None,
+        *,
+        num_pending: int | None = None,
+        last_sequence: int | None = None,
     ) -> None:
         self._subject = subject
         self._seq = seq
@@ -550,6 +563,8 @@ class StoredMsg:
         self._headers = headers
         self._timestamp = timestamp
         self._stream = stream
+        self._num_pending = num_pending
+        self._last_sequence = last_sequence
 
     @property
     def subject(self) -> str:
@@ -580,6 +595,18 @@ class StoredMsg:
     @property
     def stream(self) -> str | None:
         return self._stream
+
+    @property
+    def num_pending(self) -> int | None:
+        """In a batched direct get: how many messages matching the request follow this one in the stream (the
+        server's ``Nats-Num-Pending``); None for a single get."""
+        return self._num_pending
+
+    @property
+    def last_sequence(self) -> int | None:
+        """In a batched direct get: the stream sequence of the answer before this one in the same batch, 0 for the
+        first (the server's ``Nats-Last-Sequence``); None for a single get."""
+        return self._last_sequence
 
     def json(self, **loads_kwargs: Any) -> Any:
         """The data parsed as JSON; ``loads_kwargs`` are passed to ``json.loads``.

@@ -562,6 +562,8 @@ def stored_from_direct(msg: Msg, stream_hint: str) -> StoredMsg:
             continue
         for value in values:
             clean.append(key, value)
+    num_pending = headers.get("Nats-Num-Pending")  # only the answers of a batch carry these two
+    last_sequence = headers.get("Nats-Last-Sequence")
     return StoredMsg(
         headers.get("Nats-Subject"),
         int(headers.get("Nats-Sequence") or 0),
@@ -569,6 +571,8 @@ def stored_from_direct(msg: Msg, stream_hint: str) -> StoredMsg:
         clean if clean else None,
         headers.get("Nats-Time-Stamp"),
         headers.get("Nats-Stream") or stream_hint,
+        num_pending=int(num_pending) if num_pending else None,
+        last_sequence=int(last_sequence) if last_sequence else None,
     )
 
 
@@ -630,8 +634,12 @@ class DirectStreamAPI:
     ) -> AsyncIterator[StoredMsg]:
         """Sends one batch request; the iterator yields the answers until the server's end-of-batch marker.
 
-        ``multi_last`` asks for the last message of each of those subjects; otherwise ``batch`` messages from
-        ``seq`` (on ``next_by_subj`` if given). The iteration ends quietly if the connection closes.
+        ``multi_last`` asks for the last message of each of those subjects (at or after ``seq`` when given, at or
+        before ``up_to_seq``); otherwise ``batch`` messages from ``seq`` (on ``next_by_subj`` if given). Each answer
+        says how many matching messages follow it (``StoredMsg.num_pending``) and which sequence came before it
+        (``StoredMsg.last_sequence``): a batch cut by ``batch`` or ``max_bytes`` goes on with a request from the
+        last sequence + 1 (and, for ``multi_last``, the same ``up_to_seq``). The iteration ends quietly if the
+        connection closes.
 
         Raises:
             InvalidNameError: ``stream`` is not a valid stream name.
@@ -649,6 +657,8 @@ class DirectStreamAPI:
             payload["multi_last"] = list(multi_last)
             if batch is not None:
                 payload["batch"] = batch
+            if seq is not None:
+                payload["seq"] = seq  # the lower bound of a next page
         else:
             if batch is None:
                 raise InvalidOptionError("batch is required unless multi_last is given")
