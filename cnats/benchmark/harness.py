@@ -44,6 +44,17 @@ JS_WORKLOADS = {"js publish", "kv put", "kv get"}
 # counted like messages: a consumer or a watcher drains many stored messages quickly
 BULK_JS_WORKLOADS = {"js publish (async)", "js consume", "js consume (ack)", "js fetch (ack)", "kv watch"}
 SERVER_CONFIG = 'max_pending: 1GB\nwrite_deadline: "30s"\n'
+# the rows of a --websocket table: core messaging (the clients connect over ws://; feeders and the raw bound stay
+# on TCP, which makes the raw figure a bound still: WebSocket framing only adds work)
+WEBSOCKET_WORKLOADS = (
+    "pub",
+    "sub (callback)",
+    "sub (coroutine)",
+    "sub (async for)",
+    "pub+sub",
+    "request",
+    "request x100",
+)
 
 
 @dataclass
@@ -204,9 +215,12 @@ def _measure(
     uvloop: bool,
     subject: str,
     publisher_subject: str | None = None,
+    client_url: str | None = None,
 ) -> dict[str, Any]:
+    """``url`` is the server's TCP URL (feeders use it); ``client_url`` the one the measured client connects to,
+    when it is another (a WebSocket URL)."""
     client, env = CLIENTS[column]
-    worker = _Worker(workload, client, env, url, msgs, size, uvloop, subject)
+    worker = _Worker(workload, client, env, _url_for(client, url, client_url), msgs, size, uvloop, subject)
     try:
         if workload in SUB_WORKLOADS:
             worker.wait_ready()
@@ -219,8 +233,19 @@ def _measure(
 SLICES = 10  # turns per client in a sliced measurement
 
 
+def _url_for(client: str, url: str, client_url: str | None) -> str:
+    """The URL a worker connects to: the raw-socket bound always speaks plain TCP."""
+    return url if client_url is None or client == "raw" else client_url
+
+
 def _measure_sliced(
-    workload: str, columns: Sequence[str], url: str, msgs: int, size: int, uvloop: bool
+    workload: str,
+    columns: Sequence[str],
+    url: str,
+    msgs: int,
+    size: int,
+    uvloop: bool,
+    client_url: str | None = None,
 ) -> dict[str, dict[str, Any] | Exception]:
     """One session per client, open side by side; the clients take turns for ``SLICES`` slices of ``msgs // SLICES``
     operations (the order rotating every turn), so a slow spell of the machine hits every client alike. Each
@@ -233,7 +258,8 @@ def _measure_sliced(
     try:
         for column in columns:
             client, env = CLIENTS[column]
-            worker = _Worker(workload, client, env, url, msgs, size, uvloop, subjects[column], sliced=True)
+            where = _url_for(client, url, client_url)
+            worker = _Worker(workload, client, env, where, msgs, size, uvloop, subjects[column], sliced=True)
             try:
                 worker.wait_ready()
             except Exception as exc:  # noqa: BLE001 - one failed client must not lose the row
@@ -276,13 +302,22 @@ def _measure_sliced(
 
 @contextlib.contextmanager
 def _server(url: str | None) -> Iterator[str]:
+    with _servers(url, websocket=False) as (server_url, _):
+        yield server_url
+
+
+@contextlib.contextmanager
+def _servers(url: str | None, *, websocket: bool) -> Iterator[tuple[str, str | None]]:
+    """The server's TCP URL, and its WebSocket URL with ``websocket`` (an embedded server only)."""
     if url:
-        yield url
+        if websocket:
+            raise ValueError("--websocket measures against the embedded server only")
+        yield url, None
         return
     from ..testing import NatsServer
 
-    with NatsServer(jetstream=True, config=SERVER_CONFIG) as server:
-        yield server.url
+    with NatsServer(jetstream=True, config=SERVER_CONFIG, websocket=websocket) as server:
+        yield server.url, server.ws_url if websocket else None
 
 
 @contextlib.contextmanager
@@ -306,6 +341,7 @@ def run_matrix(
     uvloop: bool = False,
     progress: IO[str] | None = None,
     repeat: int = 1,
+    websocket: bool = False,
 ) -> list[Result]:
     """Every workload for every size and client, each client in a worker process of its own; session workloads with
     the clients taking turns in slices (``_measure_sliced``), ``kv watch`` one client after the other. With
@@ -313,14 +349,19 @@ def run_matrix(
     processes only ever slows a run down, so the best run is the closest to what the client itself can do.
 
     ``columns`` defaults to every client, nats.js only when ``$CNATS_BENCH_NATSJS`` names its installation (raises
-    :class:`~cnats.benchmark.natsjs.NatsJsUnavailable` when nats.js is asked for and cannot run)."""
-    names = [w for w in wl.WORKLOADS if w != "responder"] if workloads is None else list(workloads)
+    :class:`~cnats.benchmark.natsjs.NatsJsUnavailable` when nats.js is asked for and cannot run).
+
+    ``websocket``: the clients connect over ws:// to the embedded server's WebSocket listener (the core messaging
+    rows of ``WEBSOCKET_WORKLOADS``; nats.js has no column there, its Node.js client speaks TCP only)."""
+    if workloads is None:
+        workloads = WEBSOCKET_WORKLOADS if websocket else [w for w in wl.WORKLOADS if w != "responder"]
+    names = list(workloads)
     if columns is None:
-        columns = [c for c in CLIENTS if c != natsjs.COLUMN or natsjs.directory() is not None]
+        columns = [c for c in CLIENTS if c != natsjs.COLUMN or (natsjs.directory() is not None and not websocket)]
     if natsjs.COLUMN in columns:
         natsjs.check()
     results: list[Result] = []
-    with _server(url) as server_url:
+    with _servers(url, websocket=websocket) as (server_url, client_url):
         for size in sizes:
             with _responder(server_url, uvloop):
                 for name in names:
@@ -346,7 +387,7 @@ def run_matrix(
                                 progress.write(f"\r{name} {size} B (clients taking turns)...{' ' * 20}")
                                 progress.flush()
                             for column, data in _measure_sliced(
-                                name, runnable, server_url, count, size, uvloop
+                                name, runnable, server_url, count, size, uvloop, client_url
                             ).items():
                                 _record(result, column, data)
                             continue
@@ -355,7 +396,9 @@ def run_matrix(
                                 progress.write(f"\r{name} {size} B {column}...{' ' * 20}")
                                 progress.flush()
                             try:
-                                data = _measure(name, column, server_url, count, size, uvloop, _subject_for(name))
+                                data = _measure(
+                                    name, column, server_url, count, size, uvloop, _subject_for(name), None, client_url
+                                )
                             except Exception as exc:  # noqa: BLE001 - one failed cell must not lose the table
                                 data = exc
                             _record(result, column, data)

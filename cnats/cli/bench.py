@@ -41,6 +41,9 @@ def _bench(args: argparse.Namespace) -> int:
     if args.memory:
         return _bench_memory(args, harness, uvloop)
     url = _url(args)
+    if args.websocket and (args.subject or url):
+        print("error: --websocket runs the table against the embedded server (no SUBJECT, no -s)", file=sys.stderr)
+        return 2
     if args.subject:
         return _bench_single(args, harness, url, uvloop)
     sizes = [args.size] if args.size else ([16] if args.quick else [16, 128, 1024])
@@ -50,8 +53,9 @@ def _bench(args: argparse.Namespace) -> int:
     from ..benchmark import natsjs
     from ..benchmark.workloads import WORKLOADS
 
-    # every row (the responder aside); a quick run leaves out the heavy ones
-    names = [w for w in WORKLOADS if w != "responder" and not (args.quick and w in harness.HEAVY_WORKLOADS)]
+    # every row (the responder aside), or over WebSocket the core messaging ones; a quick run leaves out the heavy ones
+    rows = harness.WEBSOCKET_WORKLOADS if args.websocket else [w for w in WORKLOADS if w != "responder"]
+    names = [w for w in rows if not (args.quick and w in harness.HEAVY_WORKLOADS)]
     # --natsjs (or $CNATS_BENCH_NATSJS) adds the nats.js column; checked before anything runs
     with natsjs.installed_at(args.natsjs) if args.natsjs else contextlib.nullcontext():
         try:
@@ -68,12 +72,15 @@ def _bench(args: argparse.Namespace) -> int:
             uvloop=uvloop,
             progress=progress,
             repeat=args.repeat,
+            websocket=args.websocket,
         )
     if args.json:
         print(harness.results_json(results, uvloop))
         return 0
     env = harness.environment(uvloop)
     where = url or "an embedded nats-server"
+    if args.websocket:
+        where += ", clients over WebSocket (the raw bound and the feeders over TCP)"
     print(
         f"cnats bench: {msgs} messages per run ({requests} requests), against {where}; event loop: "
         f"{env['event_loop']}; {env['processor']}, {env['cpus']} CPUs, Python {env['python']}"
@@ -181,6 +188,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     bench.add_argument("--protocol", action="store_true", help="measure only the two protocol cores, side by side")
     bench.add_argument("--memory", action="store_true", help="peak RSS while publishing, and the cost of subscriptions")
+    bench.add_argument(
+        "--websocket",
+        action="store_true",
+        help="the core messaging rows with the clients connected over ws:// (needs cnats[websocket])",
+    )
     bench.add_argument(
         "--natsjs",
         metavar="DIR",

@@ -150,3 +150,24 @@ def test_a_figure_above_its_bound_is_flagged_and_unlike_modes_are_noted() -> Non
         assert "0.50x" in text  # pub: a bound that held
         assert "above bound!: cnats measured faster than its raw bound in sub (callback) 16 B" in text
         assert "sub (callback): cnats: a plain function callback; nats-py: a coroutine callback" in text
+
+
+def test_websocket_table_measures_the_core_rows_over_ws() -> None:
+    result = cnats_cli("bench", "--websocket", "--quick", "--json", "--msgs", "1000")
+    assert result.returncode == 0, result.stderr
+    rows = {row["workload"]: row for row in json.loads(result.stdout)["results"]}
+    assert set(rows) == {
+        "pub",
+        "sub (callback)",
+        "sub (coroutine)",
+        "sub (async for)",
+        "pub+sub",
+        "request",
+        "request x100",
+    }
+    for row in rows.values():
+        assert not row["errors"], row
+        for column in ("cnats", "cnats-pure", "nats-py"):  # nats-py over ws:// too (its aiohttp transport)
+            assert row["figures"][column] > 0, (row["workload"], column)
+    refused = cnats_cli("bench", "--websocket", "-s", "nats://127.0.0.1:4222")
+    assert refused.returncode == 2 and "--websocket" in refused.stderr
