@@ -453,12 +453,15 @@ class SyncConnection:
         api_prefix: str = "$JS.API",
         timeout: float = 5.0,
         publish_async_max_pending: int = 4000,
+        publish_async_stall_wait: float = 5.0,
     ) -> SyncJetStream:
-        """A blocking JetStream client (no I/O).
+        """A blocking JetStream client (no I/O). ``publish_async`` waits at most ``publish_async_stall_wait`` seconds
+        for room while ``publish_async_max_pending`` acknowledgements are outstanding.
 
         Raises:
-            InvalidOptionError: ``domain`` and a non-default ``api_prefix`` are both given, ``timeout`` or
-                ``publish_async_max_pending`` is not positive, or this thread runs an event loop.
+            InvalidOptionError: ``domain`` and a non-default ``api_prefix`` are both given, ``timeout``,
+                ``publish_async_max_pending`` or ``publish_async_stall_wait`` is not positive, or this thread runs an
+                event loop.
         """
         from .jetstream import SyncJetStream
 
@@ -468,9 +471,10 @@ class SyncConnection:
                 api_prefix=api_prefix,
                 timeout=timeout,
                 publish_async_max_pending=publish_async_max_pending,
+                publish_async_stall_wait=publish_async_stall_wait,
             )
         )
-        return SyncJetStream(self._ctx, js, publish_async_max_pending)
+        return SyncJetStream(self._ctx, js, publish_async_max_pending, publish_async_stall_wait)
 
     def jetstream_manager(
         self, *, domain: str | None = None, api_prefix: str = "$JS.API", timeout: float = 5.0, check_api: bool = True

@@ -28,10 +28,12 @@ __all__ = ["SyncJetStream", "SyncViews"]
 class SyncJetStream:
     """A JetStream client for threads (``nc.jetstream()`` of a `SyncConnection`)."""
 
-    def __init__(self, ctx: Context, js: JetStreamClient, publish_async_max_pending: int) -> None:
+    def __init__(
+        self, ctx: Context, js: JetStreamClient, publish_async_max_pending: int, publish_async_stall_wait: float = 5.0
+    ) -> None:
         self._ctx = ctx
         self._js = js
-        self._pipeline = Pipeline(ctx.runner, js, publish_async_max_pending)
+        self._pipeline = Pipeline(ctx.runner, js, publish_async_max_pending, publish_async_stall_wait)
         self.consumers = SyncConsumers(ctx, js.consumers)
         """The consumers to read from (``consumers.get(stream, name)``)."""
         self.views = SyncViews(ctx, js.views)
@@ -96,9 +98,10 @@ class SyncJetStream:
     ) -> concurrent.futures.Future[PubAck]:
         """Send without waiting for the acknowledgement: the returned future resolves with the `PubAck` or fails with
         the error `publish` would raise. Waits only while ``publish_async_max_pending`` acknowledgements are
-        outstanding. Publishes of one thread are sent in order.
+        outstanding, and then at most ``publish_async_stall_wait`` seconds. Publishes of one thread are sent in order.
 
         Raises:
+            NatsTimeoutError: no room within the stall wait (nothing was sent).
             ConnectionClosedError: the connection is closed.
             BadSubjectError: ``subject`` is not valid.
             BadPayloadError: ``payload`` is not bytes, bytearray, memoryview or a UTF-8 encodable str.

@@ -31,10 +31,11 @@ _Request = tuple["concurrent.futures.Future[PubAck]", str, bytes, dict[str, Any]
 class Pipeline:
     """One per `SyncJetStream`."""
 
-    def __init__(self, runner: LoopRunner, js: JetStreamClient, max_pending: int) -> None:
+    def __init__(self, runner: LoopRunner, js: JetStreamClient, max_pending: int, stall_wait: float = 5.0) -> None:
         self._runner = runner
         self._js = js
         self._slots = threading.BoundedSemaphore(max_pending)
+        self._stall_wait = stall_wait
         self._queue: deque[_Request] = deque()
         self._waking = False
         self._event: asyncio.Event | None = None
@@ -46,7 +47,11 @@ class Pipeline:
     def submit(self, subject: str, payload: bytes, options: dict[str, Any]) -> concurrent.futures.Future[PubAck]:
         if not self._slots.acquire(blocking=False):
             check_blocking_allowed()  # waiting for room would block this thread's event loop
-            self._slots.acquire()
+            if not self._slots.acquire(timeout=self._stall_wait):
+                raise NatsTimeoutError(
+                    f"publish_async waited {self._stall_wait} s for room: "
+                    f"{len(self.outstanding)} acknowledgements outstanding"
+                )
         future: concurrent.futures.Future[PubAck] = concurrent.futures.Future()
         try:
             self._runner.track(future)  # failed if the loop stops before its acknowledgement

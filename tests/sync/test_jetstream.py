@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 
 import pytest
 from sync.support import eventually, loop_factory, loop_idents
@@ -73,6 +74,24 @@ def test_publish_async_bad_input_raises_before_sending(js: SyncJetStream, snc: S
     with pytest.raises(cnats.InvalidOptionError):
         js.publish_async("s.x", b"", timeout=-1)
     assert snc.jetstream_manager().streams.info("S").state.messages == 0
+
+
+def test_publish_async_waits_for_room_at_most_the_stall_wait(snc: SyncConnection) -> None:
+    js = snc.jetstream(publish_async_max_pending=1, publish_async_stall_wait=0.3)
+    snc.subscribe("silent.>")  # takes the publishes and never acknowledges them
+    snc.flush()
+    first = js.publish_async("silent.a", b"1", timeout=10)
+    snc.flush()
+    sent = snc.stats().out_msgs
+    started = time.monotonic()
+    with pytest.raises(cnats.NatsTimeoutError, match=r"publish_async waited 0\.3 s for room"):
+        js.publish_async("silent.b", b"2")
+    assert 0.25 < time.monotonic() - started < 3
+    snc.flush()
+    assert snc.stats().out_msgs == sent and js.publish_async_pending == 1  # nothing more was sent
+    assert not first.done()
+    with pytest.raises(cnats.InvalidOptionError, match="publish_async_stall_wait"):
+        snc.jetstream(publish_async_stall_wait=0)
 
 
 def test_consumer_next_and_fetch_with_acks(js: SyncJetStream, snc: SyncConnection) -> None:
