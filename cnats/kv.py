@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import re
 import weakref
 from collections.abc import Callable, Sequence
@@ -41,7 +42,7 @@ from .jetstream.api import (
     StreamSource,
     SubjectTransformConfig,
 )
-from .jetstream.client import ack_head, ack_sequence
+from .jetstream.client import ack_head, ack_sequence, ttl_header
 from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
 from .jetstream.manager import DirectStreamAPI, StreamAPI
 from .jetstream.model import parse_time
@@ -58,6 +59,7 @@ __all__ = ["KV", "KvEntry", "KvKeys", "KvOperation", "KvStatus", "KvWatcher", "k
 _BUCKET = re.compile(r"^[-A-Za-z0-9_]+$")
 _KEY = re.compile(r"^[-/=.A-Za-z0-9_]+$")
 _OPERATION = "KV-Operation"
+_MARKER_REASON = "Nats-Marker-Reason"
 _MAX_HISTORY = 64
 
 
@@ -67,6 +69,10 @@ class KvOperation(str, Enum):
     PUT = "PUT"
     DEL = "DEL"
     PURGE = "PURGE"
+
+
+# What a marker the server writes itself (ADR-48: a bucket with limit markers) records, by its Nats-Marker-Reason
+_MARKER_OPERATIONS = {"MaxAge": KvOperation.PURGE, "Purge": KvOperation.PURGE, "Remove": KvOperation.DEL}
 
 
 def check_bucket(bucket: object) -> str:
@@ -103,7 +109,8 @@ def check_key(key: object, *, filter: bool = False) -> str:
 
 
 class KvEntry(KvEntryBase):
-    """One revision of a key (a PUT, or a DEL/PURGE marker)."""
+    """One revision of a key (a PUT, or a DEL/PURGE marker: a client's, or one the server left for a key its TTL or
+    the bucket's maximum age removed)."""
 
     __slots__ = ()  # the fields are the protocol core's (a watcher fills them without calling __init__)
 
@@ -165,13 +172,45 @@ class KvEntry(KvEntryBase):
 
 
 def _operation(headers: Headers | None) -> KvOperation:
+    """The operation of a stored message: its ``KV-Operation`` (PUT when absent or unknown); a message without one
+    that the server wrote as a limit marker is a PURGE (``MaxAge``, ``Purge``) or a DEL (``Remove``)."""
     if headers is None:
         return KvOperation.PUT
     op = headers.get(_OPERATION)
-    try:
-        return KvOperation(op) if op else KvOperation.PUT
-    except ValueError:
-        return KvOperation.PUT
+    if op:
+        try:
+            return KvOperation(op)
+        except ValueError:
+            return KvOperation.PUT
+    reason = headers.get(_MARKER_REASON)
+    return _MARKER_OPERATIONS.get(reason, KvOperation.PUT) if reason else KvOperation.PUT
+
+
+def _key_ttl(ttl: object) -> str:
+    """The ``Nats-TTL`` value of a key's (or a purge marker's) time to live: whole seconds, at least 1."""
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, (int, float))
+        or not math.isfinite(ttl)
+        or ttl < 1
+        or ttl != int(ttl)
+    ):
+        raise InvalidOptionError(f"ttl must be a whole number of seconds, at least 1; got {ttl!r}")
+    return ttl_header(ttl)
+
+
+def _limit_marker_ttl(value: object) -> float | None:
+    """A bucket's ``limit_marker_ttl`` as the stream's ``subject_delete_marker_ttl``: None (or 0) for none, else at
+    least 1 second."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise InvalidOptionError(f"limit_marker_ttl must be a number of seconds (at least 1); got {value!r}")
+    if value == 0:
+        return None
+    if value < 1:
+        raise InvalidOptionError(f"limit_marker_ttl must be at least 1 second; got {value!r}")
+    return float(value)
 
 
 def _length(data: bytes, headers: Headers | None) -> int:
@@ -184,12 +223,15 @@ def _length(data: bytes, headers: Headers | None) -> int:
 
 @dataclass(kw_only=True)
 class KvStatus:
-    """The status of a Key-Value bucket (`kv.status()`): values, history, TTL, storage, replicas, size."""
+    """The status of a Key-Value bucket (`kv.status()`): values, history, TTL, storage, replicas, size.
+    ``limit_marker_ttl`` is how long the markers of keys removed by a TTL or the bucket's maximum age are kept (0: the
+    bucket has no such markers)."""
 
     bucket: str
     values: int
     history: int
     ttl: float
+    limit_marker_ttl: float
     bucket_location: str
     storage: StorageType
     replicas: int
@@ -216,6 +258,7 @@ def kv_status(bucket: str, info: StreamInfo) -> KvStatus:
         values=info.state.messages,
         history=cfg.max_msgs_per_subject or 1,
         ttl=cfg.max_age or 0.0,
+        limit_marker_ttl=cfg.subject_delete_marker_ttl or 0.0,
         bucket_location=(info.cluster.name if info.cluster and info.cluster.name else ""),
         storage=cfg.storage or StorageType.FILE,
         replicas=cfg.num_replicas or 1,
@@ -488,14 +531,19 @@ class KV:
         msg = await self._request(subject, value, headers, self._timeout)
         return ack_sequence(msg, subject, self._ack_head)
 
-    async def create(self, key: str, value: bytes | bytearray | memoryview | str) -> int:
+    async def create(self, key: str, value: bytes | bytearray | memoryview | str, *, ttl: float | None = None) -> int:
         """Write ``key`` only if it does not exist (a deleted or purged key counts as not existing); the new revision.
+        ``ttl``: the key's own time to live in whole seconds (header ``Nats-TTL``), on a bucket made with
+        ``limit_marker_ttl``; once it passes, the server removes the value and leaves a PURGE marker. The server
+        keeps a key at least as long as the bucket's ``limit_marker_ttl``.
 
         Raises:
+            InvalidOptionError: ``ttl`` is not a whole number of seconds of at least 1.
             InvalidKeyError: ``key`` is not a valid key.
             WrongLastSequenceError: the key exists (or was written meanwhile by someone else).
             NoRespondersError: the bucket's stream does not exist (nothing stores the write).
-            JetStreamApiError: the bucket refused the write (a value larger than its maximum, the bucket is full...).
+            JetStreamApiError: the bucket refused the write (a value larger than its maximum, the bucket is full...;
+                err_code 10166 for a ``ttl`` on a bucket without per-key TTLs).
             JetStreamInvalidAckError: the acknowledgement names no stream.
             BadPayloadError: ``value`` is not bytes, bytearray, a C-contiguous memoryview or a UTF-8 encodable str.
             MaxPayloadExceededError: the value exceeds the server's `max_payload`.
@@ -503,13 +551,34 @@ class KV:
             ConnectionDrainingError: the connection is draining.
             NatsTimeoutError: no answer within the JetStream timeout.
         """
+        if ttl is None:
+            try:
+                return await self.put(key, value, previous_seq=0)
+            except WrongLastSequenceError:
+                current = await self.get(key)
+                if current is not None and current.operation is not KvOperation.PUT:
+                    return await self.update(key, value, current.revision)
+                raise
+        ttl_value = _key_ttl(ttl)
         try:
-            return await self.put(key, value, previous_seq=0)
+            return await self._write_with_ttl(key, value, 0, ttl_value)
         except WrongLastSequenceError:
             current = await self.get(key)
             if current is not None and current.operation is not KvOperation.PUT:
-                return await self.update(key, value, current.revision)
+                return await self._write_with_ttl(key, value, current.revision, ttl_value)
             raise
+
+    async def _write_with_ttl(
+        self, key: str, value: bytes | bytearray | memoryview | str, previous_seq: int, ttl: str
+    ) -> int:
+        """A put expecting ``previous_seq`` as the key's latest revision, with the ``Nats-TTL`` value ``ttl``."""
+        check_key(key)
+        headers = Headers()
+        headers.set(PubHeaders.EXPECTED_LAST_SUBJECT_SEQ.value, str(previous_seq))
+        headers.set(PubHeaders.TTL.value, ttl)
+        subject = self._write_prefix + key
+        msg = await self._request(subject, value, headers, self._timeout)
+        return ack_sequence(msg, subject, self._ack_head)
 
     async def update(self, key: str, value: bytes | bytearray | memoryview | str, version: int) -> int:
         """Write ``key`` only if its latest revision is ``version``; the new revision.
@@ -531,11 +600,13 @@ class KV:
             raise InvalidOptionError("version must be greater than 0")
         return await self.put(key, value, previous_seq=version)
 
-    async def _marker(self, key: str, operation: KvOperation, previous_seq: int | None) -> None:
+    async def _marker(
+        self, key: str, operation: KvOperation, previous_seq: int | None, ttl: float | None = None
+    ) -> None:
         if "*" in key or ">" in key.split(".")[-1:]:
             check_key(key, filter=True)
             for matching in [k async for k in await self.keys(key)]:
-                await self._marker(matching, operation, None)
+                await self._marker(matching, operation, None, ttl)
             return
         check_key(key)
         headers = Headers()
@@ -544,7 +615,7 @@ class KV:
             headers.set("Nats-Rollup", "sub")
         if previous_seq is not None:
             headers.set(PubHeaders.EXPECTED_LAST_SUBJECT_SEQ.value, str(previous_seq))
-        await self._js.publish(self._write_subject(key), b"", headers=headers)
+        await self._js.publish(self._write_subject(key), b"", headers=headers, ttl=ttl)
 
     async def delete(self, key: str, *, previous_seq: int | None = None) -> None:
         """Write a DEL marker (earlier revisions stay in the history). A key with wildcards marks every key that matches
@@ -563,27 +634,32 @@ class KV:
         """
         await self._marker(key, KvOperation.DEL, previous_seq)
 
-    async def purge(self, key: str, *, previous_seq: int | None = None) -> None:
+    async def purge(self, key: str, *, previous_seq: int | None = None, ttl: float | None = None) -> None:
         """Write a PURGE marker and remove every earlier revision of the key. A key with wildcards purges every key that
-        matches it (``previous_seq`` is then not checked).
+        matches it (``previous_seq`` is then not checked). ``ttl``: the marker's own time to live in whole seconds
+        (header ``Nats-TTL``), on a bucket made with ``limit_marker_ttl``: once it passes, the key leaves no trace.
 
         Raises:
+            InvalidOptionError: ``ttl`` is not a whole number of seconds of at least 1.
             InvalidKeyError: ``key`` is not a valid key (or key filter).
             WrongLastSequenceError: ``previous_seq`` is given and is not the key's latest revision.
             StreamNotFoundError: with wildcards, the bucket does not exist.
             NoRespondersError: the bucket's stream does not exist (nothing stores the write).
-            JetStreamApiError: the bucket refused the write (a value larger than its maximum, the bucket is full...).
+            JetStreamApiError: the bucket refused the write (a value larger than its maximum, the bucket is full...;
+                err_code 10166 for a ``ttl`` on a bucket without per-key TTLs).
             JetStreamInvalidAckError: the acknowledgement names no stream.
             ConnectionClosedError: the connection is closed (also while waiting).
             ConnectionDrainingError: the connection is draining.
             NatsTimeoutError: no answer within the JetStream timeout.
         """
-        await self._marker(key, KvOperation.PURGE, previous_seq)
+        if ttl is not None:
+            _key_ttl(ttl)  # checked before anything is sent (a wildcard purge lists the keys first)
+        await self._marker(key, KvOperation.PURGE, previous_seq, ttl)
 
     # -- reads ----------------------------------------------------------------------------------------------------
     async def get(self, key: str, *, revision: int | None = None) -> KvEntry | None:
         """The key's latest entry, or the one at ``revision``; None when there is none (a DEL or PURGE marker is an
-        entry: check its ``operation``).
+        entry: check its ``operation``; so is a marker the server left for a key whose TTL passed, a PURGE).
 
         Raises:
             InvalidKeyError: ``key`` is not a valid key.
@@ -678,7 +754,8 @@ class KV:
         resume_from_revision: int | None = None,
         on_initialized: Callable[[], object] | None = None,
     ) -> KvWatcher:
-        """Latest entry per key, then live updates (or all history first, or only updates). ``on_initialized`` is
+        """Latest entry per key, then live updates (or all history first, or only updates); a key removed by its TTL
+        or the bucket's maximum age shows as a PURGE entry on a bucket with ``limit_marker_ttl``. ``on_initialized`` is
         called once the initial state is delivered (at once when there is none); a coroutine (or any awaitable) it
         returns is awaited on a task of the connection, and an exception it raises is reported as a
         ``CALLBACK_ERROR`` status.
@@ -865,13 +942,18 @@ async def open_kv(
     allow_direct: bool | None = None,
     mirror: StreamSource | None = None,
     sources: Sequence[StreamSource] | None = None,
+    limit_marker_ttl: float | None = None,
 ) -> KV:
     """Bind to the bucket, creating its stream with the ADR-8 configuration when it does not exist. With
-    ``bind_only`` the bucket must exist: it is never created (a misspelt name raises instead).
+    ``bind_only`` the bucket must exist: it is never created (a misspelt name raises instead). ``limit_marker_ttl``
+    (seconds, at least 1; None or 0: none) allows per-key TTLs and makes the server leave a marker, kept that long,
+    when a key's TTL or the bucket's ``ttl`` removes it (ADR-48): the stream gets ``allow_msg_ttl`` and
+    ``subject_delete_marker_ttl``.
 
     Raises:
         InvalidNameError: ``bucket`` is not a valid bucket name.
-        InvalidOptionError: ``history`` is not in 1..64, or both ``mirror`` and ``sources`` are given.
+        InvalidOptionError: ``history`` is not in 1..64, both ``mirror`` and ``sources`` are given, or
+            ``limit_marker_ttl`` is not a number of seconds of at least 1 (nor None or 0).
         JetStreamApiError: the server refused to create the bucket's stream.
         ConnectionClosedError: the connection is closed (also while waiting).
         ConnectionDrainingError: the connection is draining.
@@ -884,6 +966,7 @@ async def open_kv(
         raise InvalidOptionError(f"history must be between 1 and {_MAX_HISTORY}")
     if mirror is not None and sources:
         raise InvalidOptionError("a bucket is either a mirror or has sources, not both")
+    marker_ttl = _limit_marker_ttl(limit_marker_ttl)
     streams = StreamAPI(js)
     name = f"KV_{bucket}"
     if bind_only:
@@ -911,6 +994,9 @@ async def open_kv(
             republish=republish,
             metadata=metadata,
         )
+        if marker_ttl is not None:
+            created.allow_msg_ttl = True
+            created.subject_delete_marker_ttl = marker_ttl
         if mirror is not None:
             created.mirror = _kv_source(mirror, None)
             created.mirror_direct = True

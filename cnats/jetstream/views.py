@@ -51,13 +51,17 @@ class Views:
         sources: Sequence[StreamSource] | None = None,
         allow_direct: bool | None = None,
         metadata: Mapping[str, str] | None = None,
+        limit_marker_ttl: float | None = None,
     ) -> KV:
         """The bucket's KV, creating its stream (``KV_<bucket>``) if missing; an existing one is used as is. With
-        ``bind_only`` the bucket must exist (it is never created).
+        ``bind_only`` the bucket must exist (it is never created). ``limit_marker_ttl`` (seconds, at least 1; server
+        2.11+) allows per-key TTLs (``kv.create(..., ttl=)``, ``kv.purge(..., ttl=)``) and makes the server leave a
+        PURGE marker, kept that long, when a key expires.
 
         Raises:
             InvalidNameError: ``bucket`` is not a valid bucket name.
-            InvalidOptionError: ``history`` is not in 1..64, or both ``mirror`` and ``sources`` are given.
+            InvalidOptionError: ``history`` is not in 1..64, both ``mirror`` and ``sources`` are given, or
+                ``limit_marker_ttl`` is not a number of seconds of at least 1 (nor None or 0).
             JetStreamApiError: the server refused to create the bucket's stream.
             ConnectionClosedError: the connection is closed (also while waiting).
             ConnectionDrainingError: the connection is draining.
@@ -85,6 +89,7 @@ class Views:
             allow_direct=allow_direct,
             mirror=mirror,
             sources=sources,
+            limit_marker_ttl=limit_marker_ttl,
         )
 
     async def os(

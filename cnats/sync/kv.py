@@ -52,17 +52,19 @@ class SyncKV:
         """
         return self._ctx.call(self._kv.put(key, value, previous_seq=previous_seq))
 
-    def create(self, key: str, value: Value) -> int:
-        """Write ``key`` only if it does not exist (a deleted or purged key does not); the new revision.
+    def create(self, key: str, value: Value, *, ttl: float | None = None) -> int:
+        """Write ``key`` only if it does not exist (a deleted or purged key does not); the new revision. ``ttl``: the
+        key's own time to live in whole seconds, on a bucket made with ``limit_marker_ttl``.
 
         Raises:
             InvalidKeyError: ``key`` is not a valid key.
             WrongLastSequenceError: the key exists.
             ConnectionClosedError: the connection is closed (also while waiting).
-            InvalidOptionError: this thread runs an event loop.
+            InvalidOptionError: ``ttl`` is not a whole number of seconds of at least 1, or this thread runs an event
+                loop.
             NatsError: any other error of the asyncio `KV.create`.
         """
-        return self._ctx.call(self._kv.create(key, value))
+        return self._ctx.call(self._kv.create(key, value, ttl=ttl))
 
     def update(self, key: str, value: Value, version: int) -> int:
         """Write ``key`` only if its latest revision is ``version``; the new revision.
@@ -88,17 +90,19 @@ class SyncKV:
         """
         self._ctx.call(self._kv.delete(key, previous_seq=previous_seq))
 
-    def purge(self, key: str, *, previous_seq: int | None = None) -> None:
+    def purge(self, key: str, *, previous_seq: int | None = None, ttl: float | None = None) -> None:
         """Write a PURGE marker and remove the key's earlier revisions; a key with wildcards purges every match.
+        ``ttl``: the marker's own time to live in whole seconds, on a bucket made with ``limit_marker_ttl``.
 
         Raises:
             InvalidKeyError: ``key`` is not a valid key (or key filter).
             WrongLastSequenceError: ``previous_seq`` is not the key's latest revision.
             ConnectionClosedError: the connection is closed (also while waiting).
-            InvalidOptionError: this thread runs an event loop.
+            InvalidOptionError: ``ttl`` is not a whole number of seconds of at least 1, or this thread runs an event
+                loop.
             NatsError: any other error of the asyncio `KV.purge`.
         """
-        self._ctx.call(self._kv.purge(key, previous_seq=previous_seq))
+        self._ctx.call(self._kv.purge(key, previous_seq=previous_seq, ttl=ttl))
 
     # -- reads ------------------------------------------------------------------------------------------------------
     def get(self, key: str, *, revision: int | None = None) -> KvEntry | None:
