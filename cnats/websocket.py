@@ -14,7 +14,7 @@ import ssl
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidOptionError, NatsConnectionRefusedError
+from .errors import InvalidOptionError, NatsConnectionRefusedError, ProtocolError
 
 try:
     from websockets.client import ClientProtocol
@@ -102,6 +102,7 @@ class _SocketProtocol(asyncio.Protocol):
         self.transport: WebSocketTransport | None = None  # the inner protocol's transport, once upgraded
         self.opened: asyncio.Future[None] = loop.create_future()
         self.opened.add_done_callback(_retrieve)
+        self._reported = False  # a broken frame was reported to the inner protocol
         # the inner protocol reads through a buffer of its own (BufferedProtocol) or takes bytes (Protocol)
         self._feed = self._buffered_feed if isinstance(inner, asyncio.BufferedProtocol) else inner.data_received  # type: ignore[attr-defined]
 
@@ -145,6 +146,12 @@ class _SocketProtocol(asyncio.Protocol):
             ):
                 self._feed(event.data)
         self.send_pending()
+        if ws.parser_exc is not None and self.transport is not None and not self._reported:
+            # a frame that breaks RFC 6455 is hostile input, reported like a broken NATS frame
+            self._reported = True
+            report = getattr(self.inner, "on_protocol_error", None)
+            if report is not None:
+                report(ProtocolError(f"invalid WebSocket frame from the server: {ws.parser_exc}"))
         if ws.handshake_exc is not None and not self.opened.done():
             exc = ws.handshake_exc
             self.opened.set_exception(NatsConnectionRefusedError(f"WebSocket upgrade refused: {exc}"))

@@ -5,6 +5,7 @@ store and services over it, a nats-py TCP peer on the same server, and the optio
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import os
 import socket
@@ -257,3 +258,62 @@ async def test_cluster_discovery_keeps_the_websocket_scheme_and_fails_over() -> 
             finally:
                 watcher.cancel()
                 await asyncio.gather(watcher, return_exceptions=True)
+
+
+# -- a hand-written WebSocket server: input a real nats-server never sends ----------------------------------------
+
+
+class _FakeWebSocketServer:
+    """Accepts the upgrade (or not), then plays ``frames`` (raw bytes, unmasked server frames)."""
+
+    def __init__(self, frames: bytes, *, upgrade: bool = True) -> None:
+        self.frames = frames
+        self.upgrade = upgrade
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request = await reader.readuntil(b"\r\n\r\n")
+        if self.upgrade:
+            key = next(
+                line.split(b":", 1)[1].strip()
+                for line in request.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            )
+            accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n" + self.frames
+            )
+        try:
+            await reader.read()  # until the client goes
+        finally:
+            writer.close()
+
+
+def _frame(opcode: int, payload: bytes) -> bytes:
+    assert len(payload) < 126
+    return bytes([0x80 | opcode, len(payload)]) + payload
+
+
+async def test_a_broken_frame_is_a_protocol_error() -> None:
+    info = b'INFO {"server_id":"fake","version":"2.15.0","proto":1,"max_payload":1048576,"headers":true}\r\n'
+    reserved_opcode = _frame(0x3, b"?")  # RFC 6455: opcodes 3-7 are reserved
+    async with _FakeWebSocketServer(_frame(0x2, info) + reserved_opcode) as url:
+        with pytest.raises(cnats.ProtocolError, match="invalid WebSocket frame"):
+            await cnats.connect(url, max_reconnect_attempts=0, timeout=5)
+
+
+async def test_a_server_that_never_upgrades_times_out() -> None:
+    async with _FakeWebSocketServer(b"", upgrade=False) as url:
+        with pytest.raises(cnats.ConnectionTimeoutError):
+            await cnats.connect(url, max_reconnect_attempts=0, timeout=0.5)
