@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +40,12 @@ _json_decode = json.JSONDecoder().decode  # bound once: json.loads re-checks the
 
 def ttl_header(ttl: object) -> str:
     """The ``Nats-TTL`` value of a message TTL: whole seconds, or ``never`` for -1 (``InvalidOptionError`` else)."""
-    if isinstance(ttl, bool) or not isinstance(ttl, (int, float)) or not (ttl == -1 or (ttl >= 1 and ttl == int(ttl))):
+    if (
+        isinstance(ttl, bool)
+        or not isinstance(ttl, (int, float))
+        or not math.isfinite(ttl)
+        or not (ttl == -1 or (ttl >= 1 and ttl == int(ttl)))
+    ):
         raise InvalidOptionError(f"ttl must be a whole number of seconds (at least 1), or -1 for never; got {ttl!r}")
     return "never" if ttl == -1 else str(int(ttl))
 

@@ -171,13 +171,15 @@ class SyncViews:
         sources: Sequence[StreamSource] | None = None,
         allow_direct: bool | None = None,
         metadata: Mapping[str, str] | None = None,
+        limit_marker_ttl: float | None = None,
     ) -> SyncKV:
         """The bucket's Key-Value store, creating it if missing (options as `Views.kv`).
 
         Raises:
             InvalidNameError: ``bucket`` is not a valid bucket name.
-            InvalidOptionError: ``history`` is not in 1..64, both ``mirror`` and ``sources`` are given, or this
-                thread runs an event loop.
+            InvalidOptionError: ``history`` is not in 1..64, both ``mirror`` and ``sources`` are given,
+                ``limit_marker_ttl`` is not a number of seconds of at least 1 (nor None or 0), or this thread runs
+                an event loop.
             JetStreamApiError: the server refused to create the bucket's stream.
             ConnectionClosedError: the connection is closed (also while waiting).
             NatsTimeoutError: no answer within the JetStream timeout.
@@ -204,6 +206,7 @@ class SyncViews:
                 sources=sources,
                 allow_direct=allow_direct,
                 metadata=metadata,
+                limit_marker_ttl=limit_marker_ttl,
             )
         )
         return SyncKV(self._ctx, kv)

@@ -377,7 +377,7 @@ async def test_a_message_ttl_is_sent_as_nats_ttl_and_the_server_expires_the_mess
     await eventually(expired, timeout=10, what="the 1 s message expired")
 
 
-@pytest.mark.parametrize("ttl", [0, 0.5, 1.5, -2, True, "1s"])
+@pytest.mark.parametrize("ttl", [0, 0.5, 1.5, -2, True, "1s", float("inf"), float("nan")])
 async def test_a_message_ttl_must_be_whole_seconds_or_never(
     nc: NatsConnection, js: JetStreamClient, ttl: object
 ) -> None:

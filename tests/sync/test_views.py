@@ -130,3 +130,10 @@ def test_object_store_watch(js: SyncJetStream) -> None:
     assert change is not None and change.name == "x"
     watcher.stop()
     eventually(lambda: list(watcher) == [])
+
+
+def test_kv_limit_marker_ttl_passes_through(snc: SyncConnection) -> None:
+    kv = snc.jetstream().views.kv("SYNCMARK", limit_marker_ttl=5)
+    assert kv.status().limit_marker_ttl == 5.0
+    with pytest.raises(cnats.InvalidOptionError):
+        snc.jetstream().views.kv("SYNCMARK2", limit_marker_ttl=0.5)
