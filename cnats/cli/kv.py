@@ -66,6 +66,7 @@ def _print_status(status: KvStatus, as_json: bool) -> None:
         ("Values", str(status.values)),
         ("History", str(status.history)),
         ("TTL", f"{status.ttl:g} s" if status.ttl else "none"),
+        ("Limit markers", f"{status.limit_marker_ttl:g} s" if status.limit_marker_ttl else "none"),
         ("Storage", status.storage.value),
         ("Replicas", str(status.replicas)),
         ("Size", format_size(status.size)),
@@ -105,6 +106,7 @@ async def _kv(args: argparse.Namespace) -> int:
                 max_bytes=args.max_bytes,
                 max_value_size=args.max_value_size,
                 description=args.description,
+                limit_marker_ttl=args.limit_marker_ttl,
             )
             _print_status(await kv.status(), args.json)
             return 0
@@ -219,6 +221,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add.add_argument("--max-bytes", type=int, default=-1, metavar="N", help="bucket size limit (default unlimited)")
     add.add_argument("--max-value-size", type=int, default=-1, metavar="N", help="value size limit")
     add.add_argument("--description")
+    add.add_argument(
+        "--limit-marker-ttl",
+        type=float,
+        metavar="SEC",
+        help="leave a marker for SEC seconds where a key expires or is purged (enables per-key TTLs)",
+    )
     add_format_options(add, raw=False)
 
     for name, help in (

@@ -30,6 +30,13 @@ def test_add_prints_the_status_and_ls_lists_buckets(cli: Cli) -> None:
     assert {s["bucket"]: s["history"] for s in statuses} == {"cfg": 3, "other": 1}
     status = json.loads(cli("kv", "status", "cfg", "--json").out)
     assert status["max_bytes"] == 4096 and status["storage"] == "memory" and status["ttl"] == 60
+    assert "Limit markers:  none\n" in added.out and status["limit_marker_ttl"] == 0
+
+
+def test_add_with_limit_markers(cli: Cli) -> None:
+    added = cli("kv", "add", "marked", "--limit-marker-ttl", "5")
+    assert added.code == 0, added.err
+    assert "Limit markers:  5 s\n" in added.out
 
 
 def test_put_get_create_update(cli: Cli, bucket: str) -> None:
