@@ -33,7 +33,10 @@ __all__ = [
     "JsHeaders",
     "LostStreamData",
     "PeerInfo",
+    "PersistMode",
     "Placement",
+    "PriorityGroupState",
+    "PriorityPolicy",
     "PubAck",
     "PubHeaders",
     "PublishExpect",
@@ -119,6 +122,18 @@ class ReplayPolicy(str, Enum):
 
     INSTANT = "instant"
     ORIGINAL = "original"
+
+
+class PriorityPolicy(str, Enum):
+    """How a pull consumer with priority groups (server 2.11+) chooses among the pulls of a group: no policy,
+    ``overflow`` (a pull may wait until enough is pending), ``pinned_client`` (one client gets everything until it goes
+    quiet or is unpinned) or ``prioritized`` (server 2.12+: pulls of a lower priority number are served first).
+    """
+
+    NONE = "none"
+    OVERFLOW = "overflow"
+    PINNED_CLIENT = "pinned_client"
+    PRIORITIZED = "prioritized"
 
 
 class ConsumerApiAction(str, Enum):
@@ -382,7 +397,7 @@ class ConsumerConfig(JsonModel):
     """The configuration of a consumer: name, delivery and ack policies, filters, limits..."""
 
     _DURATIONS: ClassVar[frozenset[str]] = frozenset(
-        {"ack_wait", "backoff", "idle_heartbeat", "max_expires", "inactive_threshold"}
+        {"ack_wait", "backoff", "idle_heartbeat", "max_expires", "inactive_threshold", "priority_timeout"}
     )
     name: str | None = None
     durable_name: str | None = None
@@ -414,6 +429,21 @@ class ConsumerConfig(JsonModel):
     deliver_group: str | None = None
     metadata: dict[str, str] | None = None
     pause_until: datetime | None = None
+    # server 2.11+: the groups pulls name, how the server chooses among them, and (pinned_client) how long a pinned
+    # client may go without pulling before another is pinned
+    priority_groups: list[str] | None = None
+    priority_policy: PriorityPolicy | None = None
+    priority_timeout: float | None = None
+
+
+@dataclass(kw_only=True)
+class PriorityGroupState(JsonModel):
+    """The state of one priority group of a consumer (``ConsumerInfo.priority_groups``): with the ``pinned_client``
+    policy, the pin id of the client pinned now and since when."""
+
+    group: str
+    pinned_client_id: str | None = None
+    pinned_ts: datetime | None = None
 
 
 @dataclass(kw_only=True)
@@ -445,6 +475,7 @@ class ConsumerInfo(JsonModel):
     ts: datetime | None = None
     paused: bool = False
     pause_remaining: float | None = None
+    priority_groups: list[PriorityGroupState] | None = None
 
 
 @dataclass(kw_only=True)

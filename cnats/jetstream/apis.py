@@ -14,15 +14,18 @@ import contextlib
 import dataclasses
 import functools
 import json
+import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from ..errors import (
     InvalidOptionError,
+    JetStreamApiError,
     MessageNotFoundError,
     NatsError,
     NoRespondersError,
+    ServerOptionNotAvailableError,
     StreamNotFoundError,
     SubscriptionClosedError,
 )
@@ -44,7 +47,18 @@ from .model import format_time
 if TYPE_CHECKING:
     from ..subscription import Subscription
 
-__all__ = ["ConsumerAPI", "DirectStreamAPI", "StreamAPI", "stored_from_direct"]
+__all__ = ["ConsumerAPI", "DirectStreamAPI", "StreamAPI", "check_group", "stored_from_direct"]
+
+_GROUP_NAME = re.compile(r"[A-Za-z0-9/_=-]{1,16}")
+
+
+def check_group(group: object) -> str:
+    """A priority group name: 1 to 16 of ``A-Z a-z 0-9 - _ / =`` (``InvalidOptionError`` otherwise)."""
+    if not isinstance(group, str) or _GROUP_NAME.fullmatch(group) is None:
+        raise InvalidOptionError(
+            f"invalid priority group {group!r}: 1 to 16 characters of A-Z, a-z, 0-9, '-', '_', '/' and '='"
+        )
+    return group
 
 
 def _merge(config: Any, cls: type, fields: dict[str, Any]) -> Any:
@@ -314,6 +328,8 @@ class ConsumerAPI:
         name = cfg.name or cfg.durable_name
         if cfg.name and cfg.durable_name and cfg.name != cfg.durable_name:
             raise InvalidOptionError("name and durable_name must be the same when both are given")
+        for group in cfg.priority_groups or ():
+            check_group(group)
         payload: dict[str, Any] = {"stream_name": stream, "config": cfg.to_dict()}
         if action is not ConsumerApiAction.CREATE_OR_UPDATE:
             payload["action"] = ConsumerApiAction(action).value
@@ -341,10 +357,12 @@ class ConsumerAPI:
         Raises:
             InvalidNameError: ``stream``, or the consumer's ``name`` or ``durable_name``, is not valid.
             InvalidOptionError: ``config`` is not a ``ConsumerConfig``, ``fields`` names a field it does not have,
-                ``name`` and ``durable_name`` differ, or ``deliver_group`` is combined with flow control or idle
-                heartbeats.
+                ``name`` and ``durable_name`` differ, ``deliver_group`` is combined with flow control or idle
+                heartbeats, or a priority group name is not valid (1 to 16 of ``A-Z a-z 0-9 - _ / =``).
             ValueError: ``action`` is not a ``ConsumerApiAction`` value.
             StreamNotFoundError: the stream does not exist.
+            ServerOptionNotAvailableError: the server does not know the ``priority_policy`` given (one newer than
+                the server).
             JetStreamApiError: the server refused the consumer (it exists with another configuration and ``action`` is
                 CREATE, it does not exist and ``action`` is UPDATE, the configuration is not valid...).
             ConnectionClosedError: the connection is closed (also while waiting).
@@ -353,7 +371,11 @@ class ConsumerAPI:
             JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
         """
         subject, payload = self._create_request(stream, config, action, fields)
-        return ConsumerInfo.from_dict(await self._ctx._api(subject, payload))
+        try:
+            return ConsumerInfo.from_dict(await self._ctx._api(subject, payload))
+        except JetStreamApiError as exc:
+            _check_unknown_option(exc)
+            raise
 
     async def add_owned(self, stream: str, config: ConsumerConfig) -> ConsumerInfo:
         """``add`` on behalf of an owner that may stop meanwhile (an ordered consumer's recreation, a fetch or consume
@@ -364,9 +386,11 @@ class ConsumerAPI:
 
         Raises:
             InvalidNameError: ``stream``, or the consumer's ``name`` or ``durable_name``, is not valid.
-            InvalidOptionError: ``config`` is not a ``ConsumerConfig``, ``name`` and ``durable_name`` differ, or
-                ``deliver_group`` is combined with flow control or idle heartbeats.
+            InvalidOptionError: ``config`` is not a ``ConsumerConfig``, ``name`` and ``durable_name`` differ,
+                ``deliver_group`` is combined with flow control or idle heartbeats, or a priority group name is not
+                valid.
             StreamNotFoundError: the stream does not exist.
+            ServerOptionNotAvailableError: the server does not know the ``priority_policy`` given.
             JetStreamApiError: the server refused the consumer.
             ConnectionClosedError: the connection is closed (also while waiting).
             ConnectionDrainingError: the connection is draining.
@@ -384,7 +408,11 @@ class ConsumerAPI:
             raise
         except NoRespondersError:
             raise not_enabled() from None
-        return ConsumerInfo.from_dict(self._ctx._api_answer(msg))
+        try:
+            return ConsumerInfo.from_dict(self._ctx._api_answer(msg))
+        except JetStreamApiError as exc:
+            _check_unknown_option(exc)
+            raise
 
     def _delete_orphan(self, stream: str, future: asyncio.Future[Msg]) -> None:
         """The answer of an ``add_owned`` whose caller gave up: delete what it created."""
@@ -421,6 +449,7 @@ class ConsumerAPI:
                 is not a valid combination (see ``add``).
             StreamNotFoundError: the stream does not exist.
             ConsumerNotFoundError: the consumer does not exist.
+            ServerOptionNotAvailableError: the server does not know the ``priority_policy`` given.
             JetStreamApiError: the server refused the change (a setting that cannot be changed...).
             ConnectionClosedError: the connection is closed (also while waiting).
             ConnectionDrainingError: the connection is draining.
@@ -540,6 +569,35 @@ class ConsumerAPI:
         check_name(stream, "stream")
         check_name(name, "consumer")
         return ConsumerPauseResponse.from_dict(await self._ctx._api(f"CONSUMER.PAUSE.{stream}.{name}"))
+
+    async def unpin(self, stream: str, consumer: str, group: str) -> None:
+        """Unpin the client pinned in ``group`` of a ``pinned_client`` consumer (server 2.11+): the server pins
+        another waiting pull (or the same client's next pull) and refuses the old pin id from now on.
+
+        Raises:
+            InvalidNameError: ``stream`` or ``consumer`` is not valid.
+            InvalidOptionError: ``group`` is not a valid priority group name.
+            StreamNotFoundError: the stream does not exist.
+            ConsumerNotFoundError: the consumer does not exist.
+            JetStreamApiError: the server refused (``group`` is not one of the consumer's priority groups: status
+                400, err_code 10160).
+            ConnectionClosedError: the connection is closed (also while waiting).
+            ConnectionDrainingError: the connection is draining.
+            NatsTimeoutError: no answer within the JetStream timeout (a server before 2.11 does not answer).
+            JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+        """
+        check_name(stream, "stream")
+        check_name(consumer, "consumer")
+        check_group(group)
+        await self._ctx._api(f"CONSUMER.UNPIN.{stream}.{consumer}", {"group": group})
+
+
+def _check_unknown_option(exc: JetStreamApiError) -> None:
+    """A consumer create refused because the server does not know a value it was given (a priority policy newer
+    than the server) raises ``ServerOptionNotAvailableError`` (the server's error as its cause); any other refusal
+    is left to the caller."""
+    if exc.err_code == 10025 and "unknown priority policy" in exc.description:
+        raise ServerOptionNotAvailableError(f"the server does not support this option: {exc.description}") from exc
 
 
 def stored_from_direct(msg: Msg, stream_hint: str) -> StoredMsg:

@@ -30,6 +30,7 @@ from ..errors import (
     ConnectionClosedError,
     ConsumerNotFoundError,
     InvalidOptionError,
+    JetStreamApiError,
     JetStreamIdleHeartbeatError,
     NatsError,
     NoRespondersError,
@@ -40,8 +41,8 @@ from ..headers import Headers
 from ..lifecycle import current_task
 from ..nuid import nuid
 from ..protocol import MessageQueue, MessagesBase, OrderedCursor, PullerBase
-from .api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, ReplayPolicy
-from .apis import ConsumerAPI, StreamAPI
+from .api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, PriorityPolicy, ReplayPolicy
+from .apis import ConsumerAPI, StreamAPI, check_group
 from .context import JetStreamContext, check_name
 from .jsmsg import JsMsg
 from .model import seconds_to_ns
@@ -115,6 +116,54 @@ JsCallback = Callable[[JsMsg], Awaitable[None] | None]
 # NoRespondersError: a consumer just made (by this client or another) is not known at once on every server.
 _UNANSWERED_RETRIES = 3
 _UNANSWERED_FIRST_DELAY = 0.05
+
+
+# A fetch whose pull lost its pin (status 423) pulls again for what is left of its time, unless less than this is.
+_MIN_REPULL_TIME = 0.5
+
+
+@dataclass(frozen=True)
+class _PullGroup:
+    """The priority-group fields of a puller's pulls (server 2.11+), and whether its consumer pins a client."""
+
+    group: str
+    min_pending: int | None
+    min_ack_pending: int | None
+    priority: int | None
+    pinned: bool
+
+    def tail(self) -> bytes:
+        """The group's fields as the end of a pull request's JSON (``,"group":...``)."""
+        fields: dict[str, Any] = {"group": self.group}
+        if self.min_pending is not None:
+            fields["min_pending"] = self.min_pending
+        if self.min_ack_pending is not None:
+            fields["min_ack_pending"] = self.min_ack_pending
+        if self.priority is not None:
+            fields["priority"] = self.priority
+        return b"," + json.dumps(fields, separators=(",", ":")).encode()[1:-1]
+
+
+def _count(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidOptionError(f"{what} must be a positive integer, got {value!r}")
+    return value
+
+
+def _pull_group(
+    group: str | None, min_pending: int | None, min_ack_pending: int | None, priority: int | None, pinned: bool
+) -> _PullGroup:
+    """The checked priority-group options of a pull."""
+    if group is None:
+        raise InvalidOptionError("min_pending, min_ack_pending and priority need a priority group (group=...)")
+    check_group(group)
+    if min_pending is not None:
+        _count(min_pending, "min_pending")
+    if min_ack_pending is not None:
+        _count(min_ack_pending, "min_ack_pending")
+    if priority is not None and (isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 9):
+        raise InvalidOptionError(f"priority must be an integer from 0 to 9, got {priority!r}")
+    return _PullGroup(group, min_pending, min_ack_pending, priority, pinned)
 
 
 def _pull_options(
@@ -228,6 +277,12 @@ class _Puller(PullerBase):
 
     def _name(self) -> str:
         return f"{self._consumer.stream}/{self._consumer.name}"
+
+    def _arrival_hook(self) -> Callable[[JsMsg], None] | None:
+        return self._on_arrival
+
+    def _set_arrival_hook(self, hook: Callable[[JsMsg], None] | None) -> None:
+        self._on_arrival = hook
 
     # -- pulling ------------------------------------------------------------------------------------------------
     def _pull(self, batch: int, max_bytes: int | None) -> None:
@@ -424,6 +479,12 @@ class _Puller(PullerBase):
             self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, f"{code} {description}"))
             self._refill()
             return
+        if code == 400:
+            # The server refused the pull itself (a priority group missing or not the consumer's, an option the
+            # consumer's policy does not take...): every later pull would be refused the same way.
+            self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, f"{code} {description}"))
+            self._end(JetStreamApiError(description, status=code, description=description))
+            return
         if code == 503:
             # Nobody took the pull (JetStream, the stream or the consumer is gone): a fetch ends with the error; a
             # consume forgets the pull and asks again when its heartbeat timer says nothing came.
@@ -577,6 +638,103 @@ class _Puller(PullerBase):
         await asyncio.shield(self._closed)
 
 
+class _GroupPuller(_Puller):
+    """A puller whose pulls name a priority group (server 2.11+). Its requests are formatted from the group's fields
+    and, on a ``pinned_client`` consumer, the pin id: the one the server put on the messages (``Nats-Pin-Id``), kept
+    by the ``Consumer`` and sent with every later pull of it. A pull refused for its pin (status 423: the server
+    pinned someone else, or nobody yet) forgets the pin and is asked again without one. Only these pullers read the
+    headers of what arrives (``_note_pin``, as the arrival hook), and only on a pinned consumer.
+    """
+
+    def __init__(self, consumer: Consumer, *, group: _PullGroup, **options: Any) -> None:
+        super().__init__(consumer, **options)
+        self._group = group
+        self._group_tail = group.tail()
+        self._timing = self._tail  # expires and idle_heartbeat, as the base formatted them
+        self._deadline = self._loop.time() + self._expires  # a fetch pulls again (423) only within its time
+        self._pin: str | None = None  # the pin id this puller's pulls went with (sent, or seen on their messages)
+        self._user_arrival: Callable[[JsMsg], None] | None = None
+        if group.pinned:
+            self._on_arrival = self._note_pin
+
+    def _arrival_hook(self) -> Callable[[JsMsg], None] | None:
+        return self._user_arrival if self._group.pinned else self._on_arrival
+
+    def _set_arrival_hook(self, hook: Callable[[JsMsg], None] | None) -> None:
+        if self._group.pinned:
+            self._user_arrival = hook  # called by _note_pin
+        else:
+            self._on_arrival = hook
+
+    def _pull(self, batch: int, max_bytes: int | None) -> None:
+        tail = self._timing + self._group_tail
+        if self._group.pinned:
+            pin = self._consumer._pins.get(self._group.group)
+            if pin is not None:
+                self._pin = pin
+                tail += b',"id":' + json.dumps(pin).encode()
+        self._tail = tail
+        super()._pull(batch, max_bytes)
+
+    def _note_pin(self, jsmsg: JsMsg) -> None:
+        headers = jsmsg.headers
+        if headers is not None:
+            pin = headers.get("Nats-Pin-Id")
+            if pin:
+                self._pin = pin
+                self._consumer._pins[self._group.group] = pin
+        hook = self._user_arrival
+        if hook is not None:
+            hook(jsmsg)
+
+    def _on_status(self, code: int, description: str, headers: Headers) -> None:
+        if code != 423:
+            super()._on_status(code, description, headers)
+            return
+        # The pin id is not (or no longer) the server's: forget it (unless a newer one was learned meanwhile) and
+        # pull without it, a candidate for the next pin. "Nats-Wrong-Pin-Id" ends a waiting pull and says what it
+        # still expected; "Nats-Pin-Id mismatch" refuses a pull as it arrives, all of it.
+        self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, f"{code} {description}"))
+        pins = self._consumer._pins
+        if self._pin is not None and pins.get(self._group.group) == self._pin:
+            del pins[self._group.group]
+        self._pin = None
+        left = headers.get("Nats-Pending-Messages")
+        if not self._continuous:
+            self._pull_rest()
+            return
+        if left:
+            self._pending_msgs = max(0, self._pending_msgs - int(left))
+            self._pending_bytes = max(0, self._pending_bytes - int(headers.get("Nats-Pending-Bytes") or 0))
+        else:
+            # which pull was refused is not said: ask again for everything
+            self._pending_msgs = 0
+            self._pending_bytes = 0
+        self._refill()
+
+    def _pull_rest(self) -> None:
+        """A fetch's pull lost its pin: pull again, without a pin id, for what is still missing, within the time
+        the fetch has left (its end comes when too little is left)."""
+        if self._expiry_timer is not None:
+            self._expiry_timer.cancel()
+            self._expiry_timer = None
+        missing = self._max_messages - self.received
+        missing_bytes = None if self._max_bytes is None else self._pending_bytes
+        remaining = self._deadline - self._loop.time()
+        if missing <= 0 or (missing_bytes is not None and missing_bytes <= 0) or remaining < _MIN_REPULL_TIME:
+            self._end(None)
+            return
+        self._pending_msgs = 0
+        self._pending_bytes = 0
+        self._expires = remaining
+        expires_ns = seconds_to_ns(remaining)
+        self._timing = b',"expires":%d' % expires_ns
+        if self._heartbeat:
+            # the server refuses a heartbeat interval over half the expiry
+            self._timing += b',"idle_heartbeat":%d' % min(seconds_to_ns(self._heartbeat), expires_ns // 2)
+        self._pull(missing, missing_bytes)
+
+
 def _stop_dropped(puller: _Puller) -> None:
     """The finalizer of a ConsumerMessages: stop its puller, on the loop (a collection may happen anywhere, even in
     the middle of the connection's own bookkeeping, or on another thread)."""
@@ -624,12 +782,12 @@ class ConsumerMessages(MessagesBase):
 
     @property
     def _on_arrival(self) -> Callable[[JsMsg], None] | None:
-        return self._pull._on_arrival
+        return self._pull._arrival_hook()
 
     @_on_arrival.setter
     def _on_arrival(self, hook: Callable[[JsMsg], None] | None) -> None:
         # (a hook must not reference this ConsumerMessages, or it can no longer be collected unread)
-        self._pull._on_arrival = hook
+        self._pull._set_arrival_hook(hook)
 
     def status(self) -> AsyncIterator[ConsumerStatus]:
         """The status events of these messages (missed heartbeats, a consumer or stream gone, an ordered consumer
@@ -703,6 +861,16 @@ class Consumer:
         self.name = info.name if info is not None else ""
         self._active: _Puller | None = None
         self._ordered_reset_needed = False
+        self._pins: dict[str, str] = {}  # priority group -> the pin id the server gave this consumer object
+
+    def _pull_group(
+        self, group: str | None, min_pending: int | None, min_ack_pending: int | None, priority: int | None
+    ) -> _PullGroup:
+        """The checked priority-group options of a pull (one of them is given); pin ids are kept when the consumer
+        pins a client."""
+        info = self._info
+        pinned = info is not None and info.config.priority_policy == PriorityPolicy.PINNED_CLIENT
+        return _pull_group(group, min_pending, min_ack_pending, priority, pinned)
 
     # hooks the ordered consumer overrides
     def _awaiting_replacement(self) -> bool:
@@ -743,15 +911,27 @@ class Consumer:
         """
         return await ConsumerAPI(self._ctx).delete(self.stream, self.name)
 
-    async def next(self, *, expires: float = 30.0, idle_heartbeat: float | None = None) -> JsMsg | None:
-        """One message, or None when none arrived before ``expires`` (``idle_heartbeat`` as for ``fetch``).
+    async def next(
+        self,
+        *,
+        expires: float = 30.0,
+        idle_heartbeat: float | None = None,
+        group: str | None = None,
+        min_pending: int | None = None,
+        min_ack_pending: int | None = None,
+        priority: int | None = None,
+    ) -> JsMsg | None:
+        """One message, or None when none arrived before ``expires`` (``idle_heartbeat`` and the priority-group
+        options ``group``, ``min_pending``, ``min_ack_pending`` and ``priority`` as for ``fetch``).
 
         Raises:
-            InvalidOptionError: ``expires`` is less than 1 second, or an ordered consumer is already consuming (or
-                fetching).
+            InvalidOptionError: ``expires`` is less than 1 second, a priority-group option is not valid (see
+                ``fetch``), or an ordered consumer is already consuming (or fetching), or is given a group.
             JetStreamIdleHeartbeatError: heartbeats from the server were missed.
             ConsumerNotFoundError: the consumer was deleted.
             NoRespondersError: nothing took the pull request (the consumer or its stream is gone).
+            JetStreamApiError: the server refused the pull request (status 400: a priority group missing, not one of
+                the consumer's, or an option its priority policy does not take).
             StreamNotFoundError: an ordered consumer's stream does not exist.
             JetStreamApiError: the server refused to create an ordered consumer's server consumer.
             ConnectionClosedError: the connection is closed (also while waiting).
@@ -759,7 +939,15 @@ class Consumer:
             NatsTimeoutError: no answer within the JetStream timeout.
             JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
         """
-        messages = await self.fetch(max_messages=1, expires=expires, idle_heartbeat=idle_heartbeat)
+        messages = await self.fetch(
+            max_messages=1,
+            expires=expires,
+            idle_heartbeat=idle_heartbeat,
+            group=group,
+            min_pending=min_pending,
+            min_ack_pending=min_ack_pending,
+            priority=priority,
+        )
         async for msg in messages:
             await messages.close()
             return msg
@@ -785,13 +973,27 @@ class Consumer:
         max_bytes: int | None = None,
         expires: float = 30.0,
         idle_heartbeat: float | None = None,
+        group: str | None = None,
+        min_pending: int | None = None,
+        min_ack_pending: int | None = None,
+        priority: int | None = None,
     ) -> ConsumerMessages:
         """At most ``max_messages`` messages (or ``max_bytes`` bytes) with one pull request, as an iterator that ends
         once they are received or ``expires`` seconds passed.
 
+        On a consumer with priority groups (server 2.11+) every pull names one of them: ``group``. With the
+        ``overflow`` policy the pull is served only while the consumer has at least ``min_pending`` messages
+        pending or ``min_ack_pending`` acknowledgements outstanding (either suffices); with ``prioritized``, pulls
+        of a lower ``priority`` (0 to 9, default 0) are served first. With ``pinned_client`` the server pins one
+        client: this consumer object keeps the pin id its messages carry and sends it with its later pulls; a pull
+        whose pin the server no longer honours (status 423) is asked again without it, within ``expires``.
+
         Raises:
             InvalidOptionError: both ``max_messages`` and ``max_bytes`` are given, one is not positive, ``expires`` is
-                less than 1 second, or an ordered consumer is already consuming (or fetching).
+                less than 1 second, ``min_pending``, ``min_ack_pending`` or ``priority`` is given without ``group``,
+                ``group`` is not a valid group name (1 to 16 of ``A-Z a-z 0-9 - _ / =``), ``min_pending`` or
+                ``min_ack_pending`` is not a positive integer, ``priority`` is not an integer from 0 to 9, or an
+                ordered consumer is already consuming (or fetching), or is given a group.
             StreamNotFoundError: an ordered consumer's stream does not exist.
             JetStreamApiError: the server refused to create an ordered consumer's server consumer.
             ConnectionClosedError: the connection is closed (also while waiting).
@@ -801,11 +1003,27 @@ class Consumer:
             JetStreamIdleHeartbeatError: while iterating, heartbeats from the server were missed.
             ConsumerNotFoundError: while iterating, the consumer was deleted.
             NoRespondersError: while iterating, nothing took the pull request (the consumer or its stream is gone).
+            JetStreamApiError: while iterating, the server refused the pull request (status 400: a priority group
+                missing, not one of the consumer's, or an option its priority policy does not take).
             NatsError: while iterating, the connection closed with an error (a fatal close): that error.
         """
         msgs, nbytes, exp, hb = _pull_options(max_messages, max_bytes, expires, idle_heartbeat)
+        grouped = group is not None or min_pending is not None or min_ack_pending is not None or priority is not None
+        pull_group = self._pull_group(group, min_pending, min_ack_pending, priority) if grouped else None
         await self._prepare()
-        pull = _Puller(self, continuous=False, max_messages=msgs, max_bytes=nbytes, expires=exp, idle_heartbeat=hb)
+        pull: _Puller
+        if pull_group is None:
+            pull = _Puller(self, continuous=False, max_messages=msgs, max_bytes=nbytes, expires=exp, idle_heartbeat=hb)
+        else:
+            pull = _GroupPuller(
+                self,
+                group=pull_group,
+                continuous=False,
+                max_messages=msgs,
+                max_bytes=nbytes,
+                expires=exp,
+                idle_heartbeat=hb,
+            )
         return self._messages(pull)
 
     async def consume(
@@ -820,6 +1038,10 @@ class Consumer:
         callback: JsCallback | None = None,
         abort_on_missing_resource: bool = False,
         bind: bool = False,
+        group: str | None = None,
+        min_pending: int | None = None,
+        min_ack_pending: int | None = None,
+        priority: int | None = None,
     ) -> ConsumerMessages:
         """Messages as they come, pulled ahead of the reader. ``callback`` may be a plain function (run inline),
         a coroutine function, or anything whose call returns an awaitable (awaited, in order, one at a time); an
@@ -829,32 +1051,42 @@ class Consumer:
         ``abort_on_missing_resource`` is set: then the iteration ends with ``ConsumerNotFoundError`` or
         ``StreamNotFoundError``.
 
+        ``group``, ``min_pending``, ``min_ack_pending`` and ``priority`` go with every pull, as for ``fetch``. On a
+        ``pinned_client`` consumer the pin id is kept and sent with every later pull; when the server refuses it
+        (status 423, reported as a debug status event) the pulls go on without it, candidates for the next pin.
+
         Raises:
             InvalidOptionError: both ``max_messages`` and ``max_bytes`` are given, one is not positive, ``expires`` is
-                less than 1 second, or an ordered consumer is given ``bind`` or is already fetching (or consuming).
+                less than 1 second, a priority-group option is not valid (see ``fetch``), or an ordered consumer is
+                given ``bind`` or a group, or is already fetching (or consuming).
             StreamNotFoundError: an ordered consumer's stream does not exist.
             JetStreamApiError: the server refused to create an ordered consumer's server consumer.
             ConnectionClosedError: the connection is closed (also while waiting).
             ConnectionDrainingError: the connection is draining.
             NatsTimeoutError: no answer within the JetStream timeout.
             JetStreamNotEnabledError: JetStream is not enabled for the account, or nothing answers the API.
+            JetStreamApiError: while iterating, the server refused a pull request (status 400: a priority group
+                missing, not one of the consumer's, or an option its priority policy does not take); it ends the
+                iteration.
             NatsError: while iterating, the connection closed with an error (a fatal close): that error.
         """
         msgs, nbytes, exp, hb = _pull_options(max_messages, max_bytes, expires, idle_heartbeat)
+        grouped = group is not None or min_pending is not None or min_ack_pending is not None or priority is not None
+        pull_group = self._pull_group(group, min_pending, min_ack_pending, priority) if grouped else None
         if not bind:
             await self._prepare()
-        pull = _Puller(
-            self,
-            continuous=True,
-            max_messages=msgs,
-            max_bytes=nbytes,
-            expires=exp,
-            idle_heartbeat=hb,
-            threshold_messages=threshold_messages,
-            threshold_bytes=threshold_bytes,
-            callback=callback,
-            abort_on_missing_resource=abort_on_missing_resource,
-        )
+        options: dict[str, Any] = {
+            "continuous": True,
+            "max_messages": msgs,
+            "max_bytes": nbytes,
+            "expires": exp,
+            "idle_heartbeat": hb,
+            "threshold_messages": threshold_messages,
+            "threshold_bytes": threshold_bytes,
+            "callback": callback,
+            "abort_on_missing_resource": abort_on_missing_resource,
+        }
+        pull = _Puller(self, **options) if pull_group is None else _GroupPuller(self, group=pull_group, **options)
         return self._messages(pull)
 
     def __repr__(self) -> str:
@@ -940,6 +1172,11 @@ class OrderedConsumer(Consumer):
     async def _prepare(self) -> None:
         await self._create()
 
+    def _pull_group(
+        self, group: str | None, min_pending: int | None, min_ack_pending: int | None, priority: int | None
+    ) -> _PullGroup:
+        raise InvalidOptionError("the ordered consumer has no priority groups")
+
     async def _before_repull(self) -> None:
         active = self._active
         await self._create(active)
@@ -954,7 +1191,13 @@ class OrderedConsumer(Consumer):
         max_bytes: int | None = None,
         expires: float = 30.0,
         idle_heartbeat: float | None = None,
+        group: str | None = None,
+        min_pending: int | None = None,
+        min_ack_pending: int | None = None,
+        priority: int | None = None,
     ) -> ConsumerMessages:
+        if group is not None or min_pending is not None or min_ack_pending is not None or priority is not None:
+            self._pull_group(group, min_pending, min_ack_pending, priority)
         if self._mode == "consume":
             raise InvalidOptionError("ordered consumer initialized as consume")
         if self._active is not None:
@@ -967,6 +1210,9 @@ class OrderedConsumer(Consumer):
     async def consume(self, **kwargs: Any) -> ConsumerMessages:
         if kwargs.get("bind"):
             raise InvalidOptionError("bind is not supported by the ordered consumer")
+        group_options = ("group", "min_pending", "min_ack_pending", "priority")
+        if any(kwargs.get(name) is not None for name in group_options):
+            self._pull_group(*(kwargs.get(name) for name in group_options))
         if self._mode == "fetch":
             raise InvalidOptionError("ordered consumer initialized as fetch")
         if self._active is not None:

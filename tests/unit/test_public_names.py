@@ -32,6 +32,8 @@ JETSTREAM_NAMES = [
     "DeliverPolicy",
     "RetentionPolicy",
     "StorageType",
+    "PriorityPolicy",
+    "PriorityGroupState",
     "KV",
     "KvEntry",
     "KvOperation",
