@@ -155,18 +155,39 @@ class SyncConsumer:
         """
         return self._ctx.call(self._consumer.delete())
 
-    def next(self, *, expires: float = 30.0, idle_heartbeat: float | None = None) -> SyncJsMsg | None:
-        """One message, or None when none arrived before ``expires`` seconds (``idle_heartbeat`` as for ``fetch``).
+    def next(
+        self,
+        *,
+        expires: float = 30.0,
+        idle_heartbeat: float | None = None,
+        group: str | None = None,
+        min_pending: int | None = None,
+        min_ack_pending: int | None = None,
+        priority: int | None = None,
+    ) -> SyncJsMsg | None:
+        """One message, or None when none arrived before ``expires`` seconds (``idle_heartbeat`` as for ``fetch``;
+        ``group``, ``min_pending``, ``min_ack_pending`` and ``priority``: the priority group options of the asyncio
+        `Consumer.next`).
 
         Raises:
-            InvalidOptionError: ``expires`` is less than 1 second, an ordered consumer is already reading, or this
-                thread runs an event loop.
+            InvalidOptionError: ``expires`` is less than 1 second, an ordered consumer is already reading, a priority
+                group option is not valid, or this thread runs an event loop.
+            JetStreamApiError: the server refused the pull (a priority group missing or not the consumer's).
             ConsumerNotFoundError: the consumer was deleted.
             NoRespondersError: nothing took the pull request (the consumer or its stream is gone).
             ConnectionClosedError: the connection is closed (also while waiting).
             NatsError: any other error of the asyncio `Consumer.next`.
         """
-        msg = self._ctx.call(self._consumer.next(expires=expires, idle_heartbeat=idle_heartbeat))
+        msg = self._ctx.call(
+            self._consumer.next(
+                expires=expires,
+                idle_heartbeat=idle_heartbeat,
+                group=group,
+                min_pending=min_pending,
+                min_ack_pending=min_ack_pending,
+                priority=priority,
+            )
+        )
         return self._ctx.wrap_js(msg) if msg is not None else None
 
     def fetch(
@@ -176,13 +197,19 @@ class SyncConsumer:
         max_bytes: int | None = None,
         expires: float = 30.0,
         idle_heartbeat: float | None = None,
+        group: str | None = None,
+        min_pending: int | None = None,
+        min_ack_pending: int | None = None,
+        priority: int | None = None,
     ) -> SyncConsumerMessages:
         """At most ``max_messages`` messages (or ``max_bytes`` bytes) with one pull request, as a blocking iterator that
-        ends once they arrived or ``expires`` seconds passed.
+        ends once they arrived or ``expires`` seconds passed (priority group options as for ``next``).
 
         Raises:
             InvalidOptionError: both ``max_messages`` and ``max_bytes`` are given, one is not positive, ``expires`` is
-                less than 1 second, an ordered consumer is already reading, or this thread runs an event loop.
+                less than 1 second, an ordered consumer is already reading, a priority group option is not valid, or
+                this thread runs an event loop.
+            JetStreamApiError: while iterating, the server refused the pull.
             StreamNotFoundError: an ordered consumer's stream does not exist.
             ConnectionClosedError: the connection is closed.
             NatsError: any other error of the asyncio `Consumer.fetch` (while iterating: a deleted consumer, missed
@@ -192,7 +219,14 @@ class SyncConsumer:
 
         def open_fetch() -> Any:
             return self._consumer.fetch(
-                max_messages=max_messages, max_bytes=max_bytes, expires=expires, idle_heartbeat=idle_heartbeat
+                max_messages=max_messages,
+                max_bytes=max_bytes,
+                expires=expires,
+                idle_heartbeat=idle_heartbeat,
+                group=group,
+                min_pending=min_pending,
+                min_ack_pending=min_ack_pending,
+                priority=priority,
             )
 
         return _messages(self._ctx, open_fetch, max_messages or _DEFAULT_BATCH, None)
@@ -209,15 +243,20 @@ class SyncConsumer:
         callback: Callable[[SyncJsMsg], Any] | None = None,
         abort_on_missing_resource: bool = False,
         bind: bool = False,
+        group: str | None = None,
+        min_pending: int | None = None,
+        min_ack_pending: int | None = None,
+        priority: int | None = None,
     ) -> SyncConsumerMessages:
         """Messages as they come, pulled ahead of the reader, as a blocking iterator; with ``callback`` (a plain
         function) each is passed to it on a worker thread of its own, one at a time and in order. Runs until
-        ``stop()``/``close()`` or a fatal error.
+        ``stop()``/``close()`` or a fatal error (priority group options as for ``next``).
 
         Raises:
             InvalidOptionError: both ``max_messages`` and ``max_bytes`` are given, one is not positive, ``expires`` is
                 less than 1 second, an ordered consumer is given ``bind`` or is already reading, ``callback`` is not
-                a plain function, or this thread runs an event loop.
+                a plain function, a priority group option is not valid, or this thread runs an event loop.
+            JetStreamApiError: while iterating, the server refused the pull.
             StreamNotFoundError: an ordered consumer's stream does not exist.
             ConnectionClosedError: the connection is closed.
             NatsError: any other error of the asyncio `Consumer.consume` (while iterating: a fatal close, or with
@@ -236,6 +275,10 @@ class SyncConsumer:
                 threshold_bytes=threshold_bytes,
                 abort_on_missing_resource=abort_on_missing_resource,
                 bind=bind,
+                group=group,
+                min_pending=min_pending,
+                min_ack_pending=min_ack_pending,
+                priority=priority,
             )
 
         return _messages(self._ctx, open_consume, max_messages or _DEFAULT_BATCH, callback)

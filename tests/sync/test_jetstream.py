@@ -208,3 +208,21 @@ def test_drain_lets_a_consume_callback_ack_what_it_received(
         info = other.jetstream_manager().consumers.info("S", "d")
         assert info.num_ack_pending == 0
         assert info.num_pending == 20 - len(handled)
+
+
+def test_priority_group_pulls_through_the_blocking_client(js: SyncJetStream, snc: SyncConnection) -> None:
+    from cnats.jetstream import PriorityPolicy
+
+    _durable(snc, "grouped", priority_groups=["g"], priority_policy=PriorityPolicy.PINNED_CLIENT)
+    for i in range(3):
+        js.publish("s.g", b"%d" % i)
+    consumer = js.consumers.get("S", "grouped")
+    msg = consumer.next(group="g", expires=2)
+    assert msg is not None and msg.headers is not None and msg.headers.get("Nats-Pin-Id")
+    msg.ack()
+    assert [m.data for m in consumer.fetch(max_messages=2, expires=2, group="g")] == [b"1", b"2"]
+    with pytest.raises(cnats.JetStreamApiError):
+        consumer.next(expires=1)  # a pinned-client consumer refuses a pull without its group
+    with pytest.raises(cnats.InvalidOptionError):
+        consumer.next(priority=1)  # the group options need a group
+    snc.jetstream_manager().consumers.unpin("S", "grouped", "g")
