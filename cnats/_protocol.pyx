@@ -1159,19 +1159,36 @@ cdef class _PendingRequest:
 
 @cython.final
 cdef class _DeadlineQueue:
-    """The requests of one timeout value, oldest first, and the one timer for the oldest."""
+    """The requests of one timeout value, oldest first, and the one timer for the oldest. A list read from ``head``
+    (compacted now and then) rather than a deque: appending and looking at the front are then C calls, not method
+    calls, on the path of every request."""
     cdef ReplyMux mux
     cdef object timeout
     cdef double seconds
-    cdef object entries
+    cdef list entries
+    cdef Py_ssize_t head  # entries[:head] have left the queue
     cdef object timer
 
+    cdef inline void _compact(self):
+        if self.head == len(self.entries):
+            del self.entries[:]
+            self.head = 0
+        elif self.head > 1024 and 2 * self.head > len(self.entries):
+            del self.entries[:self.head]
+            self.head = 0
+
+    cdef Py_ssize_t pending(self):
+        return len(self.entries) - self.head
+
     cdef int add(self, _PendingRequest pending) except -1:
-        entries = self.entries
+        cdef list entries = self.entries
+        cdef Py_ssize_t n = len(entries)
         # answered requests leave from the front, so the queue stays about as long as what is in flight (one that
         # was cancelled instead leaves at its deadline)
-        while entries and (<_PendingRequest>entries[0]).future is SETTLED:
-            entries.popleft()
+        while self.head < n and (<_PendingRequest>entries[self.head]).future is SETTLED:
+            self.head += 1
+        if self.head:
+            self._compact()
         pending.deadline = self.mux._time() + self.seconds
         entries.append(pending)
         if self.timer is None:
@@ -1180,17 +1197,20 @@ cdef class _DeadlineQueue:
 
     def _fire(self):
         cdef _PendingRequest pending
+        cdef list entries = self.entries
         self.timer = None
         mux = self.mux
         now = mux._time()
-        entries = self.entries
-        while entries:
-            pending = <_PendingRequest>entries[0]
+        while self.head < len(entries):
+            pending = <_PendingRequest>entries[self.head]
             if pending.deadline > now:
+                self._compact()
                 self.timer = mux._call_at(pending.deadline, self._fire)
                 return
-            entries.popleft()
+            self.head += 1
             mux._expire(pending)
+        del entries[:]
+        self.head = 0
         mux._queues.pop(self.timeout, None)  # nothing in flight with this timeout: forget it
 
     cdef cancel(self):
@@ -1405,7 +1425,7 @@ cdef class ReplyMux:
             queue.mux = self
             queue.timeout = timeout
             queue.seconds = timeout
-            queue.entries = deque()
+            queue.entries = []
             self._queues[timeout] = queue
         else:
             queue = <_DeadlineQueue>found
@@ -1463,7 +1483,7 @@ cdef class ReplyMux:
         cdef _DeadlineQueue queue
         cdef Py_ssize_t n = 0
         for queue in self._queues.values():
-            n += len(queue.entries)
+            n += queue.pending()
         return n
 
     def fail_all(self, error):

@@ -75,6 +75,29 @@ async def test_deadline_fails_late_requests_in_order_with_one_timer_per_timeout(
         await long
 
 
+async def test_answered_requests_leave_the_deadline_queue_from_the_front(core: ModuleType) -> None:
+    # answered requests stay queued until a later request finds them at the front of their queue
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    first = [mux.request(pub, f"a.{i}", b"", None, 5.0) for i in range(2000)]
+    then = [mux.request(pub, f"b.{i}", b"", None, 5.0) for i in range(10)]
+    for i in range(2000):
+        mux(response(core, f"{PREFIX}{i + 1}", b"ok"))
+    assert all(f.done() for f in first) and mux.deadlines_pending() == 2010
+    last = mux.request(pub, "c", b"", None, 5.0)
+    assert mux.deadlines_pending() == 11  # the 2,000 answered ones left; ten and the new one wait
+    for i in range(11):
+        mux(response(core, f"{PREFIX}{2001 + i}", b"%d" % i))
+    assert [(await f).data for f in [*then, last]] == [b"%d" % i for i in range(11)]
+    assert mux.waiters == {}
+    after = mux.request(pub, "d", b"", None, 5.0)
+    assert mux.deadlines_pending() == 1
+    mux.fail_all(ConnectionError("done"))  # cancels the 5 s timer
+    with pytest.raises(ConnectionError):
+        await after
+    pub._wb.take()
+
+
 async def test_a_refused_publish_records_nothing(core: ModuleType) -> None:
     loop = asyncio.get_running_loop()
     pub, mux = publisher(core, loop), mux_of(core, loop)
