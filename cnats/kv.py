@@ -187,16 +187,14 @@ def _operation(headers: Headers | None) -> KvOperation:
 
 
 def _key_ttl(ttl: object) -> str:
-    """The ``Nats-TTL`` value of a key's (or a purge marker's) time to live: whole seconds, at least 1."""
-    if (
-        isinstance(ttl, bool)
-        or not isinstance(ttl, (int, float))
-        or not math.isfinite(ttl)
-        or ttl < 1
-        or ttl != int(ttl)
-    ):
-        raise InvalidOptionError(f"ttl must be a whole number of seconds, at least 1; got {ttl!r}")
-    return ttl_header(ttl)
+    """The ``Nats-TTL`` value of a key's (or a purge marker's) time to live: whole seconds, at least 1 (a message's
+    -1, "never", is not a key's)."""
+    try:
+        if ttl == -1:
+            raise InvalidOptionError("never")
+        return ttl_header(ttl)
+    except InvalidOptionError:
+        raise InvalidOptionError(f"ttl must be a whole number of seconds, at least 1; got {ttl!r}") from None
 
 
 def _limit_marker_ttl(value: object) -> float | None:
