@@ -301,6 +301,7 @@ class NatsConnection(PublisherBase):
             set_sink=self._set_sink,
             send_unsubscribe=self._send_unsubscribe,
             flush=self.flush,
+            write_now=self._flush_pending,
             forget_subscription=self._forget_subscription,
             block_reading=self._block_reading,
             unblock_reading=self._unblock_reading,

@@ -61,6 +61,9 @@ _KEY = re.compile(r"^[-/=.A-Za-z0-9_]+$")
 _OPERATION = "KV-Operation"
 _MARKER_REASON = "Nats-Marker-Reason"
 _MAX_HISTORY = 64
+# Entries a watcher or listing reads ahead of its loop, asked for half a window at a time: replaying a long history
+# is paced by the server's handling of pull requests, so fewer, larger ones (docs/kv.md, "Watching").
+_WATCH_WINDOW = 2048
 
 
 class KvOperation(str, Enum):
@@ -367,10 +370,16 @@ async def open_ordered(
     max_messages: int,
     expires: float,
     idle_heartbeat: float | None = None,
+    threshold_messages: int | None = None,
 ) -> OrderedRead:
     """An ordered consumer of ``stream``, consuming (a child of the connection's scope from now on)."""
     consumer = OrderedConsumer(js, stream, options)
-    messages = await consumer.consume(max_messages=max_messages, expires=expires, idle_heartbeat=idle_heartbeat)
+    messages = await consumer.consume(
+        max_messages=max_messages,
+        expires=expires,
+        idle_heartbeat=idle_heartbeat,
+        threshold_messages=threshold_messages,
+    )
     return OrderedRead(js.port, consumer, messages)
 
 
@@ -730,7 +739,15 @@ class KV:
             opt_start_seq=start_seq,
             headers_only=headers_only or None,
         )
-        return await open_ordered(self._js, self._stream, options, max_messages=256, expires=10.0, idle_heartbeat=5.0)
+        return await open_ordered(
+            self._js,
+            self._stream,
+            options,
+            max_messages=_WATCH_WINDOW,
+            threshold_messages=_WATCH_WINDOW // 2,
+            expires=10.0,
+            idle_heartbeat=5.0,
+        )
 
     async def _listing(
         self, keys: str | Sequence[str], deliver: DeliverPolicy, *, headers_only: bool, ignore_deletes: bool

@@ -51,6 +51,7 @@ class Port:
         "unblock_reading",
         "unobserve_status",
         "wait_reply",
+        "write_now",
     )
 
     loop: asyncio.AbstractEventLoop
@@ -65,6 +66,8 @@ class Port:
     set_sink: Callable[[int, Callable[[Msg], object]], None]
     send_unsubscribe: Callable[[int, int | None], None]
     flush: Callable[..., Awaitable[None]]
+    # Hand what is buffered to the socket now instead of at the end of this event-loop turn (a pull's credit).
+    write_now: Callable[[], None]
     forget_subscription: Callable[..., None]
     block_reading: Callable[[Subscription], None]
     unblock_reading: Callable[[Subscription], None]

@@ -295,6 +295,10 @@ class _Puller(PullerBase):
             self._next_for = consumer.name
             self._next_subject = f"{consumer._ctx.api_prefix}.CONSUMER.MSG.NEXT.{consumer.stream}.{consumer.name}"
         self._nc.publish(self._next_subject, request, reply=self._sub.subject)
+        if self._continuous:
+            # a refill is the server's credit: sent now, not when the reader next yields to the event loop (it
+            # may be taking a long run of queued messages, and the server sits idle without credit meanwhile)
+            self._port.write_now()
         self._pending_msgs += batch
         if max_bytes is not None:
             self._pending_bytes += max_bytes

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
+import threading
 import time
 from typing import Any
 
@@ -36,7 +38,7 @@ from cnats.jetstream import (
 )
 from cnats.jetstream import consumer as consumer_module
 from cnats.jetstream.jsmsg import parse_delivery_info
-from cnats.testing import ChaosProxy
+from cnats.testing import ChaosProxy, NatsServer
 
 
 async def publish_n(js: JetStreamClient, n: int, subject: str = "s.x", start: int = 0) -> None:
@@ -303,6 +305,73 @@ async def test_consume_pulls_only_what_the_reader_takes(js: JetStreamClient, jsm
     assert info.num_ack_pending <= 21
     assert info.num_pending >= 1000 - 21
     await messages.close()
+
+
+class _ThreadRelay:
+    """A TCP relay in threads of its own: it sees what the client writes even while the client's event loop is
+    busy, which an asyncio proxy could not."""
+
+    def __init__(self, upstream: str) -> None:
+        host, port = upstream.rsplit("//", 1)[-1].rsplit(":", 1)
+        self._upstream = (host, int(port))
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"nats://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.from_client = bytearray()
+        self._lock = threading.Lock()
+        self._socks: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            client, _ = self._listener.accept()
+            server = socket.create_connection(self._upstream)
+            self._socks += [client, server]
+            threading.Thread(target=self._copy, args=(client, server, True), daemon=True).start()
+            threading.Thread(target=self._copy, args=(server, client, False), daemon=True).start()
+
+    def _copy(self, src: socket.socket, dst: socket.socket, record: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if record:
+                    with self._lock:
+                        self.from_client += data
+                dst.sendall(data)
+
+    def seen(self, needle: bytes) -> int:
+        with self._lock:
+            return self.from_client.count(needle)
+
+    def close(self) -> None:
+        for sock in [self._listener, *self._socks]:
+            sock.close()
+
+
+async def test_a_refill_is_written_while_the_reader_is_still_taking(
+    nats_server: NatsServer, js: JetStreamClient, jsm: JetStreamManager
+) -> None:
+    # a reader taking queued messages does not yield to the event loop between them; the refill it triggers must
+    # reach the server then, not once the queue is empty (the server would sit idle without credit meanwhile)
+    await durable(js, jsm)
+    await publish_n(js, 100)
+    relay = _ThreadRelay(nats_server.url)
+    nc = await cnats.connect(relay.url)
+    try:
+        consumer = await nc.jetstream().consumers.get("S", "d")
+        messages = await consumer.consume(max_messages=20, threshold_messages=10, expires=5)
+        first = await asyncio.wait_for(messages.__anext__(), 5)
+        await eventually(lambda: messages.pending >= 19)  # the first pull's messages are all queued
+        pulls = relay.seen(b"CONSUMER.MSG.NEXT")
+        # from here on, no await that could yield: each take returns a ready awaitable
+        taken = [first] + [await messages.__anext__() for _ in range(15)]
+        deadline = time.monotonic() + 5
+        while relay.seen(b"CONSUMER.MSG.NEXT") == pulls and time.monotonic() < deadline:
+            time.sleep(0.005)  # blocks the loop on purpose: only a write already made can arrive
+        assert relay.seen(b"CONSUMER.MSG.NEXT") > pulls
+        assert [m.seq for m in taken] == list(range(1, 17))
+        await messages.close()
+    finally:
+        await nc.close()
+        relay.close()
 
 
 async def test_consume_with_plain_callback(js: JetStreamClient, jsm: JetStreamManager) -> None:
