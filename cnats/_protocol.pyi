@@ -1,6 +1,6 @@
 # The interface of the protocol core, shared by the compiled module (_protocol.pyx) and its pure-Python twin
 # (_protocol_py.py). cnats.protocol picks one of them at import time.
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from ._delivery_py import JsMsgBase as JsMsgBase  # JetStream delivery: one interface, typed in the twin
@@ -145,6 +145,8 @@ class AckWindow:
 
 def untrack_while_live(obj: object) -> None: ...
 def retrack(obj: object) -> None: ...
+def hide_owned(roots: Iterable[object], kinds: tuple[type, ...]) -> list[object]: ...
+def reveal(hidden: list[object]) -> None: ...
 
 class HandOff:
     """A blocking connection's publish fast path (see the class docstring in either core)."""

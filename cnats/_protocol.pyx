@@ -9,6 +9,7 @@ and reply, the payload ``bytes`` (the single copy of the data) and the message o
 
 import json
 from collections import deque
+from types import MethodType
 
 cimport cython
 
@@ -26,6 +27,8 @@ cdef extern from "Python.h":
     void PyObject_GC_Track(void* op)
     bint PyObject_IS_GC(object op)
     bint PyObject_GC_IsTracked(object op)
+    Py_ssize_t refcount_of "Py_REFCNT" (PyObject* op)
+    PyObject* list_item "PyList_GET_ITEM" (object lst, Py_ssize_t i)
 
 
 cdef inline void untrack(object obj) noexcept:
@@ -46,6 +49,78 @@ def retrack(obj):
     """Undo ``untrack_while_live``."""
     if PyObject_IS_GC(obj) and not PyObject_GC_IsTracked(obj):
         PyObject_GC_Track(<void*>obj)
+
+
+_CONTAINERS = (dict, list, tuple, set, MethodType)
+
+
+def hide_owned(roots, kinds):
+    """Take off the collector's lists ``roots`` and what only they reach: the machinery a connection's scope holds
+    while it runs (a consumer's puller, a KV read), on which each full collection would otherwise spend a walk per
+    object however many of them are alive. The search goes through builtin containers and instances of ``kinds``;
+    anything else, and anything also referenced from outside (with all it reaches), stays tracked. The same
+    accounting as the collector's: an object is owned when the references from within the set explain its count.
+
+    Returns the hidden objects (in a list hidden too), for ``reveal`` once the scope lets go of the roots (a cycle
+    through them is collectable again then). The list holds them alive until that: replaced parts outlive their use
+    by that long."""
+    import gc
+    cdef list order = [obj for obj in roots if PyObject_IS_GC(obj) and PyObject_GC_IsTracked(obj)]
+    cdef Py_ssize_t n_roots = len(order), i, j, k, n
+    cdef dict index = {id(obj): i for i, obj in enumerate(order)}
+    allowed = _CONTAINERS + tuple(kinds)
+    get_referents = gc.get_referents
+    i = 0
+    while i < len(order):
+        for ref in get_referents(order[i]):
+            if (type(ref) is not type and PyObject_IS_GC(ref) and PyObject_GC_IsTracked(ref)
+                    and id(ref) not in index and isinstance(ref, allowed)):
+                index[id(ref)] = len(order)
+                order.append(ref)
+        i += 1
+        if len(order) > 4096:
+            return []  # not a small private graph: leave it to the collector
+    n = len(order)
+    cdef list internal = [0] * n
+    cdef list edges = [[] for _ in range(n)]
+    for j in range(n):
+        for ref in get_referents(order[j]):
+            found = index.get(id(ref))
+            if found is not None:
+                k = found
+                internal[k] += 1
+                (<list>edges[j]).append(k)
+    ref = None
+    found = None
+    # referenced from outside (beyond the one reference of ``order``): shared, and so is all it reaches
+    cdef list shared = [False] * n
+    cdef list stack = []
+    for j in range(n_roots, n):
+        if refcount_of(list_item(order, j)) - 1 > <Py_ssize_t>internal[j]:
+            shared[j] = True
+            stack.append(j)
+    while stack:
+        j = stack.pop()
+        for k in <list>edges[j]:
+            if k >= n_roots and not shared[k]:
+                shared[k] = True
+                stack.append(k)
+    cdef list hidden = []
+    for j in range(n):
+        if not shared[j]:
+            obj = order[j]
+            PyObject_GC_UnTrack(<void*>obj)
+            hidden.append(obj)
+    PyObject_GC_UnTrack(<void*>hidden)  # held by a root: as private as what it lists
+    return hidden
+
+
+def reveal(list hidden):
+    """Give back to the collector what ``hide_owned`` took (empties ``hidden``)."""
+    for obj in hidden:
+        if not PyObject_GC_IsTracked(obj):
+            PyObject_GC_Track(<void*>obj)
+    hidden.clear()
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.string cimport memchr, memcmp, memcpy, memmove
@@ -1270,13 +1345,15 @@ cdef class PubAckReader:
     """Turns a pipelined publish's acknowledgement into its ``PubAck`` (the pure core's twin always calls ``slow``).
 
     The usual answer, ``{"stream":"S","seq":N}`` without headers, is read here and its ack built without running the
-    dataclass ``__init__`` (its ``__dict__`` is ``defaults`` plus ``stream`` and ``seq``); every other answer
+    dataclass ``__init__`` (``stream`` and ``seq`` set; the other fields read their defaults from the class, or when
+    the class does not hold them, its ``__dict__`` is ``defaults`` plus those two); every other answer
     (errors, duplicates, domains, a no-responders status) goes to ``slow(msg, subject)``. Answers come in runs from
     one stream, so the head of the last one is kept and the next is one comparison and a number."""
 
     cdef object _type
     cdef newfunc _new
     cdef dict _defaults
+    cdef bint _defaults_on_class  # each default is the class attribute of its field: no instance dict needed
     cdef object _slow
     cdef bytes _head  # b'{"stream":"S","seq":' of the last usual answer
     cdef str _stream
@@ -1285,6 +1362,9 @@ cdef class PubAckReader:
         self._type = ack_type
         self._new = (<PyTypeObject*>ack_type).tp_new
         self._defaults = defaults
+        self._defaults_on_class = all(
+            name in ack_type.__dict__ and ack_type.__dict__[name] is value for name, value in defaults.items()
+        )
         self._slow = slow
         self._head = b"\x00"
         self._stream = ""
@@ -1299,10 +1379,17 @@ cdef class PubAckReader:
         if seq < 0:
             return self._slow(msg, subject)
         ack = self._new(self._type, <PyObject*>EMPTY_TUPLE, NULL)
-        fields = PyDict_Copy(self._defaults)
-        fields["stream"] = self._stream
-        fields["seq"] = seq
-        PyObject_GenericSetAttr(ack, "__dict__", fields)  # object's own __setattr__: the dataclass is frozen
+        # object's own __setattr__: the dataclass is frozen
+        if self._defaults_on_class:
+            # two attributes set; the defaulted fields are read from the class, as for any dataclass field left
+            # at its default (no instance dict is made)
+            PyObject_GenericSetAttr(ack, "stream", self._stream)
+            PyObject_GenericSetAttr(ack, "seq", seq)
+        else:
+            fields = PyDict_Copy(self._defaults)
+            fields["stream"] = self._stream
+            fields["seq"] = seq
+            PyObject_GenericSetAttr(ack, "__dict__", fields)
         return ack
 
     cdef long long _simple(self, bytes data):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from operator import attrgetter
 from typing import Any
 
@@ -54,7 +54,9 @@ __all__ = [
     "ReplyMux",
     "SubscriptionBase",
     "WriteBuffer",
+    "hide_owned",
     "retrack",
+    "reveal",
     "untrack_while_live",
 ]
 
@@ -726,6 +728,17 @@ def untrack_while_live(obj: object) -> None:
 
 def retrack(obj: object) -> None:
     """Undo ``untrack_while_live`` (nothing to undo here)."""
+
+
+def hide_owned(roots: Iterable[object], kinds: tuple[type, ...]) -> list[object]:
+    """The compiled core takes a running consumer's private objects off the collector's lists; Python code cannot
+    (nothing is hidden)."""
+    return []
+
+
+def reveal(hidden: list[object]) -> None:
+    """Undo ``hide_owned`` (nothing to undo here)."""
+    hidden.clear()
 
 
 class HandOff:

@@ -140,8 +140,9 @@ class StatusHub(Generic[T]):
     """Fans status events out to every live listener; listeners see no replay of earlier events."""
 
     def __init__(self) -> None:
-        # weak: an iterator its owner dropped without stop() stops receiving (and costing) at once
-        self._listeners: weakref.WeakSet[_StatusIterator[T]] = weakref.WeakSet()
+        # weak: an iterator its owner dropped without stop() stops receiving (and costing) at once. Made on the
+        # first listen: most hubs (one per consumer) are never listened to, and a WeakSet is four tracked objects.
+        self._listeners: weakref.WeakSet[_StatusIterator[T]] | None = None
         self._observers: list[Callable[[T], None]] = []
         self._closed = False
 
@@ -150,11 +151,14 @@ class StatusHub(Generic[T]):
         if self._closed:
             it._end()
         else:
+            if self._listeners is None:
+                self._listeners = weakref.WeakSet()
             self._listeners.add(it)
         return it
 
     def remove(self, it: _StatusIterator[T]) -> None:
-        self._listeners.discard(it)
+        if self._listeners is not None:
+            self._listeners.discard(it)
 
     def observe(self, observer: Callable[[T], None]) -> None:
         """Call ``observer`` synchronously with every later event (for the library's own reactions, such as
@@ -168,13 +172,14 @@ class StatusHub(Generic[T]):
     @property
     def active(self) -> bool:
         """Whether anyone listens or observes (an event nobody would see need not be built)."""
-        return bool(self._observers) or len(self._listeners) > 0
+        return bool(self._observers) or bool(self._listeners)
 
     def emit(self, status: T) -> None:
         """Hand ``status`` to every listener and observer. Never raises: a failing observer is logged, and the
         connection's own bookkeeping (which emits) goes on."""
-        for it in self._listeners:
-            it._put(status)
+        if self._listeners:
+            for it in self._listeners:
+                it._put(status)
         for observer in tuple(self._observers):
             try:
                 observer(status)
@@ -184,6 +189,6 @@ class StatusHub(Generic[T]):
     def close(self) -> None:
         self._closed = True
         self._observers.clear()
-        listeners, self._listeners = list(self._listeners), weakref.WeakSet()
+        listeners, self._listeners = list(self._listeners or ()), None
         for it in listeners:
             it._end()

@@ -45,8 +45,8 @@ from .jetstream.api import (
 from .jetstream.client import ack_head, ack_sequence, ttl_header
 from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
 from .jetstream.manager import DirectStreamAPI, StreamAPI
-from .jetstream.model import parse_time
-from .protocol import KvEntryBase, KvWatchBase
+from .jetstream.model import JsonModel, parse_time
+from .protocol import KvEntryBase, KvWatchBase, OrderedCursor, hide_owned, reveal
 
 if TYPE_CHECKING:
     from .jetstream.client import JetStreamClient
@@ -61,6 +61,8 @@ _KEY = re.compile(r"^[-/=.A-Za-z0-9_]+$")
 _OPERATION = "KV-Operation"
 _MARKER_REASON = "Nats-Marker-Reason"
 _MAX_HISTORY = 64
+# what an OrderedRead keeps to itself, besides builtin containers (see hide_owned): its consumer's options and info
+_READ_PARTS = (OrderedConsumer, OrderedConsumerOptions, JsonModel, OrderedCursor, weakref.ref)
 # Entries a watcher or listing reads ahead of its loop, asked for half a window at a time: replaying a long history
 # is paced by the server's handling of pull requests, so fewer, larger ones (docs/kv.md, "Watching").
 _WATCH_WINDOW = 2048
@@ -284,7 +286,7 @@ class OrderedRead:
     A child of the connection's scope: closing the connection ends it (without an API call). Nothing here refers
     to the view, so a view left early is collected, and ``watch_over`` stops the read then."""
 
-    __slots__ = ("_cleanup", "_ended", "_port", "consumer", "messages", "timer")
+    __slots__ = ("_cleanup", "_ended", "_hidden", "_port", "_view", "consumer", "messages", "timer")
 
     def __init__(self, port: Port, consumer: OrderedConsumer, messages: ConsumerMessages) -> None:
         self._port = port
@@ -294,14 +296,27 @@ class OrderedRead:
         self._ended = False
         self._cleanup: asyncio.Task[None] | None = None
         port.scope.adopt(self)
+        self._view: weakref.ref[object] | None = None
+        self._hidden: list[object] = []
 
     @property
     def ended(self) -> bool:
         return self._ended
 
     def watch_over(self, view: object) -> None:
-        """Stop when ``view`` is garbage-collected."""
-        weakref.finalize(view, _stop_collected, self).atexit = False
+        """Stop when ``view`` is garbage-collected. From now on, what only this read references (its consumer and
+        that consumer's data) is hidden from the collector until the read ends, as a consumer's puller is."""
+        self._view = weakref.ref(view, self._view_collected)
+        if not self._ended:
+            self._hidden = hide_owned((self, self.consumer), _READ_PARTS)
+
+    def _view_collected(self, _: object) -> None:
+        """Stop, on the loop (a collection may happen anywhere, even in the middle of the connection's own
+        bookkeeping, or on another thread)."""
+        if self._ended:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
+            self._port.loop.call_soon_threadsafe(self.stop)
 
     def stop(self, error: Exception | None = None) -> None:
         """End now: the iterator hands out what it holds, then ends (raising ``error`` if given); the server
@@ -330,19 +345,11 @@ class OrderedRead:
 
     def _end(self, error: Exception | None) -> None:
         self._ended = True
+        reveal(self._hidden)
         timer, self.timer = self.timer, None
         if timer is not None:
             timer.cancel()
         self.messages.stop(error)
-
-
-def _stop_collected(read: OrderedRead) -> None:
-    """A view was collected: stop its read, on the loop (a collection may happen anywhere, even in the middle of the
-    connection's own bookkeeping, or on another thread)."""
-    if read.ended:
-        return
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
-        read._port.loop.call_soon_threadsafe(read.stop)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
@@ -387,6 +394,8 @@ class OrderedView:
     """How a view that reads through an ``OrderedRead`` (``self._read``) is ended: ``stop()``, ``await aclose()``,
     or leaving ``async with``."""
 
+    __slots__ = ()
+
     _read: OrderedRead
 
     def stop(self) -> None:
@@ -415,6 +424,8 @@ class KvWatcher(OrderedView, KvWatchBase):
     ``stop()`` (or ``await aclose()``, or leaving ``async with``) ends it: what it holds is handed out, then the
     iterator ends, and its server consumer is deleted. Leaving an ``async for`` by ``break`` or an exception and
     dropping the watcher does the same once it is collected; closing the connection ends it too."""
+
+    __slots__ = ("__weakref__", "_read")  # no __dict__: one object fewer for the collector per watcher
 
     def __init__(self, kv: KV, read: OrderedRead, *, ignore_deletes: bool, ends: bool) -> None:
         super().__init__()

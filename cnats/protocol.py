@@ -51,7 +51,9 @@ if TYPE_CHECKING:  # both cores share one interface (_protocol.pyi); type-check 
         ReplyMux,
         SubscriptionBase,
         WriteBuffer,
+        hide_owned,
         retrack,
+        reveal,
         untrack_while_live,
     )
 else:
@@ -71,7 +73,9 @@ else:
     ReplyMux = core.ReplyMux
     SubscriptionBase = core.SubscriptionBase
     WriteBuffer = core.WriteBuffer
+    hide_owned = core.hide_owned
     retrack = core.retrack
+    reveal = core.reveal
     untrack_while_live = core.untrack_while_live
 DEFAULT_MAX_PAYLOAD: int = core.DEFAULT_MAX_PAYLOAD
 DEFAULT_MAX_CONTROL_LINE: int = core.DEFAULT_MAX_CONTROL_LINE
@@ -97,6 +101,8 @@ __all__ = [
     "SubscriptionBase",
     "WriteBuffer",
     "core",
+    "hide_owned",
     "retrack",
+    "reveal",
     "untrack_while_live",
 ]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import logging
 import weakref
@@ -23,7 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..callbacks import FAILED, Callback, discard_unawaited
 from ..errors import (
@@ -40,12 +41,12 @@ from ..events import Events, Status, StatusHub
 from ..headers import Headers
 from ..lifecycle import current_task
 from ..nuid import nuid
-from ..protocol import MessageQueue, MessagesBase, OrderedCursor, PullerBase
+from ..protocol import MessageQueue, MessagesBase, OrderedCursor, PullerBase, hide_owned, reveal
 from .api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, PriorityPolicy, ReplayPolicy
 from .apis import ConsumerAPI, StreamAPI, check_group
 from .context import JetStreamContext, check_name
 from .jsmsg import JsMsg
-from .model import seconds_to_ns
+from .model import JsonModel, seconds_to_ns
 
 if TYPE_CHECKING:
     from ..subscription import Subscription
@@ -63,6 +64,8 @@ __all__ = [
 logger = logging.getLogger("cnats")
 
 
+# what a puller keeps to itself, besides builtin containers (see hide_owned)
+_PRIVATE_PARTS = (MessageQueue, StatusHub, weakref.WeakSet, weakref.ref, asyncio.Future)
 _RECREATE_RETRY = 0.5  # seconds between attempts to recreate an ordered consumer's server consumer
 
 
@@ -256,6 +259,8 @@ class _Puller(PullerBase):
         self._closed: asyncio.Future[Exception | None] = self._loop.create_future()
         self._status: StatusHub[ConsumerStatus] = StatusHub()
         self._hb_timer: asyncio.TimerHandle | None = None
+        self._hb_due = self._heartbeat_due
+        self._context = contextvars.copy_context()  # what its timers run in
         self._activity = 0  # bumped per arrival and per pull (PullerBase); the heartbeat timer compares it
         self._activity_seen = 0
         self._js_timeout = ctx.options.timeout
@@ -272,8 +277,30 @@ class _Puller(PullerBase):
         if self._queue_callbacks:
             self._start_callback_task(None)
         if continuous:
-            port.observe_status(self._on_connection_status)
+            self._observer = self._on_connection_status  # one bound method, hidden with the rest (_front_made)
+            port.observe_status(self._observer)
         port.scope.adopt(self)
+        self._front: weakref.ref[ConsumerMessages] | None = None
+        self._hidden: list[object] = []
+
+    def _front_made(self, front: ConsumerMessages) -> None:
+        """``front`` is what the user holds: when it is collected unread, stop. Then a consume, which runs for long
+        and is held by the scope until it ends, hides what only it references from the collector: every full
+        collection would walk it (10,000 consumers are a few hundred thousand objects). Given back at the end."""
+        if self._adapter is None:
+            self._front = weakref.ref(front, self._front_collected)
+        if self._continuous and self._live:
+            # (its status observer is listed by the connection, its heartbeat method and context by the loop's timer,
+            # until the puller stops)
+            self._hidden = hide_owned((self, self._observer, self._hb_due, self._context), _PRIVATE_PARTS)
+
+    def _front_collected(self, _: object) -> None:
+        """Stop, on the loop (a collection may happen anywhere, even in the middle of the connection's own
+        bookkeeping, or on another thread)."""
+        if self._done:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
+            self._loop.call_soon_threadsafe(self._dropped)
 
     def _name(self) -> str:
         return f"{self._consumer.stream}/{self._consumer.name}"
@@ -325,7 +352,12 @@ class _Puller(PullerBase):
         self._activity += 1
         if self._hb_timer is None and self._heartbeat and self._live:
             self._activity_seen = self._activity
-            self._hb_timer = self._loop.call_later(self._heartbeat * 2, self._heartbeat_due)
+            self._rearm_heartbeat()
+
+    def _rearm_heartbeat(self) -> None:
+        # one bound method and one context for the puller's life (a consume re-arms for as long as it runs): each
+        # call_later would otherwise make both again, two more objects for the collector per live consumer
+        self._hb_timer = self._loop.call_later(self._heartbeat * 2, self._hb_due, context=self._context)
 
     def _heartbeat_due(self) -> None:
         self._hb_timer = None
@@ -334,7 +366,7 @@ class _Puller(PullerBase):
         if self._activity != self._activity_seen:
             self._missed = 0
             self._activity_seen = self._activity
-            self._hb_timer = self._loop.call_later(self._heartbeat * 2, self._heartbeat_due)
+            self._rearm_heartbeat()
             return
         self._heartbeat_missed()
 
@@ -581,7 +613,7 @@ class _Puller(PullerBase):
         if task is not None and task is not current_task():
             task.cancel()
         if self._continuous:
-            self._port.unobserve_status(self._on_connection_status)
+            self._port.unobserve_status(self._observer)
 
     def _end(self, error: BaseException | None, *, wait_queue: bool = False) -> None:
         """Stop receiving; the iterator ends after what is queued (raising ``error``). ``closed`` resolves now, or
@@ -605,6 +637,7 @@ class _Puller(PullerBase):
             self._closed.set_result(error if isinstance(error, Exception) else None)
             # (a drain's end waits for the queue: until then the connection's close still concerns it)
             self._port.scope.release(self)
+            reveal(self._hidden)
 
     def _dropped(self) -> None:
         """The ConsumerMessages in front was collected unread: stop, and forget what is queued."""
@@ -739,13 +772,15 @@ class _GroupPuller(_Puller):
         self._pull(missing, missing_bytes)
 
 
-def _stop_dropped(puller: _Puller) -> None:
-    """The finalizer of a ConsumerMessages: stop its puller, on the loop (a collection may happen anywhere, even in
-    the middle of the connection's own bookkeeping, or on another thread)."""
-    if puller._done:
-        return
-    with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
-        puller._loop.call_soon_threadsafe(puller._dropped)
+_InfoOrNone = TypeVar("_InfoOrNone", bound="ConsumerInfo | None")
+
+
+def _kept(info: _InfoOrNone) -> _InfoOrNone:
+    """The info a consumer keeps: parsed JSON, plain data that cannot be part of a cycle, so off the collector's
+    lists for good (a process may hold thousands of consumers, and each full collection would walk it)."""
+    if info is not None:
+        hide_owned((info,), (JsonModel,))
+    return info
 
 
 class ConsumerMessages(MessagesBase):
@@ -764,8 +799,7 @@ class ConsumerMessages(MessagesBase):
 
     def __init__(self, pull: _Puller) -> None:
         self._pull = pull
-        if pull._adapter is None:
-            weakref.finalize(self, _stop_dropped, pull).atexit = False
+        pull._front_made(self)
 
     # -- properties ---------------------------------------------------------------------------------------------
     @property
@@ -860,7 +894,7 @@ class Consumer:
 
     def __init__(self, ctx: JetStreamContext, info: ConsumerInfo | None, stream: str) -> None:
         self._ctx = ctx
-        self._info = info
+        self._info = _kept(info)
         self.stream = stream
         self.name = info.name if info is not None else ""
         self._active: _Puller | None = None
@@ -898,8 +932,8 @@ class Consumer:
         """
         if cached and self._info is not None:
             return self._info
-        self._info = await ConsumerAPI(self._ctx).info(self.stream, self.name)
-        return self._info
+        self._info = info = _kept(await ConsumerAPI(self._ctx).info(self.stream, self.name))
+        return info
 
     async def delete(self) -> bool:
         """Delete the consumer on the server; True when the server reports success.
@@ -1157,7 +1191,7 @@ class OrderedConsumer(Consumer):
         if owner is not None and owner._done:
             api.delete_later(self.stream, info.name)
             return
-        self._info = info
+        self._info = _kept(info)
         self.name = cursor.name = info.name
         cursor.expected = 1
         cursor.resetting = False

@@ -17,6 +17,7 @@ from helpers.core import eventually
 from helpers.lifecycle import ApiSpy, Reader, StoppedCheck, cnats_tasks, consumer_names, no_consumers, stop_during_anext
 
 from cnats import CallbackError, Events, NatsConnection, connect
+from cnats import kv as kv_module
 from cnats.jetstream import KV, JetStreamClient, JetStreamManager, KvEntry
 from cnats.testing import NatsServer
 
@@ -78,8 +79,8 @@ async def test_close_ends_a_watch_being_iterated(nats_server: NatsServer) -> Non
 async def test_close_ends_a_history_after_what_it_holds(nats_server: NatsServer) -> None:
     nc = await connect(nats_server.url)
     kv = await nc.jetstream().views.kv(BUCKET, history=2)
-    total = 400
-    for i in range(total):  # more than one pull's worth (256): the history cannot be complete when close comes
+    total = kv_module._WATCH_WINDOW + 400
+    for i in range(total):  # more than one pull's worth: the history cannot be complete when close comes
         nc.publish(f"$KV.{BUCKET}.k{i}", b"v")
     await nc.flush()
     await eventually(lambda: _count(kv, total), what="every entry stored")
