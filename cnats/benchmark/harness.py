@@ -367,7 +367,8 @@ def run_matrix(
                 for name in names:
                     result = Result(name, size)
                     if name in REQUEST_WORKLOADS:
-                        count = requests * (4 if name.startswith("request x100") else 1)
+                        # 100 in flight run at 100k+/s: slices of 5,000 last long enough to be measured
+                        count = requests * (10 if name.startswith("request x100") else 1)
                     elif name in JS_WORKLOADS:
                         count = requests
                     elif name in BULK_JS_WORKLOADS:
