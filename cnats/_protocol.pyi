@@ -175,8 +175,19 @@ class ReplyMux:
 
     prefix: str
     waiters: dict[str, Any]  # token -> a pending request, or an object with deliver(msg) and fail(error)
+    ready: bool
     def __init__(self, loop: Any, prefix: str, timeout_error: type, no_responders_error: type) -> None: ...
     def next_token(self) -> str: ...
+    def bind(self, publisher: PublisherBase, prepare: Callable[[], None]) -> None: ...
+    def publish_acked(
+        self,
+        subject: str,
+        payload: Any,
+        headers: Any,
+        timeout: float,
+        window: AckWindow,
+        transform: Callable[[Any, str], Any],
+    ) -> Awaitable[Any]: ...
     def request(
         self,
         publisher: PublisherBase,

@@ -1137,6 +1137,16 @@ cdef class Parser:
                 except Exception as exc:
                     sub._callback_failed(exc, self._new_msg(data, headers))
                 sub.processed += 1
+            elif sub._queue is None and sub._max is None and type(sub._callback) is ReplyMux:
+                # the shared reply inbox: a publish's acknowledgement needs no Msg (the mux makes one if it does)
+                sub.received += 1
+                if sub._timer is not None:
+                    sub._cancel_timer()
+                try:
+                    (<ReplyMux>sub._callback)._answer_parts(self, self._p_subject, data, headers)
+                except Exception as exc:
+                    sub._callback_failed(exc, self._new_msg(data, headers))
+                sub.processed += 1
             else:
                 sub._deliver(self._new_msg(data, headers))
         else:
@@ -1373,11 +1383,18 @@ cdef class PubAckReader:
         return self._read(<MsgBase?>msg, subject)
 
     cdef object _read(self, MsgBase msg, subject):
-        cdef long long seq = -1
+        ack = None
         if msg.headers is None and type(msg.data) is bytes:
-            seq = self._simple(<bytes>msg.data)
-        if seq < 0:
+            ack = self._usual(<bytes>msg.data)
+        if ack is None:
             return self._slow(msg, subject)
+        return ack
+
+    cdef object _usual(self, bytes data):
+        """The ack of a usual answer (no headers), or None for any other."""
+        cdef long long seq = self._simple(data)
+        if seq < 0:
+            return None
         ack = self._new(self._type, <PyObject*>EMPTY_TUPLE, NULL)
         # object's own __setattr__: the dataclass is frozen
         if self._defaults_on_class:
@@ -1454,6 +1471,11 @@ cdef class ReplyMux:
     cdef dict _queues
     cdef object _timeout_error
     cdef object _no_responders_error
+    # publish_acked's fast path: whether the inbox is subscribed and answers can still arrive (kept by the
+    # connection), the publisher, and what makes the inbox ready or refuses (the connection's, run when not ready)
+    cdef public bint ready
+    cdef PublisherBase _publisher
+    cdef object _prepare
 
     def __init__(self, loop, str prefix, timeout_error, no_responders_error):
         self.prefix = prefix
@@ -1486,10 +1508,27 @@ cdef class ReplyMux:
         """A token no other waiter of this inbox has had (the prefix is unique per connection)."""
         return self._token()
 
+    def bind(self, PublisherBase publisher, prepare):
+        """What ``publish_acked`` publishes through, and what it calls when the inbox is not ``ready`` (it subscribes
+        the inbox and sets ``ready``, or raises)."""
+        self._publisher = publisher
+        self._prepare = prepare
+
+    def publish_acked(self, subject, payload, headers, timeout, AckWindow window, transform):
+        """A pipelined JetStream publish: ``request`` through the bound publisher, with no Python frame in between
+        (the future of ``transform(ack, subject)``, counted in ``window`` until it is settled)."""
+        if not self.ready:
+            self._prepare()
+        return self._request(self._publisher, subject, payload, headers, timeout, window, transform)
+
     def request(self, PublisherBase publisher, subject, payload, headers, timeout, AckWindow window=None,
                 transform=None):
         """Publish a request with a reply subject of this inbox and return the future of its response: the message,
         or ``transform(msg, subject)`` (a pipelined publish's PubAck, counted in ``window`` until it is settled)."""
+        return self._request(publisher, subject, payload, headers, timeout, window, transform)
+
+    cdef object _request(self, PublisherBase publisher, subject, payload, headers, timeout, AckWindow window,
+                         transform):
         cdef _PendingRequest pending
         cdef _DeadlineQueue queue
         cdef PyObject* found
@@ -1529,13 +1568,34 @@ cdef class ReplyMux:
         self._answer(msg)
 
     cdef int _answer(self, MsgBase msg) except -1:
-        cdef _PendingRequest pending
         cdef PyObject* found
         token = PyUnicode_Substring(msg.subject, self._plen, PY_SSIZE_T_MAX)
         found = PyDict_GetItemWithError(self.waiters, token)
         if found is NULL:
             return 0
+        return self._settle(<object>found, token, msg, None)
+
+    cdef int _answer_parts(self, Parser parser, str subject, bytes data, headers) except -1:
+        """What the parser calls for this inbox's messages: a pipelined publish's usual acknowledgement (no
+        headers) becomes its PubAck without a ``Msg`` in between; anything else gets its ``Msg`` made here."""
+        cdef PyObject* found
+        cdef _PendingRequest pending
+        token = PyUnicode_Substring(subject, self._plen, PY_SSIZE_T_MAX)
+        found = PyDict_GetItemWithError(self.waiters, token)
+        if found is NULL:
+            return 0
         waiter = <object>found
+        if headers is None and type(waiter) is _PendingRequest:
+            pending = <_PendingRequest>waiter
+            if type(pending.transform) is PubAckReader:
+                ack = (<PubAckReader>pending.transform)._usual(data)
+                if ack is not None:
+                    return self._settle(waiter, token, None, ack)
+        return self._settle(waiter, token, parser._new_msg(data, headers), None)
+
+    cdef int _settle(self, waiter, token, MsgBase msg, ack) except -1:
+        """``waiter``'s answer: ``msg``, or (msg None) the PubAck already read from it."""
+        cdef _PendingRequest pending
         if type(waiter) is not _PendingRequest:
             waiter.deliver(msg)
             return 0
@@ -1547,6 +1607,9 @@ cdef class ReplyMux:
             window, pending.window = pending.window, None
             (<AckWindow>window)._settled()
         if future.done():
+            return 0
+        if msg is None:
+            future.set_result(ack)
             return 0
         headers = msg.headers
         if headers is not None and headers.code == 503 and not msg.data:

@@ -801,6 +801,10 @@ class PubAckReader:
         return self._slow(msg, subject)
 
 
+def _unbound() -> None:
+    raise RuntimeError("ReplyMux.publish_acked before bind()")
+
+
 class ReplyMux:
     """The shared response inbox of request/reply: one wildcard subscription (``prefix + "*"``) whose messages are
     routed by their last token to what waits for them.
@@ -821,11 +825,29 @@ class ReplyMux:
         self._queues: dict[float, _DeadlineQueue] = {}
         self._timeout_error = timeout_error
         self._no_responders_error = no_responders_error
+        self.ready = False  # the inbox is subscribed and answers can still arrive (kept by the connection)
+        self._publisher: Any = None
+        self._prepare: Callable[[], None] = _unbound
 
     def next_token(self) -> str:
         """A token no other waiter of this inbox has had (the prefix is unique per connection)."""
         self._seq += 1
         return str(self._seq)
+
+    def bind(self, publisher: PublisherBase, prepare: Callable[[], None]) -> None:
+        """What ``publish_acked`` publishes through, and what it calls when the inbox is not ``ready`` (it subscribes
+        the inbox and sets ``ready``, or raises)."""
+        self._publisher = publisher
+        self._prepare = prepare
+
+    def publish_acked(
+        self, subject: str, payload: Any, headers: Any, timeout: float, window: AckWindow, transform: Any
+    ) -> Any:
+        """A pipelined JetStream publish: ``request`` through the bound publisher (the future of
+        ``transform(ack, subject)``, counted in ``window`` until it is settled)."""
+        if not self.ready:
+            self._prepare()
+        return self.request(self._publisher, subject, payload, headers, timeout, window, transform)
 
     def request(
         self,

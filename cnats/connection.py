@@ -58,7 +58,7 @@ from .msg import Msg, to_headers
 from .nuid import nuid
 from .options import Authenticator, ConnectOptions
 from .port import Port
-from .protocol import AckWindow, Parser, PublisherBase, ReplyMux, WriteBuffer, retrack, untrack_while_live
+from .protocol import Parser, PublisherBase, ReplyMux, WriteBuffer, retrack, untrack_while_live
 from .request import RequestManyIterator, RequestStrategy, check_no_responders
 from .servers import ServerAddress, ServerPool
 from .subjects import check_subject
@@ -288,6 +288,7 @@ class NatsConnection(PublisherBase):
         self._reported_error: NatsError | None = None  # what last_error says
         self._resp_sub: Subscription | None = None
         self._mux = ReplyMux(self._loop, f"{options.inbox_prefix}.{nuid.next()}.", NatsTimeoutError, NoRespondersError)
+        self._mux.bind(self, self._ready_mux)  # its publish_acked: the pipelined publish, without a Python frame
         self._weakself = weakref.ref(self)
         self._debug = options.debug
         self._ssl: ssl.SSLContext | None = None
@@ -308,7 +309,7 @@ class NatsConnection(PublisherBase):
             report_slow_consumer=self._report_slow_consumer,
             report_callback_error=self._report_callback_error,
             request_future=self._request_future,
-            publish_acked=self._publish_acked,
+            publish_acked=self._mux.publish_acked,
             reply_prefix=self._mux_inbox,
             reply_token=self._mux.next_token,
             wait_reply=self._mux.add,
@@ -434,6 +435,8 @@ class NatsConnection(PublisherBase):
     def _set_state(self, state: _State) -> None:
         self._state = state
         self._pub_open = state < _State.DRAINING_PUBS
+        if state >= _State.DRAINING_SUBS:
+            self._mux.ready = False  # answers could no longer arrive in the shared inbox
 
     def _raise_closed_or_draining(self) -> None:
         if self._state == _State.CLOSED:
@@ -649,22 +652,13 @@ class NatsConnection(PublisherBase):
         # the mux publishes, then records the future; the response, the deadline or close() settles it
         return self._mux.request(self, subject, payload, headers, timeout)
 
-    def _publish_acked(
-        self,
-        subject: str,
-        payload: bytes | bytearray | memoryview | str,
-        headers: Any,
-        timeout: float,
-        window: AckWindow,
-        transform: Callable[[Msg, str], Any],
-    ) -> Awaitable[Any]:
-        """A pipelined JetStream publish: the future of ``transform(ack, subject)``, counted in ``window`` until the
-        acknowledgement, its deadline or ``close()`` settles it (no Python frame per acknowledgement)."""
+    def _ready_mux(self) -> None:
+        """A pipelined publish found the shared inbox not ready: refuse once answers can no longer arrive (the
+        inbox is being drained, or the connection is closed), else subscribe it."""
         if self._state >= _State.DRAINING_SUBS:
             self._raise_closed_or_draining()
-        if self._resp_sub is None:
-            self._mux_inbox()
-        return self._mux.request(self, subject, payload, headers, timeout, window, transform)
+        self._mux_inbox()
+        self._mux.ready = True
 
     async def _request_no_mux(
         self,
@@ -888,6 +882,7 @@ class NatsConnection(PublisherBase):
                     if sub.subject == err.subject and sub.queue == err.queue:
                         if sub is self._resp_sub:
                             self._resp_sub = None
+                            self._mux.ready = False
                             self._fail_requests(err)
                         sub._abandon(err)
             return

@@ -367,6 +367,7 @@ class JetStreamClient(JetStreamContext):
             )
         # the pipelined publishes awaiting their acknowledgement: counted by the connection's reply inbox
         self._window = AckWindow(self.port.loop, publish_async_max_pending)
+        self._publish_acked = self.port.publish_acked
         self._stall_wait = publish_async_stall_wait
         self.streams = Streams(self)
         self.consumers = Consumers(self)
@@ -565,12 +566,17 @@ class JetStreamClient(JetStreamContext):
         window = self._window
         if window.full:
             await self._room_within_stall_wait()
-        has_extras = headers or msg_id or expect or ttl is not None
-        hdrs = publish_headers(headers, msg_id, expect, ttl) if has_extras else None
+        extras = headers or msg_id or expect or ttl is not None
+        hdrs = publish_headers(headers, msg_id, expect, ttl) if extras else None
         # the reply inbox publishes, then counts the acknowledgement in the window; its answer (parsed into the
         # PubAck there), its deadline or the connection's close settles the future
-        return self.port.publish_acked(  # type: ignore[return-value]
-            subject, payload, hdrs, self._ack_timeout(timeout), window, _READ_PUB_ACK
+        return self._publish_acked(  # type: ignore[return-value]
+            subject,
+            payload,
+            hdrs,
+            self._options.timeout if timeout is None else self._ack_timeout(timeout),
+            window,
+            _READ_PUB_ACK,
         )
 
     async def _room_within_stall_wait(self) -> None:
