@@ -348,6 +348,9 @@ cdef class PullerBase:
     cdef public long long _threshold_messages
     cdef public long long _threshold_bytes
     cdef public long long _activity  # bumped by every arrival and pull: the heartbeat timer compares it
+    # a C field, not the instance dict: re-armed for as long as a consume runs, it would put that (hidden) dict back
+    # on the collector's lists every time
+    cdef public object _hb_timer
     cdef public bint _done
     cdef public bint _refilling
     cdef public bint _continuous

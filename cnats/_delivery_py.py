@@ -211,6 +211,7 @@ class PullerBase:
     _threshold_messages: int
     _threshold_bytes: int
     _activity: int
+    _hb_timer: Any
     _done: bool
     _refilling: bool
     _continuous: bool

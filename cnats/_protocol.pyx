@@ -28,6 +28,7 @@ cdef extern from "Python.h":
     bint PyObject_IS_GC(object op)
     bint PyObject_GC_IsTracked(object op)
     Py_ssize_t refcount_of "Py_REFCNT" (PyObject* op)
+    bint PyWeakref_Check(object op)
     PyObject* list_item "PyList_GET_ITEM" (object lst, Py_ssize_t i)
 
 
@@ -54,6 +55,13 @@ def retrack(obj):
 _CONTAINERS = (dict, list, tuple, set, MethodType)
 
 
+cdef inline bint _hideable(obj):
+    """Tracked, and not a weak reference: when the referent of a weak reference with a callback becomes cyclic
+    garbage, the collector moves that reference between its own lists, which it may only do with a tracked one
+    (an untracked one crashes the interpreter there)."""
+    return PyObject_IS_GC(obj) and PyObject_GC_IsTracked(obj) and not PyWeakref_Check(obj)
+
+
 def hide_owned(roots, kinds):
     """Take off the collector's lists ``roots`` and what only they reach: the machinery a connection's scope holds
     while it runs (a consumer's puller, a KV read), on which each full collection would otherwise spend a walk per
@@ -65,7 +73,7 @@ def hide_owned(roots, kinds):
     through them is collectable again then). The list holds them alive until that: replaced parts outlive their use
     by that long."""
     import gc
-    cdef list order = [obj for obj in roots if PyObject_IS_GC(obj) and PyObject_GC_IsTracked(obj)]
+    cdef list order = [obj for obj in roots if _hideable(obj)]
     cdef Py_ssize_t n_roots = len(order), i, j, k, n
     cdef dict index = {id(obj): i for i, obj in enumerate(order)}
     allowed = _CONTAINERS + tuple(kinds)
@@ -73,8 +81,7 @@ def hide_owned(roots, kinds):
     i = 0
     while i < len(order):
         for ref in get_referents(order[i]):
-            if (type(ref) is not type and PyObject_IS_GC(ref) and PyObject_GC_IsTracked(ref)
-                    and id(ref) not in index and isinstance(ref, allowed)):
+            if type(ref) is not type and _hideable(ref) and id(ref) not in index and isinstance(ref, allowed):
                 index[id(ref)] = len(order)
                 order.append(ref)
         i += 1

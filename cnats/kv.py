@@ -46,6 +46,7 @@ from .jetstream.client import ack_head, ack_sequence, ttl_header
 from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
 from .jetstream.manager import DirectStreamAPI, StreamAPI
 from .jetstream.model import JsonModel, parse_time
+from .lifecycle import WhenCollected
 from .protocol import KvEntryBase, KvWatchBase, OrderedCursor, hide_owned, reveal
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ _OPERATION = "KV-Operation"
 _MARKER_REASON = "Nats-Marker-Reason"
 _MAX_HISTORY = 64
 # what an OrderedRead keeps to itself, besides builtin containers (see hide_owned): its consumer's options and info
-_READ_PARTS = (OrderedConsumer, OrderedConsumerOptions, JsonModel, OrderedCursor, weakref.ref)
+_READ_PARTS = (OrderedConsumer, OrderedConsumerOptions, JsonModel, OrderedCursor)
 # Entries a watcher or listing reads ahead of its loop, asked for half a window at a time: replaying a long history
 # is paced by the server's handling of pull requests, so fewer, larger ones (docs/kv.md, "Watching").
 _WATCH_WINDOW = 2048
@@ -296,7 +297,7 @@ class OrderedRead:
         self._ended = False
         self._cleanup: asyncio.Task[None] | None = None
         port.scope.adopt(self)
-        self._view: weakref.ref[object] | None = None
+        self._view: WhenCollected | None = None
         self._hidden: list[object] = []
 
     @property
@@ -306,13 +307,13 @@ class OrderedRead:
     def watch_over(self, view: object) -> None:
         """Stop when ``view`` is garbage-collected. From now on, what only this read references (its consumer and
         that consumer's data) is hidden from the collector until the read ends, as a consumer's puller is."""
-        self._view = weakref.ref(view, self._view_collected)
+        self._view = WhenCollected(view, self)
         if not self._ended:
             self._hidden = hide_owned((self, self.consumer), _READ_PARTS)
 
-    def _view_collected(self, _: object) -> None:
-        """Stop, on the loop (a collection may happen anywhere, even in the middle of the connection's own
-        bookkeeping, or on another thread)."""
+    def _collected(self) -> None:
+        """The view was collected: stop, on the loop (a collection may happen anywhere, even in the middle of the
+        connection's own bookkeeping, or on another thread)."""
         if self._ended:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more

@@ -39,7 +39,7 @@ from ..errors import (
 )
 from ..events import Events, Status, StatusHub
 from ..headers import Headers
-from ..lifecycle import current_task
+from ..lifecycle import WhenCollected, current_task
 from ..nuid import nuid
 from ..protocol import MessageQueue, MessagesBase, OrderedCursor, PullerBase, hide_owned, reveal
 from .api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, PriorityPolicy, ReplayPolicy
@@ -65,7 +65,7 @@ logger = logging.getLogger("cnats")
 
 
 # what a puller keeps to itself, besides builtin containers (see hide_owned)
-_PRIVATE_PARTS = (MessageQueue, StatusHub, weakref.WeakSet, weakref.ref, asyncio.Future)
+_PRIVATE_PARTS = (MessageQueue, StatusHub, weakref.WeakSet, asyncio.Future)
 _RECREATE_RETRY = 0.5  # seconds between attempts to recreate an ordered consumer's server consumer
 
 
@@ -280,7 +280,7 @@ class _Puller(PullerBase):
             self._observer = self._on_connection_status  # one bound method, hidden with the rest (_front_made)
             port.observe_status(self._observer)
         port.scope.adopt(self)
-        self._front: weakref.ref[ConsumerMessages] | None = None
+        self._front: WhenCollected | None = None
         self._hidden: list[object] = []
 
     def _front_made(self, front: ConsumerMessages) -> None:
@@ -288,15 +288,18 @@ class _Puller(PullerBase):
         and is held by the scope until it ends, hides what only it references from the collector: every full
         collection would walk it (10,000 consumers are a few hundred thousand objects). Given back at the end."""
         if self._adapter is None:
-            self._front = weakref.ref(front, self._front_collected)
+            self._front = WhenCollected(front, self)
         if self._continuous and self._live:
             # (its status observer is listed by the connection, its heartbeat method and context by the loop's timer,
             # until the puller stops)
-            self._hidden = hide_owned((self, self._observer, self._hb_due, self._context), _PRIVATE_PARTS)
+            hidden = hide_owned((self, self._observer, self._hb_due, self._context), _PRIVATE_PARTS)
+            # extended in place (assigning a list would put the hidden instance dict back on the collector's lists),
+            # and only now (a reference to _hidden held meanwhile would have kept it from being hidden)
+            self._hidden.extend(hidden)
 
-    def _front_collected(self, _: object) -> None:
-        """Stop, on the loop (a collection may happen anywhere, even in the middle of the connection's own
-        bookkeeping, or on another thread)."""
+    def _collected(self) -> None:
+        """The front was collected unread: stop, on the loop (a collection may happen anywhere, even in the middle
+        of the connection's own bookkeeping, or on another thread)."""
         if self._done:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more

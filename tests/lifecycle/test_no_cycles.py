@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import subprocess
+import sys
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +20,7 @@ import pytest
 
 from cnats import USES_CYTHON, Msg, NatsConnection
 from cnats.jetstream import AckPolicy, ConsumerConfig, JetStreamClient, JetStreamManager, StorageType, StreamConfig
+from cnats.testing import NatsServer
 
 TIMES = 300
 
@@ -213,3 +216,38 @@ async def test_a_cycle_through_an_ended_consume_is_collected(js: JetStreamClient
     del messages, consumer
     gc.collect()
     assert gone() is None
+
+
+def test_fronts_dropped_in_a_cycle_while_running_are_collected_safely(nats_server: NatsServer) -> None:
+    """Iterators and watchers left running in a reference cycle are collected, which stops them, while their
+    machinery is hidden from the collector: the collector's handling of their weak references must find those
+    references where it expects them (an untracked one crashed the interpreter), in a collection or at exit."""
+    script = f"""
+import asyncio, gc
+import cnats
+from cnats.jetstream import StorageType
+
+async def main():
+    nc = await cnats.connect({nats_server.url!r})
+    js = nc.jetstream()
+    jsm = await nc.jetstream_manager()
+    await jsm.streams.add(name="FRONTS", subjects=["fronts.>"], storage="memory")
+    kv = await js.views.kv("fronts", storage=StorageType.MEMORY)
+    kept = []
+    for _ in range(10):
+        cycle = {{}}
+        cycle["self"] = cycle
+        cycle["watcher"] = await kv.watch()
+        cycle["messages"] = await (await js.consumers.get("FRONTS")).consume()
+        kept.append(await kv.watch())  # still running at exit
+        del cycle
+    gc.collect()
+    await asyncio.sleep(0.2)  # the stops the collection scheduled
+    gc.collect()
+    print("collected")
+
+asyncio.run(main())
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "collected" in done.stdout

@@ -90,3 +90,14 @@ def test_a_large_graph_is_left_alone(core: ModuleType) -> None:
     machine.queue.extend([i] for i in range(5000))
     assert core.hide_owned((machine,), ()) == []
     assert gc.is_tracked(machine)
+
+
+def test_weak_references_stay_tracked(core: ModuleType) -> None:
+    """When the referent of a weak reference with a callback becomes cyclic garbage, the collector moves the
+    reference between its own lists: an untracked one would crash the interpreter there."""
+    machine = Machine([])
+    target = Part()
+    machine.ref = weakref.ref(target, lambda _: None)  # type: ignore[attr-defined]
+    hidden = core.hide_owned((machine, machine.ref), (weakref.ref,))  # type: ignore[attr-defined]
+    assert gc.is_tracked(machine.ref)  # type: ignore[attr-defined]
+    core.reveal(hidden)
