@@ -305,11 +305,12 @@ class OrderedRead:
         return self._ended
 
     def watch_over(self, view: object) -> None:
-        """Stop when ``view`` is garbage-collected. From now on, what only this read references (its consumer and
-        that consumer's data) is hidden from the collector until the read ends, as a consumer's puller is."""
+        """Stop when ``view`` is garbage-collected. From now on, what only this read references (its consumer, that
+        consumer's data, its messages) is hidden from the collector until the read ends, as a consumer's puller is."""
         self._view = WhenCollected(view, self)
         if not self._ended:
-            self._hidden = hide_owned((self, self.consumer), _READ_PARTS)
+            # its messages are the view's to read, never the user's to drop: hidden with the rest
+            self._hidden = hide_owned((self, self.consumer, self.messages), _READ_PARTS)
 
     def _collected(self) -> None:
         """The view was collected: stop, on the loop (a collection may happen anywhere, even in the middle of the
