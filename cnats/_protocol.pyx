@@ -20,6 +20,13 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_GetItemWithError
 from cpython.list cimport PyList_Append
 from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyTypeObject
+from cpython.ref cimport Py_INCREF
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
+from libc.string cimport memchr, memcmp, memcpy, memmove
+
+from .errors import BadPayloadError, BadSubjectError, MaxPayloadExceededError, OutboundBufferLimitError
+from .errors import BadHeaderError, InvalidOptionError, ProtocolError, ServerOptionNotAvailableError
+from .headers import Headers, parse_header_block
 
 
 cdef extern from "Python.h":
@@ -128,13 +135,7 @@ def reveal(list hidden):
         if not PyObject_GC_IsTracked(obj):
             PyObject_GC_Track(<void*>obj)
     hidden.clear()
-from cpython.ref cimport Py_INCREF
-from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
-from libc.string cimport memchr, memcmp, memcpy, memmove
 
-from .errors import BadPayloadError, BadSubjectError, MaxPayloadExceededError, OutboundBufferLimitError
-from .errors import BadHeaderError, InvalidOptionError, ProtocolError, ServerOptionNotAvailableError
-from .headers import Headers, parse_header_block
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
