@@ -347,10 +347,13 @@ cdef class PullerBase:
     cdef public long long _max_messages
     cdef public long long _threshold_messages
     cdef public long long _threshold_bytes
-    cdef public long long _activity  # bumped by every arrival and pull: the heartbeat timer compares it
-    # a C field, not the instance dict: re-armed for as long as a consume runs, it would put that (hidden) dict back
-    # on the collector's lists every time
-    cdef public object _hb_timer
+    cdef public long long _activity  # bumped by every arrival and pull: the heartbeat clock compares it
+    # the heartbeat clock's fields (cnats/heartbeats.py): watched or not, the count it saw last and since when, and
+    # the misses in a row
+    cdef public bint _hb_watched
+    cdef public long long _hb_seen
+    cdef public double _hb_since
+    cdef public long long _hb_misses
     cdef public bint _done
     cdef public bint _refilling
     cdef public bint _continuous

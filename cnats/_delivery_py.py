@@ -211,7 +211,10 @@ class PullerBase:
     _threshold_messages: int
     _threshold_bytes: int
     _activity: int
-    _hb_timer: Any
+    _hb_watched: bool
+    _hb_seen: int
+    _hb_since: float
+    _hb_misses: int
     _done: bool
     _refilling: bool
     _continuous: bool

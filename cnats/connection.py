@@ -52,6 +52,7 @@ from .errors import (
 )
 from .events import DebugEvents, Events, PermissionContext, ServersChanged, Stats, Status, StatusHub
 from .headers import Headers
+from .heartbeats import HeartbeatClock
 from .info import ServerInfo
 from .lifecycle import Scope, current_task
 from .msg import Msg, to_headers
@@ -303,6 +304,7 @@ class NatsConnection(PublisherBase):
             send_unsubscribe=self._send_unsubscribe,
             flush=self.flush,
             write_now=self._flush_pending,
+            heartbeats=HeartbeatClock(self._loop, self._status.observe),
             forget_subscription=self._forget_subscription,
             block_reading=self._block_reading,
             unblock_reading=self._unblock_reading,

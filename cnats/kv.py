@@ -43,10 +43,9 @@ from .jetstream.api import (
     SubjectTransformConfig,
 )
 from .jetstream.client import ack_head, ack_sequence, ttl_header
-from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions
+from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions, held_internally
 from .jetstream.manager import DirectStreamAPI, StreamAPI
 from .jetstream.model import JsonModel, parse_time
-from .lifecycle import WhenCollected
 from .protocol import KvEntryBase, KvWatchBase, OrderedCursor, hide_owned, reveal
 
 if TYPE_CHECKING:
@@ -285,9 +284,9 @@ class OrderedRead:
     waits for it) rather than leave it to its inactive threshold.
 
     A child of the connection's scope: closing the connection ends it (without an API call). Nothing here refers
-    to the view, so a view left early is collected, and ``watch_over`` stops the read then."""
+    to the view, so a view left early is collected, and its finalizer stops the read then (``watch_over``)."""
 
-    __slots__ = ("_cleanup", "_ended", "_hidden", "_port", "_view", "consumer", "messages", "timer")
+    __slots__ = ("_cleanup", "_ended", "_hidden", "_port", "_watched", "consumer", "messages", "timer")
 
     def __init__(self, port: Port, consumer: OrderedConsumer, messages: ConsumerMessages) -> None:
         self._port = port
@@ -297,25 +296,28 @@ class OrderedRead:
         self._ended = False
         self._cleanup: asyncio.Task[None] | None = None
         port.scope.adopt(self)
-        self._view: WhenCollected | None = None
+        self._watched = False
         self._hidden: list[object] = []
 
     @property
     def ended(self) -> bool:
         return self._ended
 
-    def watch_over(self, view: object) -> None:
-        """Stop when ``view`` is garbage-collected. From now on, what only this read references (its consumer, that
-        consumer's data, its messages) is hidden from the collector until the read ends, as a consumer's puller is."""
-        self._view = WhenCollected(view, self)
+    def watch_over(self) -> None:
+        """A view reads through this from now on, and calls ``view_collected`` from its finalizer (a weak reference
+        to it would be one more object for every full collection to walk). From now on, what only this read
+        references (its consumer, that consumer's data, its messages) is hidden from the collector until the read
+        ends, as a consumer's puller is."""
+        self._watched = True
+        held_internally(self.messages)  # the view is watched instead
         if not self._ended:
             # its messages are the view's to read, never the user's to drop: hidden with the rest
             self._hidden = hide_owned((self, self.consumer, self.messages), _READ_PARTS)
 
-    def _collected(self) -> None:
+    def view_collected(self) -> None:
         """The view was collected: stop, on the loop (a collection may happen anywhere, even in the middle of the
         connection's own bookkeeping, or on another thread)."""
-        if self._ended:
+        if self._ended or not self._watched:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
             self._port.loop.call_soon_threadsafe(self.stop)
@@ -400,6 +402,12 @@ class OrderedView:
 
     _read: OrderedRead
 
+    def __del__(self) -> None:
+        # collected (left unfinished, say): the read stops (a KvKeys shares its watcher's read, which stops either way)
+        read = getattr(self, "_read", None)
+        if read is not None:
+            read.view_collected()
+
     def stop(self) -> None:
         """Stop now (the server consumer is deleted in the background).
 
@@ -440,7 +448,7 @@ class KvWatcher(OrderedView, KvWatchBase):
         self._put = KvOperation.PUT
         self._ignore_deletes = ignore_deletes
         self._ends = ends  # history/keys: stop once caught up
-        read.watch_over(self)
+        read.watch_over()
 
     def __aiter__(self) -> KvWatcher:
         return self

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import weakref
 from collections.abc import Awaitable, Coroutine
 from typing import Any, Protocol, TypeVar
 
-__all__ = ["Owned", "Scope", "WhenCollected", "current_task"]
+__all__ = ["Owned", "Scope", "current_task"]
 
 logger = logging.getLogger("cnats")
 
@@ -30,30 +29,6 @@ class Owned(Protocol):
     def connection_closed(self, error: Exception | None) -> None:
         """The connection closed (``error`` is None after a user ``close()``/``drain()``): stop every timer and
         task, end the iterator after what it holds, resolve ``closed``. Synchronous, idempotent, never raises."""
-
-
-class Collectable(Protocol):
-    def _collected(self) -> None:
-        """What the user held was garbage-collected (called wherever the collection ran: possibly mid-way through
-        the connection's own bookkeeping, or on another thread)."""
-
-
-class WhenCollected(weakref.ref):  # type: ignore[type-arg]
-    """A weak reference to what the user holds (an iterator, a watcher) that calls ``owner._collected()`` once it is
-    garbage-collected: one object per consumer, where a finalizer, or a weak reference with a bound method for its
-    callback, are more (and each is walked by every full collection while the consumer runs)."""
-
-    __slots__ = ("owner",)
-
-    def __new__(cls, referent: object, owner: Collectable) -> WhenCollected:
-        return super().__new__(cls, referent, _call_collected)
-
-    def __init__(self, referent: object, owner: Collectable) -> None:  # (the reference is made by __new__)
-        self.owner = owner
-
-
-def _call_collected(ref: WhenCollected) -> None:
-    ref.owner._collected()
 
 
 class Drainable(Owned, Protocol):

@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from .heartbeats import HeartbeatClock
 from .lifecycle import Scope
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Port:
         "flush",
         "forget_reply",
         "forget_subscription",
+        "heartbeats",
         "loop",
         "new_inbox",
         "observe_status",
@@ -68,6 +70,8 @@ class Port:
     flush: Callable[..., Awaitable[None]]
     # Hand what is buffered to the socket now instead of at the end of this event-loop turn (a pull's credit).
     write_now: Callable[[], None]
+    # One clock watching the idle heartbeats of every pull on the connection (one timer per interval in use).
+    heartbeats: HeartbeatClock
     forget_subscription: Callable[..., None]
     block_reading: Callable[[Subscription], None]
     unblock_reading: Callable[[Subscription], None]

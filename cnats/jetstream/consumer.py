@@ -21,7 +21,7 @@ import logging
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,7 +39,7 @@ from ..errors import (
 )
 from ..events import Events, Status, StatusHub
 from ..headers import Headers
-from ..lifecycle import WhenCollected, current_task
+from ..lifecycle import current_task
 from ..nuid import nuid
 from ..protocol import MessageQueue, MessagesBase, OrderedCursor, PullerBase, hide_owned, reveal
 from .api import AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, PriorityPolicy, ReplayPolicy
@@ -258,17 +258,16 @@ class _Puller(PullerBase):
         self._error: BaseException | None = None
         self._closed: asyncio.Future[Exception | None] = self._loop.create_future()
         self._status: StatusHub[ConsumerStatus] = StatusHub()
-        self._hb_timer: asyncio.TimerHandle | None = None
-        self._hb_due = self._heartbeat_due
-        self._context = contextvars.copy_context()  # what its timers run in
-        self._activity = 0  # bumped per arrival and per pull (PullerBase); the heartbeat timer compares it
-        self._activity_seen = 0
+        self._context = contextvars.copy_context()  # what its recoveries start in (the heartbeat clock's is not)
+        self._activity = 0  # bumped per arrival and per pull (PullerBase); the connection's heartbeat clock compares it
+        self._hb_seen = self._hb_misses = 0  # the heartbeat clock's (cnats/heartbeats.py)
+        self._hb_since = 0.0
+        self._hb_watched = False
         self._js_timeout = ctx.options.timeout
         # only an ordered consumer may refuse a delivery: a gap, or one from a server consumer it replaced
         self._cursor = consumer._cursor if isinstance(consumer, OrderedConsumer) else None
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
-        self._missed = 0
         self._unanswered = 0  # a fetch's pulls that nothing took (no responders) so far
         self._task: asyncio.Task[None] | None = None  # the callback task
         self._recovery: asyncio.Task[None] | None = None
@@ -276,31 +275,30 @@ class _Puller(PullerBase):
         self._sub: Subscription = port.subscribe(port.new_inbox(), None, self)  # PullerBase.__call__
         if self._queue_callbacks:
             self._start_callback_task(None)
-        if continuous:
-            self._observer = self._on_connection_status  # one bound method, hidden with the rest (_front_made)
-            port.observe_status(self._observer)
+        # the connection's heartbeat clock watches its heartbeats and tells it of disconnects and reconnects
+        port.heartbeats.join(self)
         port.scope.adopt(self)
-        self._front: WhenCollected | None = None
+        self._front_watched = False  # an iterator the user holds: stop when it is collected unread
         self._hidden: list[object] = []
 
     def _front_made(self, front: ConsumerMessages) -> None:
-        """``front`` is what the user holds: when it is collected unread, stop. Then a consume, which runs for long
+        """``front`` is what the user holds: when it is collected unread (its finalizer calls ``_front_collected``;
+        a weak reference would be one more object for every full collection to walk), stop. Then a consume, which
+        runs for long
         and is held by the scope until it ends, hides what only it references from the collector: every full
         collection would walk it (10,000 consumers are a few hundred thousand objects). Given back at the end."""
-        if self._adapter is None:
-            self._front = WhenCollected(front, self)
+        self._front_watched = self._adapter is None
         if self._continuous and self._live:
-            # (its status observer is listed by the connection, its heartbeat method and context by the loop's timer,
-            # until the puller stops)
-            hidden = hide_owned((self, self._observer, self._hb_due, self._context), _PRIVATE_PARTS)
+            # (the puller is listed by the connection's scope and heartbeat clock until it stops)
+            hidden = hide_owned((self, self._context), _PRIVATE_PARTS)
             # extended in place (assigning a list would put the hidden instance dict back on the collector's lists),
             # and only now (a reference to _hidden held meanwhile would have kept it from being hidden)
             self._hidden.extend(hidden)
 
-    def _collected(self) -> None:
+    def _front_collected(self) -> None:
         """The front was collected unread: stop, on the loop (a collection may happen anywhere, even in the middle
         of the connection's own bookkeeping, or on another thread)."""
-        if self._done:
+        if self._done or not self._front_watched:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
             self._loop.call_soon_threadsafe(self._dropped)
@@ -349,33 +347,23 @@ class _Puller(PullerBase):
             self._start()
 
     def _arm_heartbeat(self) -> None:
-        """Note activity now, and make sure the timer runs. One timer watches for silence: every two heartbeat
-        intervals it compares the activity count with the one it saw last; unchanged means heartbeats were missed
-        (a message costs one increment, no clock read)."""
+        """Note activity now, and make sure the connection's heartbeat clock watches this puller: it compares the
+        activity count with the one it saw last, and silence for two heartbeat intervals is a miss (a message costs
+        one increment, no clock read)."""
         self._activity += 1
-        if self._hb_timer is None and self._heartbeat and self._live:
-            self._activity_seen = self._activity
-            self._rearm_heartbeat()
+        if not self._hb_watched and self._heartbeat and self._live:
+            self._port.heartbeats.watch(self)
 
-    def _rearm_heartbeat(self) -> None:
-        # one bound method and one context for the puller's life (a consume re-arms for as long as it runs): each
-        # call_later would otherwise make both again, two more objects for the collector per live consumer
-        self._hb_timer = self._loop.call_later(self._heartbeat * 2, self._hb_due, context=self._context)
-
-    def _heartbeat_due(self) -> None:
-        self._hb_timer = None
-        if not self._live:
-            return
-        if self._activity != self._activity_seen:
-            self._missed = 0
-            self._activity_seen = self._activity
-            self._rearm_heartbeat()
-            return
-        self._heartbeat_missed()
+    def _heartbeats_missed(self) -> None:
+        """The clock's call: nothing arrived for two intervals (``_hb_misses`` times in a row). The watch starts
+        again with the next pull (a recovery's, say), which does not count as something heard: a miss after it
+        is the next in the row."""
+        self._hb_watched = False
+        if self._live:
+            self._context.run(self._heartbeat_missed)
 
     def _heartbeat_missed(self) -> None:
-        self._missed += 1
-        self._status.emit(ConsumerStatus(ConsumerEvents.HEARTBEATS_MISSED, self._missed))
+        self._status.emit(ConsumerStatus(ConsumerEvents.HEARTBEATS_MISSED, self._hb_misses))
         if not self._continuous:
             self._end(JetStreamIdleHeartbeatError("idle heartbeats missed"))
             return
@@ -385,13 +373,12 @@ class _Puller(PullerBase):
         self._schedule_recover()
 
     def _on_connection_status(self, status: Status) -> None:
-        if not self._live:
+        """The heartbeat clock's relay of a disconnect or a reconnect (a fetch lets its heartbeats tell)."""
+        if not self._live or not self._continuous:
             return
         if status.type == Events.DISCONNECT:
             # nothing can arrive while offline: missed heartbeats would only be noise
-            if self._hb_timer is not None:
-                self._hb_timer.cancel()
-                self._hb_timer = None
+            self._hb_watched = False
         elif status.type == Events.RECONNECT:
             # The pulls may have died with the old server (a restart forgets them): ask again now rather than
             # after a heartbeat interval; an ordered consumer is recreated where it left off.
@@ -608,15 +595,14 @@ class _Puller(PullerBase):
         deleted by ``ConsumerAPI.add_owned``)."""
         self._live = False
         self._refilling = False
-        for timer in (self._hb_timer, self._expiry_timer, self._retry_timer):
+        self._port.heartbeats.leave(self)
+        for timer in (self._expiry_timer, self._retry_timer):
             if timer is not None:
                 timer.cancel()
-        self._hb_timer = self._expiry_timer = self._retry_timer = None
+        self._expiry_timer = self._retry_timer = None
         task, self._recovery = self._recovery, None
         if task is not None and task is not current_task():
             task.cancel()
-        if self._continuous:
-            self._port.unobserve_status(self._observer)
 
     def _end(self, error: BaseException | None, *, wait_queue: bool = False) -> None:
         """Stop receiving; the iterator ends after what is queued (raising ``error``). ``closed`` resolves now, or
@@ -786,6 +772,23 @@ def _kept(info: _InfoOrNone) -> _InfoOrNone:
     return info
 
 
+def held_internally(messages: ConsumerMessages) -> None:
+    """``messages`` is read by the library itself (a KV watcher's or an object read's), never held by the user:
+    its collection needs no watch (its owner watches the view in front of it instead), one weak reference less
+    per running view."""
+    messages._pull._front_watched = False
+
+
+def _private_copy(options: OrderedConsumerOptions) -> OrderedConsumerOptions:
+    """The options an ordered consumer reads each time it makes a server consumer: a copy (what the user changes
+    later does not reach it), of plain values only, and so off the collector's lists for good (as ``_kept``)."""
+    copy = replace(options)
+    if isinstance(copy.filter_subjects, list):
+        copy.filter_subjects = list(copy.filter_subjects)
+    hide_owned((copy,), (OrderedConsumerOptions,))
+    return copy
+
+
 class ConsumerMessages(MessagesBase):
     """The messages of a ``fetch`` or ``consume``: an async iterator of ``JsMsg`` (or a callback's feed).
 
@@ -803,6 +806,12 @@ class ConsumerMessages(MessagesBase):
     def __init__(self, pull: _Puller) -> None:
         self._pull = pull
         pull._front_made(self)
+
+    def __del__(self) -> None:
+        # collected: an iterator left unread stops (messages delivered to a callback go on until stopped)
+        pull = getattr(self, "_pull", None)  # (unset if construction failed)
+        if pull is not None:
+            pull._front_collected()
 
     # -- properties ---------------------------------------------------------------------------------------------
     @property
@@ -1140,7 +1149,7 @@ class OrderedConsumer(Consumer):
 
     def __init__(self, ctx: JetStreamContext, stream: str, options: OrderedConsumerOptions) -> None:
         super().__init__(ctx, None, stream)
-        self._options = options
+        self._options = _private_copy(options)
         self._prefix = options.name_prefix or f"oc_{nuid.next()}"
         self._serial = 0
         # the server consumer read, the sequence expected next and where to restart (0: not anchored yet); its

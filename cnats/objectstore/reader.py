@@ -61,6 +61,12 @@ class ObjectResult:
         self._checking = False
         self._ref = weakref.ref(self)  # what the watchdog holds: it must not keep a dropped read alive
 
+    def __del__(self) -> None:
+        # dropped unfinished: the read stops
+        read = getattr(self, "_read", None)
+        if read is not None:
+            read.view_collected()
+
     # -- iteration --------------------------------------------------------------------------------------------
     def __aiter__(self) -> ObjectResult:
         return self
@@ -157,7 +163,7 @@ class ObjectResult:
         except StreamNotFoundError:
             raise BucketNotFoundError("object store not found") from None
         self._read = read
-        read.watch_over(self)  # a read dropped unfinished stops
+        read.watch_over()  # a result dropped unfinished stops (__del__)
         created = read.consumer._info
         if created is not None and created.num_pending == 0:
             await self._finish()  # every chunk is gone: nothing will ever arrive

@@ -33,7 +33,7 @@ class ObjectWatcher(OrderedView):
         self._ignore_deletes = ignore_deletes
         self._marker_due = not initial  # no initial state to wait for: the None marker comes first
         self._initial = initial
-        read.watch_over(self)
+        read.watch_over()
 
     def __aiter__(self) -> ObjectWatcher:
         return self
