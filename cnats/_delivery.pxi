@@ -413,6 +413,10 @@ cdef class PullerBase:
             waiter = self._waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+            if self._refilling:
+                # credit as messages arrive, not only as they are taken: the server goes on sending while the
+                # reader works through what came in one read
+                self._refill_c()
         if not self._continuous and (
             self.received >= self._max_messages or (self._max_bytes is not None and self._pending_bytes <= 0)
         ):
@@ -420,26 +424,28 @@ cdef class PullerBase:
         return 0
 
     cdef int _refill_c(self) except -1:
-        cdef long long outstanding_msgs, outstanding_bytes, max_bytes, pending_bytes
+        cdef long long max_bytes, pending_bytes
         if not self._refilling:
             if self._done and self._queue._count == 0:
                 self._queue_done()  # a drain waits for the last queued message to be taken
             return 0
-        outstanding_msgs = self._pending_msgs + self._queue._count
+        if self._queue._count >= self._max_messages:
+            return 0  # the reader is a whole window behind: pulls resume as it takes
         if self._max_bytes is not None:
             max_bytes = self._max_bytes
+            if self._queued_bytes >= max_bytes:
+                return 0
             pending_bytes = self._pending_bytes if self._pending_bytes > 0 else 0
-            outstanding_bytes = pending_bytes + self._queued_bytes
-            if outstanding_bytes < self._threshold_bytes or (self._pending_msgs <= 0 and max_bytes > 0):
+            if pending_bytes < self._threshold_bytes or (self._pending_msgs <= 0 and max_bytes > 0):
                 self._pending_bytes = pending_bytes
-                self._pull(self._max_messages, max(1, max_bytes - outstanding_bytes))
-        elif outstanding_msgs < self._threshold_messages:
-            self._pull(self._max_messages - outstanding_msgs, None)
+                self._pull(self._max_messages, max(1, max_bytes - pending_bytes))
+        elif self._pending_msgs < self._threshold_messages:
+            self._pull(self._max_messages - self._pending_msgs, None)
         return 0
 
     def _refill(self):
-        """Pull again when what is requested-but-unreceived plus what is received-but-untaken falls under the
-        threshold (pulls follow what is taken, not what arrives)."""
+        """Pull again when what the server may still send falls under the threshold, unless the reader is a whole
+        window behind (what waits unread stays under one window, what is on its way under another)."""
         self._refill_c()
 
     cdef object _take(self):
@@ -451,7 +457,7 @@ cdef class PullerBase:
         msg = <JsMsgBase>item
         if self._max_bytes is not None:
             self._queued_bytes -= _wire_size(msg.subject, msg.data, msg._reply, msg.headers)
-        self._refill_c()  # pull more only as messages are taken: what waits unread stays bounded
+        self._refill_c()  # (a reader a whole window behind pulls again from here)
         return msg
 
     def _take_nowait(self):

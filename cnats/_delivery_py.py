@@ -265,28 +265,33 @@ class PullerBase:
             waiter = self._waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+            if self._refilling and (self._pending_msgs < self._threshold_messages or self._max_bytes is not None):
+                # credit as messages arrive, not only as they are taken (see _refill)
+                self._refill()
         if not self._continuous and (
             self.received >= self._max_messages or (self._max_bytes is not None and self._pending_bytes <= 0)
         ):
             self._end(None)  # type: ignore[attr-defined]
 
     def _refill(self) -> None:
-        """Pull again when what is requested-but-unreceived plus what is received-but-untaken falls under the
-        threshold (pulls follow what is taken, not what arrives)."""
+        """Pull again when what the server may still send falls under the threshold, unless the reader is a whole
+        window behind (what waits unread stays under one window, what is on its way under another)."""
         if not self._refilling:
             if self._done and not self._queue:
                 self._queue_done()  # type: ignore[attr-defined]  # a drain waits for the last queued message
             return
-        outstanding_msgs = self._pending_msgs + len(self._queue)
+        if len(self._queue) >= self._max_messages:
+            return  # the reader is a whole window behind: pulls resume as it takes
         max_bytes = self._max_bytes
         if max_bytes is not None:
+            if self._queued_bytes >= max_bytes:
+                return
             pending_bytes = max(0, self._pending_bytes)
-            outstanding_bytes = pending_bytes + self._queued_bytes
-            if outstanding_bytes < self._threshold_bytes or (self._pending_msgs <= 0 and max_bytes > 0):
+            if pending_bytes < self._threshold_bytes or (self._pending_msgs <= 0 and max_bytes > 0):
                 self._pending_bytes = pending_bytes
-                self._pull(self._max_messages, max(1, max_bytes - outstanding_bytes))  # type: ignore[attr-defined]
-        elif outstanding_msgs < self._threshold_messages:
-            self._pull(self._max_messages - outstanding_msgs, None)  # type: ignore[attr-defined]
+                self._pull(self._max_messages, max(1, max_bytes - pending_bytes))  # type: ignore[attr-defined]
+        elif self._pending_msgs < self._threshold_messages:
+            self._pull(self._max_messages - self._pending_msgs, None)  # type: ignore[attr-defined]
 
     def _take_nowait(self) -> Any:
         """The next queued message, if any (no coroutine when one is waiting)."""
@@ -297,7 +302,7 @@ class PullerBase:
         msg = queue.popleft()
         if self._max_bytes is not None:
             self._queued_bytes -= _wire_size(msg.subject, msg.data, msg._reply, msg.headers)
-        self._refill()  # pull more only as messages are taken: what waits unread stays bounded
+        self._refill()  # (a reader a whole window behind pulls again from here)
         return msg
 
     def _give_back(self, msg: Any) -> None:

@@ -63,9 +63,10 @@ _MARKER_REASON = "Nats-Marker-Reason"
 _MAX_HISTORY = 64
 # what an OrderedRead keeps to itself, besides builtin containers (see hide_owned): its consumer's options and info
 _READ_PARTS = (OrderedConsumer, OrderedConsumerOptions, JsonModel, OrderedCursor)
-# Entries a watcher or listing reads ahead of its loop, asked for half a window at a time: replaying a long history
-# is paced by the server's handling of pull requests, so fewer, larger ones (docs/kv.md, "Watching").
-_WATCH_WINDOW = 2048
+# A watcher's or listing's pull window, asked for half a window at a time: replaying a long history is paced by the
+# server's handling of pull requests, so fewer, larger ones. At most a window waits unread and another is on its way
+# (docs/kv.md, "Watching").
+_WATCH_WINDOW = 1024
 
 
 class KvOperation(str, Enum):

@@ -34,7 +34,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ObjectResult"]
 
-_READ_WINDOW_BYTES = 4 * 1024 * 1024  # chunk bytes pulled ahead of the reader
+# chunk bytes of the pull window: at most this many wait unread and as many are on their way (4 MiB ahead in all)
+_READ_WINDOW_BYTES = 2 * 1024 * 1024
 _STALL_CHECK = 1.0  # seconds without a chunk before asking the server whether any are left
 _INACTIVE_THRESHOLD = 30.0  # an abandoned read's server consumer goes away after this (if it could not be deleted)
 

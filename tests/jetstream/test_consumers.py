@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import threading
 import time
@@ -291,9 +292,26 @@ async def test_consume_by_bytes(js: JetStreamClient, jsm: JetStreamManager) -> N
     await recorder.aclose()
 
 
+async def test_consume_credits_the_server_as_messages_arrive(js: JetStreamClient, jsm: JetStreamManager) -> None:
+    # the server is asked for more as messages arrive, not only as they are taken: a reader busy with what one read
+    # brought in does not leave the server without credit meanwhile (up to a window unread, a window on its way)
+    consumer = await durable(js, jsm)
+    await publish_n(js, 100)
+    messages = await consumer.consume(max_messages=10, expires=5)
+    await eventually(lambda: messages.received > 10)  # more than the first pull, with nothing taken
+    assert messages.processed == 0
+    await eventually(lambda: messages.received == messages.pending >= 10)
+    held = messages.pending
+    assert held <= 20
+    taken = [await messages.__anext__() for _ in range(held)]
+    assert [m.seq for m in taken] == list(range(1, held + 1))
+    await messages.close()
+
+
 async def test_consume_pulls_only_what_the_reader_takes(js: JetStreamClient, jsm: JetStreamManager) -> None:
-    # the re-pulls follow the reader: a slow reader must not get the whole stream buffered (where the messages'
-    # ack_wait would run out before they are even looked at)
+    # the re-pulls stop once the reader is a whole window behind: a slow reader must not get the whole stream
+    # buffered (where the messages' ack_wait would run out before they are even looked at); at most a window waits
+    # unread and another is on its way
     consumer = await durable(js, jsm, ack_wait=30)
     await publish_n(js, 1000)
     messages = await consumer.consume(max_messages=10, expires=5)
@@ -341,6 +359,11 @@ class _ThreadRelay:
         with self._lock:
             return self.from_client.count(needle)
 
+    def credit(self) -> int:
+        """The messages the client's pull requests asked for so far."""
+        with self._lock:
+            return sum(int(batch) for batch in re.findall(rb'"batch":(\d+)', self.from_client))
+
     def close(self) -> None:
         for sock in [self._listener, *self._socks]:
             sock.close()
@@ -358,16 +381,21 @@ async def test_a_refill_is_written_while_the_reader_is_still_taking(
     try:
         consumer = await nc.jetstream().consumers.get("S", "d")
         messages = await consumer.consume(max_messages=20, threshold_messages=10, expires=5)
-        first = await asyncio.wait_for(messages.__anext__(), 5)
-        await eventually(lambda: messages.pending >= 19)  # the first pull's messages are all queued
+
+        def window_behind() -> bool:
+            # a whole window queued, and all the credit given used: nothing more comes until the reader takes
+            return messages.pending >= 20 and messages.received == relay.credit()
+
+        await eventually(window_behind)
         pulls = relay.seen(b"CONSUMER.MSG.NEXT")
-        # from here on, no await that could yield: each take returns a ready awaitable
-        taken = [first] + [await messages.__anext__() for _ in range(15)]
+        queued = messages.pending
+        # from here on, no await that could yield: each take returns a ready awaitable; taking below a window pulls
+        taken = [await messages.__anext__() for _ in range(queued - 15)]
         deadline = time.monotonic() + 5
         while relay.seen(b"CONSUMER.MSG.NEXT") == pulls and time.monotonic() < deadline:
             time.sleep(0.005)  # blocks the loop on purpose: only a write already made can arrive
         assert relay.seen(b"CONSUMER.MSG.NEXT") > pulls
-        assert [m.seq for m in taken] == list(range(1, 17))
+        assert [m.seq for m in taken] == list(range(1, queued - 14))
         await messages.close()
     finally:
         await nc.close()

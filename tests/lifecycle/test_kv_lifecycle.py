@@ -79,8 +79,10 @@ async def test_close_ends_a_watch_being_iterated(nats_server: NatsServer) -> Non
 async def test_close_ends_a_history_after_what_it_holds(nats_server: NatsServer) -> None:
     nc = await connect(nats_server.url)
     kv = await nc.jetstream().views.kv(BUCKET, history=2)
-    total = kv_module._WATCH_WINDOW + 400
-    for i in range(total):  # more than one pull's worth: the history cannot be complete when close comes
+    total = 2 * kv_module._WATCH_WINDOW + 400
+    # more than a reader that stopped can be sent (a window queued, a window on its way): the history cannot be
+    # complete when close comes
+    for i in range(total):
         nc.publish(f"$KV.{BUCKET}.k{i}", b"v")
     await nc.flush()
     await eventually(lambda: _count(kv, total), what="every entry stored")

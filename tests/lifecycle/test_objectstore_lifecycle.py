@@ -39,7 +39,7 @@ from cnats.testing import NatsServer
 TIMEOUT = 10.0
 BUCKET = "lc"
 STREAM = f"OBJ_{BUCKET}"
-BIG = 8 * 1024 * 1024  # 512 chunks of 16 KiB: more than one read window (4 MiB)
+BIG = 8 * 1024 * 1024  # 512 chunks of 16 KiB: more than a read holds ahead (4 MiB)
 CHUNK = 16 * 1024
 
 

@@ -506,17 +506,29 @@ def test_a_resetting_cursor_refuses_everything(core: ModuleType) -> None:
 
 def test_refill_asks_for_what_is_missing_once_under_the_threshold(core: ModuleType) -> None:
     puller = make_puller(core, _max_messages=100, _threshold_messages=75, _pending_msgs=100)
-    for i in range(26):
+    for i in range(25):
         puller(incoming(core, "s", b"%d" % i, REPLY))
-    assert (puller._pending_msgs, len(puller._queue)) == (74, 26)
+    assert (puller._pending_msgs, len(puller._queue)) == (75, 25)
     puller._refill()
-    assert puller.calls == []  # 74 pending + 26 queued: what was pulled is all still outstanding
-    for _ in range(25):
+    assert puller.calls == []  # 75 still on their way: not under the threshold
+    puller(incoming(core, "s", b"25", REPLY))
+    assert puller.calls == [("pull", 26, None)]  # asked for as they arrive: nothing was taken
+    assert (puller._pending_msgs, puller.processed, puller.received) == (100, 0, 26)
+    for _ in range(26):
         puller._take_nowait()
-    assert puller.calls == []  # 74 + 1 = 75: not under the threshold yet
-    assert puller._take_nowait().data == b"25"
-    assert puller.calls == [("pull", 26, None)]
-    assert (puller._pending_msgs, puller.processed, puller.received) == (100, 26, 26)
+    assert puller.calls == [("pull", 26, None)]  # all 100 on their way again: taking adds nothing
+
+
+def test_no_refill_while_a_window_waits_unread(core: ModuleType) -> None:
+    puller = make_puller(core, _max_messages=10, _threshold_messages=8, _pending_msgs=10, _refilling=False)
+    for i in range(10):
+        puller(incoming(core, "s", b"%d" % i, REPLY))
+    puller._refilling = True
+    puller._refill()
+    assert puller.calls == []  # nothing on its way, but a whole window unread: the server waits for the reader
+    assert puller._take_nowait().data == b"0"
+    assert puller.calls == [("pull", 10, None)]  # under a window: the server may send a window again
+    assert (puller._pending_msgs, len(puller._queue)) == (10, 9)
 
 
 def test_a_refill_only_when_refilling(core: ModuleType) -> None:
@@ -588,10 +600,10 @@ def test_a_fetch_by_bytes_ends_when_its_bytes_have_arrived(core: ModuleType) -> 
 
 def test_refill_by_bytes(core: ModuleType) -> None:
     puller = make_puller(core, _max_messages=100, _max_bytes=1000, _threshold_bytes=750, _pending_msgs=50)
-    puller._pending_bytes, puller._queued_bytes = 500, 250
+    puller._pending_bytes, puller._queued_bytes = 750, 250
     puller._refill()
-    assert puller.calls == []  # 750 outstanding: not under the threshold
-    puller._pending_bytes = 499
+    assert puller.calls == []  # 750 on their way: not under the threshold
+    puller._pending_bytes = 749
     puller._refill()
     assert puller.calls == [("pull", 100, 251)]
     puller.calls.clear()
@@ -601,9 +613,14 @@ def test_refill_by_bytes(core: ModuleType) -> None:
     assert puller.calls == [("pull", 100, 1000)] and puller._pending_bytes == 1000
     puller.calls.clear()
     # nothing pending by count: pull again even above the threshold (by at least one byte)
-    puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = 0, 600, 400
+    puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = 0, 999, 400
     puller._refill()
     assert puller.calls == [("pull", 100, 1)]
+    puller.calls.clear()
+    # a whole window of bytes unread: the server waits for the reader
+    puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = 0, 0, 1000
+    puller._refill()
+    assert puller.calls == []
 
 
 def test_give_back_puts_the_message_first_and_restores_the_counters(core: ModuleType) -> None:
