@@ -284,9 +284,9 @@ class _Puller(PullerBase):
     def _front_made(self, front: ConsumerMessages) -> None:
         """``front`` is what the user holds: when it is collected unread (its finalizer calls ``_front_collected``;
         a weak reference would be one more object for every full collection to walk), stop. Then a consume, which
-        runs for long
-        and is held by the scope until it ends, hides what only it references from the collector: every full
-        collection would walk it (10,000 consumers are a few hundred thousand objects). Given back at the end."""
+        runs for long and is held by the scope until it ends, hides what only it references from the collector:
+        every full collection would walk it (10,000 consumers are a few hundred thousand objects). Given back at the
+        end."""
         self._front_watched = self._adapter is None
         if self._continuous and self._live:
             # (the puller is listed by the connection's scope and heartbeat clock until it stops)
@@ -773,9 +773,9 @@ def _kept(info: _InfoOrNone) -> _InfoOrNone:
 
 
 def held_internally(messages: ConsumerMessages) -> None:
-    """``messages`` is read by the library itself (a KV watcher's or an object read's), never held by the user:
-    its collection needs no watch (its owner watches the view in front of it instead), one weak reference less
-    per running view."""
+    """``messages`` is read by the library itself (a KV watcher's or an object read's), never held by the user: it
+    is freed only once its read has ended, and what stops a read left early is the finalizer of the view in front of
+    it, so its own finalizer has nothing to stop."""
     messages._pull._front_watched = False
 
 
