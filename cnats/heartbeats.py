@@ -46,7 +46,8 @@ class Listener(Protocol):
 
 class HeartbeatClock:
     """The pulls of one connection: each ``join``s when it starts and ``leave``s when it ends, and is ``watch``-ed
-    while its heartbeats count (not while the connection is down, when nothing can arrive)."""
+    while its heartbeats count; a pull clears its own ``_hb_watched`` when they stop counting (the connection is
+    down, when nothing can arrive, or a miss was reported: its next pull watches again)."""
 
     __slots__ = ("_intervals", "_listeners", "_tick_every", "_timer", "context", "loop")
 
@@ -92,10 +93,6 @@ class HeartbeatClock:
         listener._hb_seen = listener._activity
         listener._hb_since = self.loop.time()
         listener._hb_watched = True
-
-    @staticmethod
-    def unwatch(listener: Listener) -> None:
-        listener._hb_watched = False
 
     @property
     def listening(self) -> int:
