@@ -8,6 +8,7 @@ take turns in short slices, so every client meets the same spells."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import socket
 import time
@@ -318,35 +319,50 @@ def _raw_created_stream(url: str, config: dict[str, Any]) -> tuple[socket.socket
 
 async def js_pub_raw(url: str, size: int, subject: str) -> Session:
     sock, _reader, subject, delete = _raw_stream(url)
-    frame = b"PUB %s _RAW.reply %d\r\n%s\r\n" % (subject.encode(), size, b"x" * size)
-    return _RawSession(sock, lambda i: frame, delete)
+    head, tail = b"PUB %s _RAW." % subject.encode(), b" %d\r\n%s\r\n" % (size, b"x" * size)
+    tokens = itertools.count()  # a reply subject of its own per publish, as in the pipelined bound below
+    return _RawSession(sock, lambda i: b"%s%d%s" % (head, next(tokens), tail), delete)
 
 
 class _RawPipelined(Session):
-    """The pipelined bound: pre-encoded PUBs with a reply subject, up to ``window`` unacknowledged (the clients'
-    default), acks counted as they arrive; no client code per message."""
+    """The pipelined bound: pre-encoded PUBs, up to ``window`` unacknowledged (the clients' default), acks counted
+    as they arrive; no client code per message. Each PUB has a reply subject of its own, as a client's must to tell
+    its acknowledgements apart: a reply subject the server has not seen costs it a lookup that a repeated one skips
+    (see docs/performance.md, "JetStream publishing")."""
 
-    def __init__(self, sock: socket.socket, frame: bytes, window: int, close: Callable[[], Any]) -> None:
+    def __init__(self, sock: socket.socket, head: bytes, payload: bytes, window: int, close: Callable[[], Any]) -> None:
         super().__init__()
         self._sock = sock
-        self._frame = frame
+        self._head = head  # b"PUB <subject> _RAW."
+        self._tail = b" %d\r\n%s\r\n" % (len(payload), payload)
         self._window = window
         self._close_raw = close
+        self._next_token = 0
 
     async def run(self, n: int) -> tuple[float, list[float]]:
         return await asyncio.get_running_loop().run_in_executor(None, self._run, n)
 
+    def _frames(self, n: int) -> tuple[memoryview, list[int]]:
+        """The slice's ``n`` frames in one buffer (tokens never repeat across slices), and where each starts."""
+        head, tail, first = self._head, self._tail, self._next_token
+        frames = [b"%s%d%s" % (head, first + i, tail) for i in range(n)]
+        self._next_token = first + n
+        offsets = [0]
+        for frame in frames:
+            offsets.append(offsets[-1] + len(frame))
+        return memoryview(b"".join(frames)), offsets
+
     def _run(self, n: int) -> tuple[float, list[float]]:
-        sock, frame, window = self._sock, self._frame, self._window
-        per_write = max(1, 65536 // len(frame))
-        chunk = frame * per_write
+        sock, window = self._sock, self._window
+        wire, offsets = self._frames(n)  # built before the clock starts
+        per_write = max(1, 65536 // (offsets[1] if n else 1))
         sent = acked = 0
         carry = b""
         start = time.perf_counter()
         while acked < n:
             room = min(n - sent, window - (sent - acked), per_write)
             if room > 0:
-                sock.sendall(chunk if room == per_write else frame * room)
+                sock.sendall(wire[offsets[sent] : offsets[sent + room]])
                 sent += room
             try:  # wait for acks only when nothing more may be sent
                 data = sock.recv(1 << 20, 0 if sent == n or sent - acked >= window else socket.MSG_DONTWAIT)
@@ -366,8 +382,7 @@ class _RawPipelined(Session):
 
 async def js_pub_async_raw(url: str, size: int, subject: str) -> Session:
     sock, _reader, subject, delete = _raw_stream(url)
-    frame = b"PUB %s _RAW.ack %d\r\n%s\r\n" % (subject.encode(), size, b"x" * size)
-    return _RawPipelined(sock, frame, PUBLISH_WINDOW, delete)
+    return _RawPipelined(sock, b"PUB %s _RAW." % subject.encode(), b"x" * size, PUBLISH_WINDOW, delete)
 
 
 # -- Key-Value: sequential put and get -----------------------------------------------------------------------------

@@ -173,3 +173,30 @@ def test_websocket_table_measures_the_core_rows_over_ws() -> None:
         assert row["figures"]["nats-py"] or row["errors"].get("nats-py"), row
     refused = cnats_cli("bench", "--websocket", "-s", "nats://127.0.0.1:4222")
     assert refused.returncode == 2 and "--websocket" in refused.stderr
+
+
+def test_raw_publish_bounds_give_every_publish_a_reply_subject_of_its_own() -> None:
+    """Like a client telling its acknowledgements apart, the raw JetStream publish bounds never reuse a reply
+    subject, within a slice or across slices (a reused one would spare the server a lookup no client is spared)."""
+    import asyncio
+
+    import cnats
+    from cnats.benchmark import sessions
+
+    async def reply_subjects(factory: sessions.SessionFactory) -> list[str]:
+        with NatsServer(jetstream=True) as server:
+            async with await cnats.connect(server.url) as nc:
+                seen: list[str] = []
+                sub = nc.subscribe("_RAW.*", callback=lambda msg: seen.append(msg.subject))
+                await nc.flush()
+                session = await factory(server.url, 16, "unused")
+                await session.run(60)
+                await session.run(60)
+                await session.close()
+                await nc.flush()
+                sub.unsubscribe()
+                return [subject for subject in seen if subject != "_RAW.api"]
+
+    for factory in (sessions.js_pub_async_raw, sessions.js_pub_raw):
+        subjects = asyncio.run(reply_subjects(factory))
+        assert len(subjects) == 120 and len(set(subjects)) == 120, factory.__name__
