@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from .events import Events, Status
+from .protocol import untrack_while_live
 
 __all__ = ["HeartbeatClock", "Listener"]
 
@@ -65,6 +66,7 @@ class HeartbeatClock:
     def join(self, listener: Listener) -> None:
         listener._hb_watched = False
         self._listeners[listener] = None
+        untrack_while_live(self._listeners)  # held until they leave: a full collection need not walk them
         interval = listener._heartbeat
         if interval:
             self._intervals[interval] = self._intervals.get(interval, 0) + 1
