@@ -359,10 +359,34 @@ cdef class PullerBase:
     cdef public bint _continuous
     cdef public bint _queue_callbacks
     cdef newfunc _jsmsg_new
+    # the user's iterator while it is off the collector's lists: a borrowed reference, which its finalizer clears
+    # (``_front_gone``) before it is freed
+    cdef PyObject* _front_hidden
 
     def __call__(self, msg):
         cdef MsgBase m = <MsgBase?>msg
         self._arrive(m.subject, m.data, m.reply, m.headers, m.sid, False)
+
+    def _hide_front(self, front):
+        """Take the user's iterator off the collector's lists while this pull runs. It references only this pull,
+        which the connection holds meanwhile, so no collection could free it through that reference, and each full
+        collection would walk it (thousands of consumes may be open). ``_show_front`` gives it back at the end, so
+        that a cycle through it is collectable again; until then it is freed when its last reference goes."""
+        if self._front_hidden is NULL and PyObject_IS_GC(front) and PyObject_GC_IsTracked(front):
+            PyObject_GC_UnTrack(<void*>front)
+            self._front_hidden = <PyObject*>front
+
+    def _front_gone(self):
+        """The iterator is being freed (its finalizer calls this): forget it."""
+        self._front_hidden = NULL
+
+    def _show_front(self):
+        """Give the iterator taken off by ``_hide_front`` back to the collector, if it is still alive."""
+        cdef PyObject* front = self._front_hidden
+        if front is not NULL:
+            self._front_hidden = NULL
+            if not PyObject_GC_IsTracked(<object>front):
+                PyObject_GC_Track(<void*>front)
 
     cdef int _arrive(self, subject, data, reply, headers, long long sid, bint from_wire) except -1:
         """One message of the inbox, as its fields (the parser calls this without building a ``Msg`` first;

@@ -220,6 +220,15 @@ class PullerBase:
     _continuous: bool
     _queue_callbacks: bool
 
+    def _hide_front(self, front: object) -> None:
+        """Nothing can be taken off the collector's lists from Python (the compiled core does it)."""
+
+    def _front_gone(self) -> None:
+        """The iterator is being freed (nothing to forget here)."""
+
+    def _show_front(self) -> None:
+        """Undo ``_hide_front`` (nothing to undo here)."""
+
     def __call__(self, msg: Any) -> None:
         if self._done:
             return

@@ -294,10 +294,15 @@ class _Puller(PullerBase):
             # extended in place (assigning a list would put the hidden instance dict back on the collector's lists),
             # and only now (a reference to _hidden held meanwhile would have kept it from being hidden)
             self._hidden.extend(hidden)
+            if self._front_watched:
+                # (an iterator references only this pull; one given a callback is left alone: the callback may lead
+                # back to it)
+                self._hide_front(front)
 
     def _front_collected(self) -> None:
         """The front was collected unread: stop, on the loop (a collection may happen anywhere, even in the middle
         of the connection's own bookkeeping, or on another thread)."""
+        self._front_gone()
         if self._done or not self._front_watched:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
@@ -627,6 +632,7 @@ class _Puller(PullerBase):
             # (a drain's end waits for the queue: until then the connection's close still concerns it)
             self._port.scope.release(self)
             reveal(self._hidden)
+            self._show_front()
 
     def _dropped(self) -> None:
         """The ConsumerMessages in front was collected unread: stop, and forget what is queued."""
