@@ -448,7 +448,7 @@ cdef class PullerBase:
         return 0
 
     cdef int _refill_c(self) except -1:
-        cdef long long max_bytes, pending_bytes
+        cdef long long max_bytes, pending_bytes, pending_msgs
         if not self._refilling:
             if self._done and self._queue._count == 0:
                 self._queue_done()  # a drain waits for the last queued message to be taken
@@ -460,9 +460,12 @@ cdef class PullerBase:
             if self._queued_bytes >= max_bytes:
                 return 0
             pending_bytes = self._pending_bytes if self._pending_bytes > 0 else 0
-            if pending_bytes < self._threshold_bytes or (self._pending_msgs <= 0 and max_bytes > 0):
+            pending_msgs = self._pending_msgs if self._pending_msgs > 0 else 0
+            # either limit running low asks again: bytes for large messages, the count for small ones
+            if pending_bytes < self._threshold_bytes or pending_msgs < self._threshold_messages:
                 self._pending_bytes = pending_bytes
-                self._pull(self._max_messages, max(1, max_bytes - pending_bytes))
+                self._pending_msgs = pending_msgs
+                self._pull(max(1, self._max_messages - pending_msgs), max(1, max_bytes - pending_bytes))
         elif self._pending_msgs < self._threshold_messages:
             self._pull(self._max_messages - self._pending_msgs, None)
         return 0

@@ -296,9 +296,14 @@ class PullerBase:
             if self._queued_bytes >= max_bytes:
                 return
             pending_bytes = max(0, self._pending_bytes)
-            if pending_bytes < self._threshold_bytes or (self._pending_msgs <= 0 and max_bytes > 0):
+            pending_msgs = max(0, self._pending_msgs)
+            # either limit running low asks again: bytes for large messages, the count for small ones
+            if pending_bytes < self._threshold_bytes or pending_msgs < self._threshold_messages:
                 self._pending_bytes = pending_bytes
-                self._pull(self._max_messages, max(1, max_bytes - pending_bytes))  # type: ignore[attr-defined]
+                self._pending_msgs = pending_msgs
+                self._pull(  # type: ignore[attr-defined]
+                    max(1, self._max_messages - pending_msgs), max(1, max_bytes - pending_bytes)
+                )
         elif self._pending_msgs < self._threshold_messages:
             self._pull(self._max_messages - self._pending_msgs, None)  # type: ignore[attr-defined]
 

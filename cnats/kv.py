@@ -43,7 +43,13 @@ from .jetstream.api import (
     SubjectTransformConfig,
 )
 from .jetstream.client import ack_head, ack_sequence, ttl_header
-from .jetstream.consumer import ConsumerMessages, OrderedConsumer, OrderedConsumerOptions, held_internally
+from .jetstream.consumer import (
+    ConsumerMessages,
+    OrderedConsumer,
+    OrderedConsumerOptions,
+    consume_window,
+    held_internally,
+)
 from .jetstream.manager import DirectStreamAPI, StreamAPI
 from .jetstream.model import JsonModel, parse_time
 from .protocol import KvEntryBase, KvWatchBase, OrderedCursor, hide_owned, reveal
@@ -63,10 +69,11 @@ _MARKER_REASON = "Nats-Marker-Reason"
 _MAX_HISTORY = 64
 # what an OrderedRead keeps to itself, besides builtin containers (see hide_owned): its consumer's options and info
 _READ_PARTS = (OrderedConsumer, OrderedConsumerOptions, JsonModel, OrderedCursor)
-# A watcher's or listing's pull window, asked for half a window at a time: replaying a long history is paced by the
-# server's handling of pull requests, so fewer, larger ones. At most a window waits unread and another is on its way
-# (docs/kv.md, "Watching").
-_WATCH_WINDOW = 1024
+# A watcher's or listing's pull window, in entries and in bytes, pulled again at half of either: replaying a long
+# history is paced by the server's handling of pull requests, so fewer, larger ones for small values, while the
+# bytes bound large ones. At most a window waits unread and another is on its way (docs/kv.md, "Watching").
+_WATCH_WINDOW = 4096
+_WATCH_WINDOW_BYTES = 4 * 1024 * 1024
 
 
 class KvOperation(str, Enum):
@@ -382,16 +389,21 @@ async def open_ordered(
     max_messages: int,
     expires: float,
     idle_heartbeat: float | None = None,
-    threshold_messages: int | None = None,
+    max_bytes: int | None = None,
 ) -> OrderedRead:
-    """An ordered consumer of ``stream``, consuming (a child of the connection's scope from now on)."""
+    """An ordered consumer of ``stream``, consuming (a child of the connection's scope from now on): a window of
+    ``max_messages``, and of ``max_bytes`` too when given (both pulled again at half)."""
     consumer = OrderedConsumer(js, stream, options)
-    messages = await consumer.consume(
-        max_messages=max_messages,
-        expires=expires,
-        idle_heartbeat=idle_heartbeat,
-        threshold_messages=threshold_messages,
-    )
+    if max_bytes is None:
+        messages = await consumer.consume(max_messages=max_messages, expires=expires, idle_heartbeat=idle_heartbeat)
+    else:
+        messages = await consume_window(
+            consumer,
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+            expires=expires,
+            idle_heartbeat=idle_heartbeat if idle_heartbeat is not None else min(expires / 2, 30.0),
+        )
     return OrderedRead(js.port, consumer, messages)
 
 
@@ -766,7 +778,7 @@ class KV:
             self._stream,
             options,
             max_messages=_WATCH_WINDOW,
-            threshold_messages=_WATCH_WINDOW // 2,
+            max_bytes=_WATCH_WINDOW_BYTES,
             expires=10.0,
             idle_heartbeat=5.0,
         )

@@ -778,6 +778,16 @@ def _kept(info: _InfoOrNone) -> _InfoOrNone:
     return info
 
 
+async def consume_window(
+    consumer: OrderedConsumer, *, max_messages: int, max_bytes: int, expires: float, idle_heartbeat: float
+) -> ConsumerMessages:
+    """What the views read through (KV watchers and listings): ``consumer`` consuming with a window bounded both by
+    messages and by bytes, which ``consume()`` does not offer (as in nats.js, it takes one or the other): many small
+    entries at a time, never more than ``max_bytes`` of large ones. It pulls again when either falls to half on its
+    way; at most a window waits unread and another is on its way."""
+    return await consumer._consume_window(max_messages, max_bytes, expires, idle_heartbeat)
+
+
 def held_internally(messages: ConsumerMessages) -> None:
     """``messages`` is read by the library itself (a KV watcher's or an object read's), never held by the user: it
     is freed only once its read has ended, and what stops a read left early is the finalizer of the view in front of
@@ -1269,12 +1279,32 @@ class OrderedConsumer(Consumer):
         group_options = ("group", "min_pending", "min_ack_pending", "priority")
         if any(kwargs.get(name) is not None for name in group_options):
             self._pull_group(*(kwargs.get(name) for name in group_options))
+        self._claim_consume()
+        return await super().consume(**kwargs)
+
+    def _claim_consume(self) -> None:
         if self._mode == "fetch":
             raise InvalidOptionError("ordered consumer initialized as fetch")
         if self._active is not None:
             raise InvalidOptionError("ordered consumer doesn't support concurrent consume")
         self._mode = "consume"
-        return await super().consume(**kwargs)
+
+    async def _consume_window(
+        self, max_messages: int, max_bytes: int, expires: float, idle_heartbeat: float
+    ) -> ConsumerMessages:
+        self._claim_consume()
+        await self._prepare()
+        pull = _Puller(
+            self,
+            continuous=True,
+            max_messages=max_messages,
+            max_bytes=max_bytes,
+            expires=expires,
+            idle_heartbeat=idle_heartbeat,
+            threshold_messages=max_messages // 2,
+            threshold_bytes=max_bytes // 2,
+        )
+        return self._messages(pull)
 
     async def info(self, cached: bool = False) -> ConsumerInfo:
         if not self.name:

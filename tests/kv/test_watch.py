@@ -347,3 +347,46 @@ async def test_on_initialized_when_resuming_past_the_end(kv: KV) -> None:
     await kv.put("b", b"2")
     assert [e.revision for e in await take(w, 1)] == [2]
     w.stop()
+
+
+async def test_a_watcher_reads_many_small_entries_ahead_but_few_large_ones(nc: cnats.NatsConnection) -> None:
+    """A watcher's window is bounded by entries and by bytes: thousands of small entries come ahead of a reader that
+    holds on, but of large values no more than a few MiB (at most a window unread and another on its way)."""
+    js = nc.jetstream()
+    jsm = await nc.jetstream_manager()
+
+    async def server_side(bucket: str) -> tuple[int, int]:
+        """What the server sent the bucket's one watcher, and how many of its pull requests are still open."""
+        (consumer,) = [c async for c in jsm.consumers.list(f"KV_{bucket}")]
+        return consumer.delivered.stream_seq, consumer.num_waiting
+
+    async def sent_at_least(bucket: str, n: int) -> bool:
+        return (await server_side(bucket))[0] >= n
+
+    small = await js.views.kv("small", history=1)
+    for i in range(6000):
+        nc.publish(f"$KV.small.k{i}", b"v")
+    await nc.flush()
+    await eventually(lambda: _stored(small, 6000), what="every small entry stored")
+    async with await small.watch() as watcher:
+        await take(watcher, 1)
+        await eventually(lambda: sent_at_least("small", 4096), what="thousands of entries ahead")
+
+    large = await js.views.kv("large", history=1)
+    value = b"x" * 512 * 1024
+    for i in range(40):
+        await large.put(f"k{i}", value)
+    async with await large.watch() as watcher:
+        await take(watcher, 1)
+
+        async def settled() -> bool:
+            sent, open_pulls = await server_side("large")
+            return sent > 8 and open_pulls == 0  # a window came, and the pulls are used up: nothing more comes
+
+        await eventually(settled, what="the reader a whole window behind")
+        sent, _ = await server_side("large")
+        assert sent <= 1 + 2 * 8  # 4 MiB a window: under 8 values each, 2 windows, and the one taken
+
+
+async def _stored(kv: KV, n: int) -> bool:
+    return (await kv.status()).values >= n

@@ -599,21 +599,28 @@ def test_a_fetch_by_bytes_ends_when_its_bytes_have_arrived(core: ModuleType) -> 
 
 
 def test_refill_by_bytes(core: ModuleType) -> None:
-    puller = make_puller(core, _max_messages=100, _max_bytes=1000, _threshold_bytes=750, _pending_msgs=50)
+    puller = make_puller(
+        core, _max_messages=100, _max_bytes=1000, _threshold_bytes=750, _threshold_messages=25, _pending_msgs=50
+    )
     puller._pending_bytes, puller._queued_bytes = 750, 250
     puller._refill()
-    assert puller.calls == []  # 750 on their way: not under the threshold
+    assert puller.calls == []  # 750 bytes and 50 messages on their way: neither under its threshold
     puller._pending_bytes = 749
     puller._refill()
-    assert puller.calls == [("pull", 100, 251)]
+    assert puller.calls == [("pull", 50, 251)]  # topped up to 100 messages and 1,000 bytes
     puller.calls.clear()
-    # more arrived than asked for: the negative remainder is forgotten
-    puller._pending_bytes, puller._queued_bytes = -80, 0
+    # more arrived than asked for: the negative remainders are forgotten
+    puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = -3, -80, 0
     puller._refill()
-    assert puller.calls == [("pull", 100, 1000)] and puller._pending_bytes == 1000
+    assert puller.calls == [("pull", 100, 1000)] and (puller._pending_msgs, puller._pending_bytes) == (100, 1000)
     puller.calls.clear()
-    # nothing pending by count: pull again even above the threshold (by at least one byte)
-    puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = 0, 999, 400
+    # few messages on their way, bytes aplenty (small messages): the count asks again, for the bytes that arrived
+    puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = 24, 900, 400
+    puller._refill()
+    assert puller.calls == [("pull", 76, 100)]
+    puller.calls.clear()
+    # nothing pending by count: pull again even above the byte threshold (by at least one byte)
+    puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = 0, 1000, 400
     puller._refill()
     assert puller.calls == [("pull", 100, 1)]
     puller.calls.clear()
