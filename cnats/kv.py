@@ -74,6 +74,8 @@ _READ_PARTS = (OrderedConsumer, OrderedConsumerOptions, JsonModel, OrderedCursor
 # bytes bound large ones. At most a window waits unread and another is on its way (docs/kv.md, "Watching").
 _WATCH_WINDOW = 4096
 _WATCH_WINDOW_BYTES = 4 * 1024 * 1024
+# what a message's size counts besides headers and data (at most max_payload): its subject and reply subject
+_WIRE_OVERHEAD = 64 * 1024
 
 
 class KvOperation(str, Enum):
@@ -778,10 +780,17 @@ class KV:
             self._stream,
             options,
             max_messages=_WATCH_WINDOW,
-            max_bytes=_WATCH_WINDOW_BYTES,
+            max_bytes=self._window_bytes(),
             expires=10.0,
             idle_heartbeat=5.0,
         )
+
+    def _window_bytes(self) -> int:
+        """The byte window of a watcher: the usual one, or more where the server takes larger messages (a pull that
+        cannot hold the next message gets none of it, so a larger value would never come)."""
+        server = self._js._nc.info
+        largest = server.max_payload + _WIRE_OVERHEAD if server is not None and server.max_payload else 0
+        return max(_WATCH_WINDOW_BYTES, largest)
 
     async def _listing(
         self, keys: str | Sequence[str], deliver: DeliverPolicy, *, headers_only: bool, ignore_deletes: bool

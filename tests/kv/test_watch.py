@@ -390,3 +390,16 @@ async def test_a_watcher_reads_many_small_entries_ahead_but_few_large_ones(nc: c
 
 async def _stored(kv: KV, n: int) -> bool:
     return (await kv.status()).values >= n
+
+
+@pytest.mark.nats_server(config="max_payload: 8MB")
+async def test_a_watcher_delivers_a_value_larger_than_its_byte_window(nc: cnats.NatsConnection) -> None:
+    """A server may take values larger than the watcher's usual byte window (its `max_payload` raised): the window
+    grows to fit the largest message the server may send, or such a value would never come."""
+    kv = await nc.jetstream().views.kv("huge", history=1)
+    value = b"v" * (5 * 1024 * 1024)
+    await kv.put("big", value)
+    await kv.put("small", b"s")
+    async with await kv.watch() as watcher:
+        entries = await take(watcher, 2)
+    assert [(e.key, len(e.value)) for e in entries] == [("big", len(value)), ("small", 1)]
