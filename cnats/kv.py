@@ -404,7 +404,7 @@ async def open_ordered(
             max_messages=max_messages,
             max_bytes=max_bytes,
             expires=expires,
-            idle_heartbeat=idle_heartbeat if idle_heartbeat is not None else min(expires / 2, 30.0),
+            idle_heartbeat=idle_heartbeat,
         )
     return OrderedRead(js.port, consumer, messages)
 

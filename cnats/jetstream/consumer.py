@@ -779,7 +779,7 @@ def _kept(info: _InfoOrNone) -> _InfoOrNone:
 
 
 async def consume_window(
-    consumer: OrderedConsumer, *, max_messages: int, max_bytes: int, expires: float, idle_heartbeat: float
+    consumer: OrderedConsumer, *, max_messages: int, max_bytes: int, expires: float, idle_heartbeat: float | None
 ) -> ConsumerMessages:
     """What the views read through (KV watchers and listings): ``consumer`` consuming with a window bounded both by
     messages and by bytes, which ``consume()`` does not offer (as in nats.js, it takes one or the other): many small
@@ -1290,8 +1290,10 @@ class OrderedConsumer(Consumer):
         self._mode = "consume"
 
     async def _consume_window(
-        self, max_messages: int, max_bytes: int, expires: float, idle_heartbeat: float
+        self, max_messages: int, max_bytes: int, expires: float, idle_heartbeat: float | None
     ) -> ConsumerMessages:
+        # Both limits at once, which the public options refuse: validate and default as for a count window.
+        max_messages, _, expires, idle_heartbeat = _pull_options(max_messages, None, expires, idle_heartbeat)
         self._claim_consume()
         await self._prepare()
         pull = _Puller(
