@@ -25,13 +25,15 @@ cdef inline long long _number(const char* p, Py_ssize_t a, Py_ssize_t b) noexcep
         return -1
     while a < b - 1 and p[a] == 48:
         a += 1
-    if b - a > 19 or (b - a == 19 and memcmp(p + a, b"9223372036854775807", 19) > 0):
+    if b - a > 19:
         return -1
     for i in range(a, b):
         d = <unsigned char>p[i] - 48
         if d > 9:
             return -1
-        v = v * 10 + d
+        v = v * 10 + d  # 19 digits stay below 2**64
+    if v > 9223372036854775807ULL:
+        return -1
     return <long long>v
 
 

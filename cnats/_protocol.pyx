@@ -22,6 +22,7 @@ from cpython.list cimport PyList_Append
 from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyTypeObject
 from cpython.ref cimport Py_INCREF
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
+from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcmp, memcpy, memmove
 
 from .errors import BadPayloadError, BadSubjectError, MaxPayloadExceededError, OutboundBufferLimitError
@@ -168,6 +169,23 @@ cdef object HeadersType = Headers
 cdef inline bint is_ws(char c) noexcept:
     # space, \t, \n, \v, \f, \r: one comparison decides for every character above the space (nearly all)
     return <unsigned char>c <= 32 and (0x100003E00ULL >> <unsigned char>c) & 1
+
+
+cdef inline Py_ssize_t _token_end(const char* buf, Py_ssize_t i, Py_ssize_t stop) noexcept:
+    """Where the token starting at ``i`` ends: the first whitespace at or after ``i``, or ``stop``.
+
+    A protocol line's tokens (a JetStream reply subject is about 90 bytes) are skipped eight bytes at a time while no
+    byte of a word is below ``!``: every whitespace character is, and so is nothing else a subject holds, but for
+    control characters, which the byte loop then handles as before."""
+    cdef uint64_t word
+    while i + 8 <= stop:
+        memcpy(&word, buf + i, 8)
+        if (word - 0x2121212121212121ULL) & ~word & 0x8080808080808080ULL:
+            break  # some byte of these eight is below 0x21
+        i += 8
+    while i < stop and not is_ws(buf[i]):
+        i += 1
+    return i
 
 
 @cython.no_gc
@@ -1037,8 +1055,7 @@ cdef class Parser:
             if i >= stop:
                 break
             s = i
-            while i < stop and not is_ws(buf[i]):
-                i += 1
+            i = _token_end(buf, i, stop)
             if n < MAX_TOKENS:
                 tok_a[n] = s
                 tok_b[n] = i

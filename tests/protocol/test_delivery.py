@@ -229,6 +229,18 @@ def test_reply_subject_with_domain_and_account(
     assert msg.redelivered is False
 
 
+def test_dots_are_found_at_every_offset_of_a_word(core: ModuleType) -> None:
+    """The dots are searched eight bytes at a time: names of every length put them at every offset of a word."""
+    for length in range(1, 20):
+        stream, consumer = "S" * length, "ř" * (length % 7 + 1)
+        msg = jsmsg(core, ack_reply(stream, consumer, 2, 10 + length, 3, TS, length))
+        assert msg._delivery() == ("", None, stream, consumer, 2, 10 + length, 3, TS, length)
+        reply = ack_reply(stream, consumer, 1, 5, 6, TS, 0, domain="d" * length, account="AH", token="t" * length)
+        assert jsmsg(core, reply)._delivery() == ("d" * length, "AH", stream, consumer, 1, 5, 6, TS, 0)
+        with pytest.raises(InvalidOptionError):  # a 14th token
+            jsmsg(core, reply + ".x.y")._delivery()
+
+
 def test_numbers_may_have_leading_zeros_and_nineteen_digits(core: ModuleType) -> None:
     reply = ack_reply("S", "C", "0001", "0000000000000000009", "9999999999999999", "9223372036854775807", "0")
     assert jsmsg(core, reply)._delivery() == ("", None, "S", "C", 1, 9, 9999999999999999, INT64_MAX, 0)

@@ -80,6 +80,19 @@ def test_case_insensitive_verbs_and_lenient_whitespace(core: ModuleType) -> None
     ]
 
 
+def test_long_tokens_end_at_any_whitespace_in_any_byte_of_a_word(core: ModuleType) -> None:
+    """Long tokens are scanned a word at a time: a separator at every offset within a word, each kind of whitespace
+    as separator, and control characters (not whitespace) inside a token, which stay part of it."""
+    for length in range(1, 40):
+        for sep in (b" ", b"\t", b"\x0b", b"\x0c", b"  \t "):
+            subject = (b"s.\x01" + b"abcdefgh" * 5)[:length]
+            reply = b"$JS.ACK.S\x1fC." + b"9" * length
+            line = b"MSG" + sep + subject + sep + b"1" + sep + reply + sep + b"3\r\nxyz\r\n"
+            events, error = run(core, [line])
+            assert error is None, (length, sep)
+            assert events == [("msg", 1, subject.decode(), reply.decode(), b"xyz", None)], (length, sep)
+
+
 def test_utf8_subjects(core: ModuleType) -> None:
     subject = "café.☕".encode()
     events, error = run(core, [b"MSG " + subject + b" 1 1\r\nx\r\n"])
