@@ -68,6 +68,7 @@ cdef class JsMsgBase:
     cdef public object _info
     cdef bint _wire_reply  # _reply is a str the parser read off the wire: valid without a check
     cdef int _parsed  # 0 not yet, 1 parsed, -1 not a JetStream reply subject
+    cdef long long _wire  # its size as its pull's max_bytes counted it (0 when that pull counts no bytes)
     cdef long long _delivered, _sseq, _dseq, _ts, _left
     # token ranges (UTF-8 byte offsets into the reply) of the domain, account, stream and consumer; -1: none
     cdef Py_ssize_t _dom_a, _dom_b, _acc_a, _acc_b, _str_a, _str_b, _con_a, _con_b
@@ -367,7 +368,7 @@ cdef class PullerBase:
 
     def __call__(self, msg):
         cdef MsgBase m = <MsgBase?>msg
-        self._arrive(m.subject, m.data, m.reply, m.headers, m.sid, False)
+        self._arrive(m.subject, m.data, m.reply, m.headers, m.sid, False, -1)
 
     def _hide_front(self, front):
         """Take the user's iterator off the collector's lists while this pull runs. It references only this pull,
@@ -390,9 +391,10 @@ cdef class PullerBase:
             if not PyObject_GC_IsTracked(<object>front):
                 PyObject_GC_Track(<void*>front)
 
-    cdef int _arrive(self, subject, data, reply, headers, long long sid, bint from_wire) except -1:
+    cdef int _arrive(self, subject, data, reply, headers, long long sid, bint from_wire, long long wire) except -1:
         """One message of the inbox, as its fields (the parser calls this without building a ``Msg`` first;
-        ``from_wire``: the reply subject is as the parser read it, a valid subject)."""
+        ``from_wire``: the reply subject is as the parser read it, a valid subject; ``wire``: its size as a pull's
+        ``max_bytes`` counts it, which the parser read off the line, or -1 to count it here)."""
         cdef JsMsgBase jsmsg
         cdef long long size = 0
         cdef int order
@@ -408,7 +410,7 @@ cdef class PullerBase:
         self.received += 1
         self._pending_msgs -= 1
         if self._max_bytes is not None:  # bytes are only counted for pulls that ask by bytes
-            size = _wire_size(subject, data, reply, headers)
+            size = wire if wire >= 0 else _wire_size(subject, data, reply, headers)
             self._pending_bytes -= size
         jsmsg_type = self._jsmsg_type
         if self._jsmsg_new == NULL:
@@ -423,6 +425,7 @@ cdef class PullerBase:
         jsmsg._wire_reply = from_wire and type(reply) is str
         jsmsg._nc = self._nc
         jsmsg._js_timeout = self._js_timeout
+        jsmsg._wire = size
         if self._cursor is not None:
             order = self._cursor.check(jsmsg)
             if order <= 0:
@@ -484,8 +487,7 @@ cdef class PullerBase:
             return None
         self.processed += 1
         msg = <JsMsgBase>item
-        if self._max_bytes is not None:
-            self._queued_bytes -= _wire_size(msg.subject, msg.data, msg._reply, msg.headers)
+        self._queued_bytes -= msg._wire  # 0 unless bytes are counted
         self._refill_c()  # (a reader a whole window behind pulls again from here)
         return msg
 
@@ -497,9 +499,7 @@ cdef class PullerBase:
         """A message handed out by ``__anext__`` was never taken (its task was cancelled first): it is next again."""
         self._queue.appendleft(msg)
         self.processed -= 1
-        if self._max_bytes is not None:
-            jsmsg = <JsMsgBase?>msg
-            self._queued_bytes += _wire_size(jsmsg.subject, jsmsg.data, jsmsg._reply, jsmsg.headers)
+        self._queued_bytes += (<JsMsgBase?>msg)._wire
 
 
 cdef class MessagesBase:

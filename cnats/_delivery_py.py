@@ -44,7 +44,19 @@ class JsMsgBase:
 
     The numbers of the ``$JS.ACK`` reply subject are parsed once, on first need."""
 
-    __slots__ = ("_acked", "_info", "_js_timeout", "_nc", "_parts", "_reply", "data", "headers", "sid", "subject")
+    __slots__ = (
+        "_acked",
+        "_info",
+        "_js_timeout",
+        "_nc",
+        "_parts",
+        "_reply",
+        "_wire",
+        "data",
+        "headers",
+        "sid",
+        "subject",
+    )
 
     subject: str
     data: bytes
@@ -56,6 +68,7 @@ class JsMsgBase:
     _acked: bool
     _info: Any
     _parts: tuple[Any, ...] | None
+    _wire: int
 
     def _init(
         self, subject: str, data: bytes, reply: str | None, headers: Any, sid: int, nc: Any, js_timeout: float
@@ -71,6 +84,7 @@ class JsMsgBase:
         self._acked = False
         self._info = None
         self._parts = None
+        self._wire = 0
 
     @property
     def reply(self) -> str:
@@ -257,6 +271,7 @@ class PullerBase:
         jsmsg._acked = False
         jsmsg._info = None
         jsmsg._parts = None
+        jsmsg._wire = size  # its size as counted against the pull's max_bytes (0 when none is counted)
         cursor = self._cursor
         if cursor is not None:
             order = cursor.check(jsmsg)
@@ -314,8 +329,7 @@ class PullerBase:
             return None
         self.processed += 1
         msg = queue.popleft()
-        if self._max_bytes is not None:
-            self._queued_bytes -= _wire_size(msg.subject, msg.data, msg._reply, msg.headers)
+        self._queued_bytes -= msg._wire  # 0 unless bytes are counted
         self._refill()  # (a reader a whole window behind pulls again from here)
         return msg
 
@@ -323,8 +337,7 @@ class PullerBase:
         """A message handed out by ``__anext__`` was never taken (its task was cancelled first): it is next again."""
         self._queue.appendleft(msg)
         self.processed -= 1
-        if self._max_bytes is not None:
-            self._queued_bytes += _wire_size(msg.subject, msg.data, msg._reply, msg.headers)
+        self._queued_bytes += msg._wire
 
 
 class MessagesBase:

@@ -96,6 +96,7 @@ cdef class Parser:
     cdef Py_ssize_t _subj_len
     cdef object _subj_str
     cdef Py_ssize_t _p_hdr
+    cdef long long _p_wire  # the message's bytes as a pull's max_bytes counts them: subject, reply and body
 
     cdef int _parse(self) except -1
     cdef int _control_line(self, char* buf, Py_ssize_t start, Py_ssize_t stop) except -1

@@ -714,7 +714,7 @@ cdef class SubscriptionBase:
                 try:
                     (<PullerBase>callback)._arrive(
                         (<MsgBase>msg).subject, (<MsgBase>msg).data, (<MsgBase>msg).reply, (<MsgBase>msg).headers,
-                        (<MsgBase>msg).sid, False,
+                        (<MsgBase>msg).sid, False, -1,
                     )
                 except Exception as exc:
                     self._callback_failed(exc, msg)
@@ -1094,6 +1094,9 @@ cdef class Parser:
             self._p_sid_obj = sid  # one int object for a run of messages of the same sid
         self._p_sid = sid
         self._p_hdr = hdr
+        self._p_wire = tok_b[subject_i] - tok_a[subject_i] + size
+        if reply_i >= 0:
+            self._p_wire += tok_b[reply_i] - tok_a[reply_i]
         self._need = size + 2
         return 0
 
@@ -1158,7 +1161,11 @@ cdef class Parser:
                 if sub._timer is not None:
                     sub._cancel_timer()
                 try:
-                    (<PullerBase>sub._callback)._arrive(self._p_subject, data, self._p_reply, headers, self._p_sid, True)
+                    (<PullerBase>sub._callback)._arrive(
+                        # (with headers, their size is counted from the Headers, as in the pure core)
+                        self._p_subject, data, self._p_reply, headers, self._p_sid, True,
+                        self._p_wire if headers is None else -1,
+                    )
                 except Exception as exc:
                     sub._callback_failed(exc, self._new_msg(data, headers))
                 sub.processed += 1

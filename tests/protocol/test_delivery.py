@@ -1041,6 +1041,40 @@ async def test_a_pull_inbox_message_from_the_parser_is_acked_to_its_reply_subjec
     assert bytes(pub._wb.take()) == f"PUB {reply} 4\r\n+ACK\r\n".encode()
 
 
+def test_messages_from_the_parser_count_the_bytes_a_pull_by_bytes_counts(core: ModuleType) -> None:
+    """A pull by bytes counts each message's subject, reply subject and body in UTF-8 bytes (the compiled parser
+    hands over the sizes it read off the line); what is queued is uncounted again as it is taken or given back."""
+
+    class Subscription(core.SubscriptionBase):  # type: ignore[name-defined,misc]
+        def _cancel_timer(self) -> None:
+            raise AssertionError("no timer")
+
+    puller = make_puller(core, _max_bytes=10_000, _threshold_bytes=0, _pending_bytes=10_000)
+    sub = Subscription()
+    for name, value in {"_callback": puller, "_queue": None, "_max": None, "_timer": None}.items():
+        setattr(sub, name, value)
+    sub.received = sub.processed = 0
+    parser, _ = make_parser(core, sids=())
+    parser.subs[7] = sub
+    reply = "$JS.ACK.ORDERS.w\u0151rker.1.5.5.1700000000000000000.0"
+    subject = "orders.caf\u00e9"
+    plain = f"MSG {subject} 7 {reply} 3\r\nabc\r\n".encode()
+    block = "NATS/1.0\r\nA: b\r\n\r\n"
+    with_headers = f"HMSG {subject} 7 {reply} {len(block)} {len(block) + 3}\r\n{block}abc\r\n".encode()
+    parser.feed(plain + with_headers)
+    one = len(subject.encode()) + len(reply.encode()) + 3
+    two = one + len(block)
+    assert puller._pending_bytes == 10_000 - one - two
+    assert puller._queued_bytes == one + two
+    first = puller._take_nowait()
+    assert puller._queued_bytes == two
+    puller._give_back(first)
+    assert puller._queued_bytes == one + two
+    puller._take_nowait()
+    puller._take_nowait()
+    assert puller._queued_bytes == 0
+
+
 # -- KvEntryBase and KvWatchBase: a Key-Value watcher's entries ---------------------------------------------------
 
 KV_PREFIX = "$KV.bucket."
