@@ -52,6 +52,24 @@ def test_stats(core: ModuleType) -> None:
     assert wb.out_bytes == 5 + len(b"NATS/1.0\r\nA: b\r\n\r\n")
 
 
+def test_whitespace_anywhere_in_a_long_subject_is_refused(core: ModuleType) -> None:
+    """Subjects are checked eight bytes at a time: whitespace at every offset of a word is found, and control
+    characters that are not whitespace pass, as a byte-by-byte check would let them."""
+    wb = core.WriteBuffer()
+    for length in range(1, 30):
+        for at in range(length):
+            for space in " \t\n\x0b\x0c\r":
+                subject = "a" * at + space + "é" * (length - at - 1)
+                with pytest.raises(BadSubjectError, match="whitespace"):
+                    wb.publish(subject, b"")
+                with pytest.raises(BadSubjectError, match="reply subject cannot contain whitespace"):
+                    wb.publish("ok", b"", reply=subject)
+        assert wb.pending == 0
+        control = "a.\x01\x1f\x7f" + "b" * length
+        wb.publish(control, b"", reply=control)
+        assert bytes(wb.take()) == f"PUB {control} {control} 0\r\n\r\n".encode()
+
+
 @pytest.mark.parametrize(
     ("subject", "reply", "message"),
     [
