@@ -121,6 +121,12 @@ _UNANSWERED_RETRIES = 3
 _UNANSWERED_FIRST_DELAY = 0.05
 
 
+# A consume whose next message is larger than its max_bytes (status 409 "Message Size Exceeds MaxBytes") gets the
+# same answer to every pull until that message is gone: it asks again 50 ms later, then twice as long each time, at
+# most a second apart (and never further apart than its idle heartbeat, which would count the wait as a miss).
+_OVERSIZE_FIRST_DELAY = 0.05
+_OVERSIZE_MAX_DELAY = 1.0
+
 # A fetch whose pull lost its pin (status 423) pulls again for what is left of its time, unless less than this is.
 _MIN_REPULL_TIME = 0.5
 
@@ -269,6 +275,9 @@ class _Puller(PullerBase):
         self._expiry_timer: asyncio.TimerHandle | None = None
         self._retry_timer: asyncio.TimerHandle | None = None
         self._unanswered = 0  # a fetch's pulls that nothing took (no responders) so far
+        self._oversize_timer: asyncio.TimerHandle | None = None  # the wait after a message too large for max_bytes
+        self._oversize_delay = 0.0
+        self._oversize_received = -1  # ``received`` at the last such answer: the wait grows while it is unchanged
         self._task: asyncio.Task[None] | None = None  # the callback task
         self._recovery: asyncio.Task[None] | None = None
         self._recover_again = False
@@ -350,6 +359,27 @@ class _Puller(PullerBase):
         self._retry_timer = None
         if not self._done:
             self._start()
+
+    def _back_off_oversize(self) -> None:
+        """The next message does not fit in a pull's ``max_bytes``: ask again later, not at once (the answer would be
+        the same until the message is gone), and sooner again once messages flow. Meanwhile nothing pulls: neither
+        an arrival nor taking what is queued."""
+        if self.received != self._oversize_received:
+            self._oversize_received = self.received
+            self._oversize_delay = 0.0
+        if self._oversize_timer is not None:
+            return  # (another pull that was on its way got the same answer)
+        limit = min(_OVERSIZE_MAX_DELAY, self._heartbeat) if self._heartbeat else _OVERSIZE_MAX_DELAY
+        self._oversize_delay = min(max(2 * self._oversize_delay, _OVERSIZE_FIRST_DELAY), limit)
+        self._refilling = False
+        self._oversize_timer = self._loop.call_later(self._oversize_delay, self._pull_after_oversize)
+
+    def _pull_after_oversize(self) -> None:
+        self._oversize_timer = None
+        if self._done or not self._live:
+            return
+        self._refilling = True
+        self._refill()
 
     def _arm_heartbeat(self) -> None:
         """Note activity now, and make sure the connection's heartbeat clock watches this puller: it compares the
@@ -505,9 +535,12 @@ class _Puller(PullerBase):
             if not self._continuous:
                 self._end(None)
                 return
+            self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, f"{code} {description}"))
             self._pending_msgs = max(0, self._pending_msgs - left_msgs)
             self._pending_bytes = max(0, self._pending_bytes - left_bytes)
-            self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, f"{code} {description}"))
+            if "message size exceeds maxbytes" in lowered:
+                self._back_off_oversize()
+                return
             self._refill()
             return
         if code == 400:
@@ -601,10 +634,10 @@ class _Puller(PullerBase):
         self._live = False
         self._refilling = False
         self._port.heartbeats.leave(self)
-        for timer in (self._expiry_timer, self._retry_timer):
+        for timer in (self._expiry_timer, self._retry_timer, self._oversize_timer):
             if timer is not None:
                 timer.cancel()
-        self._expiry_timer = self._retry_timer = None
+        self._expiry_timer = self._retry_timer = self._oversize_timer = None
         task, self._recovery = self._recovery, None
         if task is not None and task is not current_task():
             task.cancel()

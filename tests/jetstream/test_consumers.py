@@ -292,6 +292,42 @@ async def test_consume_by_bytes(js: JetStreamClient, jsm: JetStreamManager) -> N
     await recorder.aclose()
 
 
+async def test_a_message_larger_than_max_bytes_is_asked_for_again_with_a_back_off(
+    js: JetStreamClient, jsm: JetStreamManager
+) -> None:
+    """Every pull of a consume by bytes gets a 409 while its next message is larger than ``max_bytes``: the consume
+    asks again 50 ms later, then twice as long each time (at most a second apart), rather than at once; once the
+    message is gone, what follows it arrives."""
+    consumer = await durable(js, jsm)
+    await js.publish("s.big", b"x" * 3000)
+    for i in range(3):
+        await js.publish("s.small", b"%d" % i)
+    messages = await consumer.consume(max_bytes=1000, expires=5)
+    recorder = StatusRecorder(messages)
+
+    def oversize() -> list[ConsumerStatus]:
+        return [e for e in recorder.of(ConsumerDebugEvents.DEBUG_EVENT) if "Exceeds MaxBytes" in str(e.data)]
+
+    await eventually(lambda: len(oversize()) >= 4, timeout=5)
+    await asyncio.sleep(1.0)  # asking at once, it would be thousands of answers by now
+    assert len(oversize()) <= 9
+    pulls = len(recorder.of(ConsumerDebugEvents.NEXT))
+    assert pulls <= len(oversize()) + 1  # one pull per answer, and nothing pulled in between
+    await jsm.streams.delete_message("S", 1)
+    got: list[bytes] = []
+
+    async def read() -> None:
+        async for msg in messages:
+            got.append(msg.data)
+            msg.ack()
+            if len(got) == 3:
+                return
+
+    await asyncio.wait_for(read(), 5)
+    assert got == [b"0", b"1", b"2"]
+    await recorder.aclose()
+
+
 async def test_consume_credits_the_server_as_messages_arrive(js: JetStreamClient, jsm: JetStreamManager) -> None:
     # the server is asked for more as messages arrive, not only as they are taken: a reader busy with what one read
     # brought in does not leave the server without credit meanwhile (up to a window unread, a window on its way)
