@@ -347,6 +347,7 @@ cdef class PullerBase:
     cdef public long long _pending_msgs
     cdef public long long _pending_bytes
     cdef public long long _queued_bytes
+    cdef public long long _last_size  # the last message's counted size (pulls by bytes): about the next one's
     cdef public long long _max_messages
     cdef public long long _threshold_messages
     cdef public long long _threshold_bytes
@@ -412,6 +413,7 @@ cdef class PullerBase:
         if self._max_bytes is not None:  # bytes are only counted for pulls that ask by bytes
             size = wire if wire >= 0 else _wire_size(subject, data, reply, headers)
             self._pending_bytes -= size
+            self._last_size = size
         jsmsg_type = self._jsmsg_type
         if self._jsmsg_new == NULL:
             self._jsmsg_new = (<PyTypeObject*>jsmsg_type).tp_new
@@ -466,8 +468,12 @@ cdef class PullerBase:
                 return 0
             pending_bytes = self._pending_bytes if self._pending_bytes > 0 else 0
             pending_msgs = self._pending_msgs if self._pending_msgs > 0 else 0
-            # either limit running low asks again: bytes for large messages, the count for small ones
+            # either limit running low asks again: bytes for large messages, the count for small ones; but not for
+            # less than about two messages of the size that came last (unless for the whole window): the server
+            # refuses a pull its next message does not fit in, so pulls for less would only be refused in turn
             if pending_bytes < self._threshold_bytes or pending_msgs < self._threshold_messages:
+                if pending_bytes and max_bytes - pending_bytes < 2 * self._last_size:
+                    return 0  # (what is on its way gives its unused bytes back as it ends)
                 self._pending_bytes = pending_bytes
                 self._pending_msgs = pending_msgs
                 self._pull(max(1, self._max_messages - pending_msgs), max(1, max_bytes - pending_bytes))

@@ -221,6 +221,7 @@ class PullerBase:
     _pending_msgs: int
     _pending_bytes: int
     _queued_bytes: int
+    _last_size: int
     _max_messages: int
     _threshold_messages: int
     _threshold_bytes: int
@@ -260,6 +261,7 @@ class PullerBase:
         if self._max_bytes is not None:  # bytes are only counted for pulls that ask by bytes
             size = _wire_size(msg.subject, data, msg.reply, headers)
             self._pending_bytes -= size
+            self._last_size = size
         jsmsg = self._jsmsg_type.__new__(self._jsmsg_type)
         jsmsg.subject = msg.subject
         jsmsg.data = data
@@ -312,8 +314,11 @@ class PullerBase:
                 return
             pending_bytes = max(0, self._pending_bytes)
             pending_msgs = max(0, self._pending_msgs)
-            # either limit running low asks again: bytes for large messages, the count for small ones
+            # either limit running low asks again (bytes for large messages, the count for small ones), but not for
+            # less than two messages of the last one's size unless for the whole window (see the compiled core)
             if pending_bytes < self._threshold_bytes or pending_msgs < self._threshold_messages:
+                if pending_bytes and max_bytes - pending_bytes < 2 * self._last_size:
+                    return
                 self._pending_bytes = pending_bytes
                 self._pending_msgs = pending_msgs
                 self._pull(  # type: ignore[attr-defined]

@@ -121,9 +121,11 @@ _UNANSWERED_RETRIES = 3
 _UNANSWERED_FIRST_DELAY = 0.05
 
 
-# A consume whose next message is larger than its max_bytes (status 409 "Message Size Exceeds MaxBytes") gets the
-# same answer to every pull until that message is gone: it asks again 50 ms later, then twice as long each time, at
-# most a second apart (and never further apart than its idle heartbeat, which would count the wait as a miss).
+# A consume whose next message is larger than its max_bytes (status 409 "Message Size Exceeds MaxBytes" to a pull
+# that could use none of its bytes, all of them) gets the same answer to every pull until that message is gone: it
+# asks again 50 ms later, then twice as long each time, at most a second apart (and never further apart than its
+# idle heartbeat, which would count the wait as a miss). A pull with some bytes used, or that asked for less than the
+# whole window, is answered so in the normal course of a consume by bytes: the next pull asks for more at once.
 _OVERSIZE_FIRST_DELAY = 0.05
 _OVERSIZE_MAX_DELAY = 1.0
 
@@ -255,6 +257,7 @@ class _Puller(PullerBase):
         self._pending_bytes = 0
         self._queue: deque[JsMsg] = MessageQueue()  # a deque in the pure core; same methods compiled
         self._queued_bytes = 0
+        self._last_size = 0
         self._on_arrival: Callable[[JsMsg], None] | None = None  # a hook for the views (KV on_initialized)
         self._waiter: asyncio.Future[None] | None = None
         self._live = True  # pulling, watching heartbeats and recovering (False once draining or ended)
@@ -538,7 +541,9 @@ class _Puller(PullerBase):
             self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, f"{code} {description}"))
             self._pending_msgs = max(0, self._pending_msgs - left_msgs)
             self._pending_bytes = max(0, self._pending_bytes - left_bytes)
-            if "message size exceeds maxbytes" in lowered:
+            if "message size exceeds maxbytes" in lowered and left_bytes >= (self._max_bytes or 0) > 0:
+                # (a pull that delivered some and has too little left for the next, or that asked for less than the
+                # whole window, is answered so in the normal course of a consume by bytes: the next asks for more)
                 self._back_off_oversize()
                 return
             self._refill()

@@ -328,6 +328,37 @@ async def test_a_message_larger_than_max_bytes_is_asked_for_again_with_a_back_of
     await recorder.aclose()
 
 
+@pytest.mark.parametrize(("size", "count", "max_bytes"), [(300, 60, 1000), (1000, 40, 1500)])
+async def test_a_consume_by_bytes_whose_window_holds_few_messages_goes_on(
+    js: JetStreamClient, jsm: JetStreamManager, size: int, count: int, max_bytes: int
+) -> None:
+    """A window of a few messages (or one): the server refuses a pull its next message does not fit in (409), so
+    the consume never asks for less than about two messages of the size that came last, and a refused pull that
+    had delivered some is asked again at once, not backed off. Asking for what was left of the window used to make
+    two pulls too small for any message, refused in turn for ever."""
+    consumer = await durable(js, jsm)
+    for i in range(count):
+        await js.publish_async("s.m", b"%0*d" % (size, i))
+    await asyncio.wait_for(js.publish_async_completed(), 10)
+    messages = await consumer.consume(max_bytes=max_bytes, expires=5)
+    recorder = StatusRecorder(messages)
+    got: list[int] = []
+
+    async def read() -> None:
+        async for msg in messages:
+            got.append(int(msg.data))
+            msg.ack()
+            if len(got) == count:
+                return
+
+    await asyncio.wait_for(read(), 10)
+    assert got == list(range(count))
+    assert len(recorder.of(ConsumerDebugEvents.NEXT)) <= 2 * count  # (the livelock made ~25,000 a second)
+    assert messages._pull._oversize_delay == 0.0  # never waited as for a message too large for the window
+    messages.stop()
+    await recorder.aclose()
+
+
 async def test_consume_credits_the_server_as_messages_arrive(js: JetStreamClient, jsm: JetStreamManager) -> None:
     # the server is asked for more as messages arrive, not only as they are taken: a reader busy with what one read
     # brought in does not leave the server without credit meanwhile (up to a window unread, a window on its way)

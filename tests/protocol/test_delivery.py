@@ -168,6 +168,7 @@ def make_puller(core: ModuleType, **fields: Any) -> Any:
         "_pending_msgs": 100,
         "_pending_bytes": 0,
         "_queued_bytes": 0,
+        "_last_size": 0,
         "_max_messages": 100,
         "_threshold_messages": 75,
         "_threshold_bytes": 0,
@@ -640,6 +641,20 @@ def test_refill_by_bytes(core: ModuleType) -> None:
     puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = 0, 0, 1000
     puller._refill()
     assert puller.calls == []
+    # messages of 400 bytes came last: a pull for less than two of them would be refused (the server answers a pull
+    # its next message does not fit in with a 409), so it waits for what is on its way to give its bytes back
+    puller._last_size, puller._queued_bytes = 400, 0
+    puller._pending_msgs, puller._pending_bytes = 10, 201
+    puller._refill()
+    assert puller.calls == []
+    puller._pending_bytes = 200
+    puller._refill()
+    assert puller.calls == [("pull", 90, 800)]
+    puller.calls.clear()
+    # nothing on its way: the whole window, even when it holds fewer than two such messages
+    puller._last_size, puller._pending_msgs, puller._pending_bytes = 700, 0, 0
+    puller._refill()
+    assert puller.calls == [("pull", 100, 1000)]
 
 
 def test_give_back_puts_the_message_first_and_restores_the_counters(core: ModuleType) -> None:
@@ -933,7 +948,7 @@ class Run:
         p = self.puller
         return (
             list(p.calls),
-            (p.received, p.processed, p._pending_msgs, p._pending_bytes, p._queued_bytes, p._activity),
+            (p.received, p.processed, p._pending_msgs, p._pending_bytes, p._queued_bytes, p._last_size, p._activity),
             (p._done, p._refilling, p._queue_callbacks),
             [shown(m) for m in p._queue],
             None if p._cursor is None else cursor_state(p._cursor),
