@@ -82,6 +82,21 @@ async def collect(messages: ConsumerMessages, timeout: float = 10) -> list[JsMsg
     return await asyncio.wait_for(run(), timeout)
 
 
+async def take_acked(messages: ConsumerMessages, count: int, timeout: float) -> list[bytes]:
+    """The data of the next ``count`` messages of a running consume, each acknowledged as it is read."""
+    got: list[bytes] = []
+
+    async def read() -> None:
+        async for msg in messages:
+            got.append(msg.data)
+            msg.ack()
+            if len(got) == count:
+                return
+
+    await asyncio.wait_for(read(), timeout)
+    return got
+
+
 # -- consumers.get ------------------------------------------------------------------------------------------------
 
 
@@ -248,16 +263,8 @@ async def test_consume_iterator_gets_everything_with_repulls(js: JetStreamClient
     messages = await consumer.consume(max_messages=50, expires=5)
     recorder = StatusRecorder(messages)
     publisher = asyncio.create_task(publish_n(js, 500, start=500))
-    got: list[int] = []
-
-    async def read() -> None:
-        async for msg in messages:
-            got.append(int(msg.data))
-            msg.ack()
-            if len(got) == 1000:
-                messages.stop()
-
-    await asyncio.wait_for(read(), 20)
+    got = [int(data) for data in await take_acked(messages, 1000, 20)]
+    messages.stop()
     await publisher
     assert got == list(range(1000))
     assert messages.received >= 1000
@@ -276,16 +283,8 @@ async def test_consume_by_bytes(js: JetStreamClient, jsm: JetStreamManager) -> N
     await asyncio.wait_for(js.publish_async_completed(), 10)
     messages = await consumer.consume(max_bytes=2000, expires=5)
     recorder = StatusRecorder(messages)
-    got: list[int] = []
-
-    async def read() -> None:
-        async for msg in messages:
-            got.append(int(msg.data))
-            msg.ack()
-            if len(got) == 200:
-                messages.stop()
-
-    await asyncio.wait_for(read(), 6)
+    got = [int(data) for data in await take_acked(messages, 200, 6)]
+    messages.stop()
     assert got == list(range(200))
     pulls = recorder.of(ConsumerDebugEvents.NEXT)
     assert pulls and all(0 < e.data["max_bytes"] <= 2000 for e in pulls)
@@ -314,17 +313,7 @@ async def test_a_message_larger_than_max_bytes_is_asked_for_again_with_a_back_of
     pulls = len(recorder.of(ConsumerDebugEvents.NEXT))
     assert pulls <= len(oversize()) + 1  # one pull per answer, and nothing pulled in between
     await jsm.streams.delete_message("S", 1)
-    got: list[bytes] = []
-
-    async def read() -> None:
-        async for msg in messages:
-            got.append(msg.data)
-            msg.ack()
-            if len(got) == 3:
-                return
-
-    await asyncio.wait_for(read(), 5)
-    assert got == [b"0", b"1", b"2"]
+    assert await take_acked(messages, 3, 5) == [b"0", b"1", b"2"]
     await recorder.aclose()
 
 
@@ -342,17 +331,7 @@ async def test_a_consume_by_bytes_whose_window_holds_few_messages_goes_on(
     await asyncio.wait_for(js.publish_async_completed(), 10)
     messages = await consumer.consume(max_bytes=max_bytes, expires=5)
     recorder = StatusRecorder(messages)
-    got: list[int] = []
-
-    async def read() -> None:
-        async for msg in messages:
-            got.append(int(msg.data))
-            msg.ack()
-            if len(got) == count:
-                return
-
-    await asyncio.wait_for(read(), 10)
-    assert got == list(range(count))
+    assert [int(data) for data in await take_acked(messages, count, 10)] == list(range(count))
     assert len(recorder.of(ConsumerDebugEvents.NEXT)) <= 2 * count  # (the livelock made ~25,000 a second)
     assert messages._pull._oversize_delay == 0.0  # never waited as for a message too large for the window
     messages.stop()

@@ -615,46 +615,33 @@ def test_refill_by_bytes(core: ModuleType) -> None:
     puller = make_puller(
         core, _max_messages=100, _max_bytes=1000, _threshold_bytes=750, _threshold_messages=25, _pending_msgs=50
     )
-    puller._pending_bytes, puller._queued_bytes = 750, 250
-    puller._refill()
-    assert puller.calls == []  # 750 bytes and 50 messages on their way: neither under its threshold
-    puller._pending_bytes = 749
-    puller._refill()
-    assert puller.calls == [("pull", 50, 251)]  # topped up to 100 messages and 1,000 bytes
-    puller.calls.clear()
+
+    def refill(pending_msgs: int, pending_bytes: int, queued_bytes: int) -> list[tuple[Any, ...]]:
+        """The pulls ``_refill`` makes with these messages and bytes on their way and bytes queued unread."""
+        puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = pending_msgs, pending_bytes, queued_bytes
+        puller.calls.clear()
+        puller._refill()
+        return list(puller.calls)
+
+    assert refill(50, 750, 250) == []  # 750 bytes and 50 messages on their way: neither under its threshold
+    assert refill(50, 749, 250) == [("pull", 50, 251)]  # topped up to 100 messages and 1,000 bytes
     # more arrived than asked for: the negative remainders are forgotten
-    puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = -3, -80, 0
-    puller._refill()
-    assert puller.calls == [("pull", 100, 1000)] and (puller._pending_msgs, puller._pending_bytes) == (100, 1000)
-    puller.calls.clear()
+    assert refill(-3, -80, 0) == [("pull", 100, 1000)]
+    assert (puller._pending_msgs, puller._pending_bytes) == (100, 1000)
     # few messages on their way, bytes aplenty (small messages): the count asks again, for the bytes that arrived
-    puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = 24, 900, 400
-    puller._refill()
-    assert puller.calls == [("pull", 76, 100)]
-    puller.calls.clear()
+    assert refill(24, 900, 400) == [("pull", 76, 100)]
     # nothing pending by count: pull again even above the byte threshold (by at least one byte)
-    puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = 0, 1000, 400
-    puller._refill()
-    assert puller.calls == [("pull", 100, 1)]
-    puller.calls.clear()
+    assert refill(0, 1000, 400) == [("pull", 100, 1)]
     # a whole window of bytes unread: the server waits for the reader
-    puller._pending_msgs, puller._pending_bytes, puller._queued_bytes = 0, 0, 1000
-    puller._refill()
-    assert puller.calls == []
+    assert refill(0, 0, 1000) == []
     # messages of 400 bytes came last: a pull for less than two of them would be refused (the server answers a pull
     # its next message does not fit in with a 409), so it waits for what is on its way to give its bytes back
-    puller._last_size, puller._queued_bytes = 400, 0
-    puller._pending_msgs, puller._pending_bytes = 10, 201
-    puller._refill()
-    assert puller.calls == []
-    puller._pending_bytes = 200
-    puller._refill()
-    assert puller.calls == [("pull", 90, 800)]
-    puller.calls.clear()
+    puller._last_size = 400
+    assert refill(10, 201, 0) == []
+    assert refill(10, 200, 0) == [("pull", 90, 800)]
     # nothing on its way: the whole window, even when it holds fewer than two such messages
-    puller._last_size, puller._pending_msgs, puller._pending_bytes = 700, 0, 0
-    puller._refill()
-    assert puller.calls == [("pull", 100, 1000)]
+    puller._last_size = 700
+    assert refill(0, 0, 0) == [("pull", 100, 1000)]
 
 
 def test_give_back_puts_the_message_first_and_restores_the_counters(core: ModuleType) -> None:
@@ -1022,21 +1009,28 @@ def test_random_deliveries_give_the_same_state_in_both_cores(
         assert runs[0].snapshot() == runs[1].snapshot(), f"after operation {i}: {op}"
 
 
-async def test_a_pull_inbox_message_from_the_parser_is_acked_to_its_reply_subject(core: ModuleType) -> None:
-    """The parser hands a pull inbox subscription's message to its puller as fields (no Msg in between); the ack
-    goes to the reply subject as read off the wire, within the write buffer's limits like any publish."""
+def parser_feeding(core: ModuleType, puller: Any) -> tuple[Any, Any]:
+    """A parser whose sid 7 is a pull inbox subscription handing its messages to ``puller``, and that
+    subscription."""
 
     class Subscription(core.SubscriptionBase):  # type: ignore[name-defined,misc]
         def _cancel_timer(self) -> None:
             raise AssertionError("no timer")
 
-    puller = make_puller(core)
     sub = Subscription()
     for name, value in {"_callback": puller, "_queue": None, "_max": None, "_timer": None}.items():
         setattr(sub, name, value)
     sub.received = sub.processed = 0
     parser, _ = make_parser(core, sids=())
     parser.subs[7] = sub
+    return parser, sub
+
+
+async def test_a_pull_inbox_message_from_the_parser_is_acked_to_its_reply_subject(core: ModuleType) -> None:
+    """The parser hands a pull inbox subscription's message to its puller as fields (no Msg in between); the ack
+    goes to the reply subject as read off the wire, within the write buffer's limits like any publish."""
+    puller = make_puller(core)
+    parser, sub = parser_feeding(core, puller)
     reply = "$JS.ACK.ORDERS.w\u0151rker.1.5.5.1700000000000000000.0"  # a non-ASCII consumer name
     frame = f"MSG orders.new 7 {reply} 3\r\nabc\r\n".encode()
     parser.feed(frame + frame)
@@ -1059,18 +1053,8 @@ async def test_a_pull_inbox_message_from_the_parser_is_acked_to_its_reply_subjec
 def test_messages_from_the_parser_count_the_bytes_a_pull_by_bytes_counts(core: ModuleType) -> None:
     """A pull by bytes counts each message's subject, reply subject and body in UTF-8 bytes (the compiled parser
     hands over the sizes it read off the line); what is queued is uncounted again as it is taken or given back."""
-
-    class Subscription(core.SubscriptionBase):  # type: ignore[name-defined,misc]
-        def _cancel_timer(self) -> None:
-            raise AssertionError("no timer")
-
     puller = make_puller(core, _max_bytes=10_000, _threshold_bytes=0, _pending_bytes=10_000)
-    sub = Subscription()
-    for name, value in {"_callback": puller, "_queue": None, "_max": None, "_timer": None}.items():
-        setattr(sub, name, value)
-    sub.received = sub.processed = 0
-    parser, _ = make_parser(core, sids=())
-    parser.subs[7] = sub
+    parser, _ = parser_feeding(core, puller)
     reply = "$JS.ACK.ORDERS.w\u0151rker.1.5.5.1700000000000000000.0"
     subject = "orders.caf\u00e9"
     plain = f"MSG {subject} 7 {reply} 3\r\nabc\r\n".encode()
