@@ -122,10 +122,10 @@ _UNANSWERED_FIRST_DELAY = 0.05
 
 
 # A consume whose next message is larger than its max_bytes (status 409 "Message Size Exceeds MaxBytes" to a pull
-# that could use none of its bytes, all of them) gets the same answer to every pull until that message is gone: it
-# asks again 50 ms later, then twice as long each time, at most a second apart (and never further apart than its
-# idle heartbeat, which would count the wait as a miss). A pull with some bytes used, or that asked for less than the
-# whole window, is answered so in the normal course of a consume by bytes: the next pull asks for more at once.
+# for the whole window that used none of it) gets the same answer to every pull until that message is gone: it asks
+# again 50 ms later, then twice as long each time, at most a second apart (and never further apart than its idle
+# heartbeat, which would count the wait as a miss). A pull that used some of its bytes, or that asked for less than
+# the whole window, is answered so in the normal course of a consume by bytes: the next pull asks for more at once.
 _OVERSIZE_FIRST_DELAY = 0.05
 _OVERSIZE_MAX_DELAY = 1.0
 
@@ -541,7 +541,8 @@ class _Puller(PullerBase):
             self._status.emit(ConsumerStatus(ConsumerDebugEvents.DEBUG_EVENT, f"{code} {description}"))
             self._pending_msgs = max(0, self._pending_msgs - left_msgs)
             self._pending_bytes = max(0, self._pending_bytes - left_bytes)
-            if "message size exceeds maxbytes" in lowered and left_bytes >= (self._max_bytes or 0) > 0:
+            max_bytes = self._max_bytes
+            if "message size exceeds maxbytes" in lowered and max_bytes is not None and left_bytes >= max_bytes:
                 # (a pull that delivered some and has too little left for the next, or that asked for less than the
                 # whole window, is answered so in the normal course of a consume by bytes: the next asks for more)
                 self._back_off_oversize()
