@@ -4,6 +4,8 @@ received() entry point. A real event loop, no server: these are the core's own c
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
 import weakref
 from types import ModuleType
 from typing import Any
@@ -223,3 +225,160 @@ def test_received_reports_protocol_errors_to_the_handler(core: ModuleType) -> No
     assert handler.events[0] == ("ping",)
     kind, text = handler.events[1]
     assert kind == "protocol_error" and "protocol error at stream position 6" in text
+
+
+# -- what a request's future is to asyncio (the compiled core's own Reply, the pure core's asyncio future) -----------
+
+
+def compiled(core: ModuleType) -> bool:
+    return core.__name__.endswith("._protocol")
+
+
+async def test_a_request_future_works_with_asyncio_helpers(core: ModuleType) -> None:
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    future = mux.request(pub, "svc", b"", None, 5.0)
+    assert asyncio.isfuture(future) and future.get_loop() is loop and not future.done()
+    with pytest.raises(asyncio.InvalidStateError):
+        future.result()
+    seen: list[tuple[Any, str]] = []
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="none")
+
+    def note(done: Any) -> None:
+        seen.append((done, marker.get()))
+
+    def never(done: Any) -> None:
+        seen.append((done, "removed"))
+
+    future.add_done_callback(note)
+    future.add_done_callback(never)
+    context = contextvars.copy_context()
+    context.run(marker.set, "given")
+    future.add_done_callback(note, context=context)
+    assert future.remove_done_callback(never) == 1 and future.remove_done_callback(never) == 0
+    shielded = asyncio.shield(future)
+    waited = asyncio.ensure_future(asyncio.wait_for(future, 5.0))
+    mux(response(core, PREFIX + "1", b"ok"))
+    answer = await shielded
+    assert answer.data == b"ok" and (await waited) is answer
+    assert future.result() is answer and future.exception() is None and not future.cancelled()
+    await asyncio.sleep(0)
+    assert [(done is future, where) for done, where in seen] == [(True, "none"), (True, "given")]
+    future.add_done_callback(note)  # once settled, a callback is called soon, like any future's
+    await asyncio.sleep(0)
+    assert len(seen) == 3
+    other = mux.request(pub, "other", b"", None, 0.01)
+    done, pending = await asyncio.wait([future, other])
+    assert done == {future, other} and not pending and isinstance(other.exception(), NatsTimeoutError)
+
+
+async def test_a_cancelled_wait_cancels_the_request_and_says_why(core: ModuleType) -> None:
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    future = mux.request(pub, "svc", b"", None, 5.0)
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(future, 0.01)
+    assert future.cancelled() and not future.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        future.result()
+    second = mux.request(pub, "svc", b"", None, 5.0)
+    assert second.cancel("given up")
+    with pytest.raises(asyncio.CancelledError, match="given up"):
+        await second
+    with pytest.raises(asyncio.CancelledError):
+        second.exception()
+
+    async def waits() -> Any:
+        return await mux.request(pub, "svc", b"", None, 5.0)
+
+    task = asyncio.ensure_future(waits())
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for token in ("1", "2", "3"):
+        mux(response(core, PREFIX + token, b"too late"))  # dropped: nobody waits
+    assert mux.waiters == {}
+
+
+async def test_a_request_future_steps_like_an_asyncio_future(core: ModuleType) -> None:
+    # what ``yield from future`` (and an await that does not use am_send) sees: itself while waiting, then its result
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    future = mux.request(pub, "svc", b"", None, 5.0)
+    steps = future.__await__()
+    assert next(steps) is future and future._asyncio_future_blocking
+    future._asyncio_future_blocking = False
+    answer = response(core, PREFIX + "1", b"ok")
+    mux(answer)
+    with pytest.raises(StopIteration) as stop:
+        next(steps)
+    assert stop.value.value is answer
+    failed = mux.request(pub, "svc", b"", None, 0.01)
+    with pytest.raises(NatsTimeoutError):
+        await failed
+    with pytest.raises(NatsTimeoutError):
+        next(failed.__await__())
+    assert isinstance(failed.exception(), NatsTimeoutError)
+
+
+async def test_a_waiting_request_is_off_the_collectors_lists_until_settled(core: ModuleType) -> None:
+    # with 20,000 requests in flight every full collection would walk each future; a settled one is tracked again
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    answered, failed, cancelled = (mux.request(pub, "svc", b"", None, t) for t in (5.0, 0.01, 5.0))
+    for future in (answered, failed, cancelled):
+        assert gc.is_tracked(future) is not compiled(core)
+    mux(response(core, PREFIX + "1", b"ok"))
+    cancelled.cancel()
+    with pytest.raises(NatsTimeoutError):
+        await failed
+    assert gc.is_tracked(answered) and gc.is_tracked(failed) and gc.is_tracked(cancelled)
+    closing = mux.request(pub, "svc", b"", None, 5.0)
+    mux.fail_all(ConnectionError("closed"))
+    assert gc.is_tracked(closing)
+    with pytest.raises(ConnectionError):
+        await closing
+
+
+async def test_a_cycle_through_a_failed_requests_traceback_is_collected(core: ModuleType) -> None:
+    # the exception's traceback leads to the frame that holds the future, which holds the exception
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+
+    class Holder:
+        pass
+
+    async def fails() -> Any:
+        holder = Holder()
+        future = mux.request(pub, "svc", b"", None, 0.01)
+        try:
+            await future
+        except NatsTimeoutError as exc:
+            return weakref.ref(holder), exc
+
+    ref, exc = await fails()
+    del exc
+    for _ in range(3):
+        await asyncio.sleep(0)  # the loop lets go of the handles it ran
+    gc.collect()
+    assert ref() is None
+
+
+async def test_a_failure_nobody_reads_is_reported_to_the_loop_as_an_asyncio_futures_is(core: ModuleType) -> None:
+    loop = asyncio.get_running_loop()
+    pub, mux = publisher(core, loop), mux_of(core, loop)
+    reported: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        unread = mux.request(pub, "svc", b"", None, 0.01)
+        read = mux.request(pub, "svc", b"", None, 0.01)
+        await asyncio.wait([unread, read])
+        assert isinstance(read.exception(), NatsTimeoutError)
+        del unread, read
+        gc.collect()
+        assert len(reported) == 1
+        assert "exception was never retrieved" in reported[0]["message"]
+        assert isinstance(reported[0]["exception"], NatsTimeoutError)
+    finally:
+        loop.set_exception_handler(None)
