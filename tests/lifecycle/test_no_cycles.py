@@ -198,8 +198,11 @@ async def test_running_consumers_and_watchers_are_mostly_off_the_collectors_list
     visits_per_item = (_references_walked() - visits_before) / 40
     try:
         if USES_CYTHON:
-            assert per_item <= 1.5, per_item
-            assert visits_per_item <= 11, visits_per_item
+            # before Python 3.11 an instance's attributes are a dictionary of its own: a Consumer is two objects,
+            # and one more reference to follow
+            own_dict = sys.version_info < (3, 11)
+            assert per_item <= (2.0 if own_dict else 1.5), per_item
+            assert visits_per_item <= (12 if own_dict else 11), visits_per_item
         else:
             assert per_item > 8  # nothing can be hidden from Python: the census above does count
     finally:
