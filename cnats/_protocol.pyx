@@ -8,9 +8,7 @@ and reply, the payload ``bytes`` (the single copy of the data) and the message o
 """
 
 import json
-from asyncio import CancelledError, InvalidStateError
 from collections import deque
-from contextvars import copy_context
 from types import MethodType
 
 cimport cython
@@ -19,7 +17,6 @@ from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_FromStringAndS
 from cpython.bytearray cimport PyByteArray_Resize
 from cpython.buffer cimport PyBUF_C_CONTIGUOUS, PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.exc cimport PyErr_SetObject
 from cpython.dict cimport PyDict_Copy, PyDict_GetItem, PyDict_GetItemWithError
 from cpython.list cimport PyList_Append
 from cpython.object cimport PyObject, PyObject_GenericSetAttr, PyTypeObject
@@ -59,6 +56,10 @@ def untrack_while_live(obj):
 
 def retrack(obj):
     """Undo ``untrack_while_live``."""
+    track(obj)
+
+
+cdef inline void track(object obj) noexcept:
     if PyObject_IS_GC(obj) and not PyObject_GC_IsTracked(obj):
         PyObject_GC_Track(<void*>obj)
 
@@ -640,8 +641,6 @@ cdef extern from *:
     """
     ctypedef enum PySendResult:
         PYGEN_RETURN
-        PYGEN_ERROR
-        PYGEN_NEXT
     void CNATS_SET_AM_SEND(object type, void *fn)
 
 
@@ -656,6 +655,7 @@ cdef PySendResult _ready_send(PyObject *self, PyObject *arg, PyObject **result) 
 
 
 CNATS_SET_AM_SEND(_Ready, <void *>_ready_send)
+
 
 
 # -- JetStream delivery (before SubscriptionBase, which hands a pull consumer's messages straight to it) ---------
@@ -1264,197 +1264,6 @@ cdef class AckWindow:
         return 0
 
 
-cdef enum ReplyState:
-    REPLY_PENDING
-    REPLY_RESULT
-    REPLY_ERROR
-    REPLY_CANCELLED
-
-
-@cython.final  # no free list: a reused object would keep its finalized mark, and __del__ not run again
-cdef class Reply:
-    """The future of one response through the shared inbox: what ``request()`` awaits. It keeps asyncio's future
-    protocol (done callbacks, ``result()``, ``cancel()``, and it works with ``gather``, ``shield``, ``wait_for``), but
-    costs less per request than an asyncio future: it is its own iterator (no iterator object per ``await``), and
-    while it waits the inbox holds it and the cyclic collector does not walk it (20,000 requests in flight made every
-    full collection walk 20,000 futures and their iterators). It is tracked again once settled, so a reference cycle
-    through its outcome (an exception's traceback) is collectable as usual."""
-    cdef object _loop
-    cdef object _value  # the result, the exception, or the cancellation message
-    cdef object _callback  # the first done callback (the awaiting task's wake-up) and its context
-    cdef object _context
-    cdef list _more  # further (callback, context) pairs, rarely any
-    cdef ReplyState _state
-    cdef bint _unread  # failed, and nobody has asked for the exception yet
-    cdef public object _asyncio_future_blocking
-
-    def __cinit__(self):
-        self._asyncio_future_blocking = False
-
-    # -- settling (the mux) --------------------------------------------------------------------------------------
-    cdef int _settle(self, ReplyState state, value) except -1:
-        if self._state != REPLY_PENDING:
-            return 0
-        self._state = state
-        self._value = value
-        self._unread = state == REPLY_ERROR
-        PyObject_GC_Track(<void*>self)  # off the lists only while the inbox holds it
-        callback = self._callback
-        if callback is not None:
-            context = self._context
-            self._callback = None
-            self._context = None
-            self._loop.call_soon(callback, self, context=context)
-            if self._more is not None:
-                more, self._more = self._more, None
-                for callback, context in more:
-                    self._loop.call_soon(callback, self, context=context)
-        return 0
-
-    def set_result(self, result):
-        self._settle(REPLY_RESULT, result)
-
-    def set_exception(self, exception):
-        if isinstance(exception, type):
-            exception = exception()
-        self._settle(REPLY_ERROR, exception)
-
-    # -- the asyncio future protocol ----------------------------------------------------------------------------
-    def get_loop(self):
-        return self._loop
-
-    def done(self):
-        return self._state != REPLY_PENDING
-
-    def cancelled(self):
-        return self._state == REPLY_CANCELLED
-
-    def cancel(self, msg=None):
-        if self._state != REPLY_PENDING:
-            return False
-        self._settle(REPLY_CANCELLED, msg)
-        return True
-
-    def result(self):
-        if self._state == REPLY_RESULT:
-            return self._value
-        self._raise()
-
-    def exception(self):
-        if self._state == REPLY_ERROR:
-            self._unread = False
-            return self._value
-        if self._state == REPLY_RESULT:
-            return None
-        self._raise()
-
-    cdef int _raise(self) except -1:
-        if self._state == REPLY_ERROR:
-            self._unread = False
-            raise self._value
-        if self._state == REPLY_CANCELLED:
-            raise CancelledError() if self._value is None else CancelledError(self._value)
-        raise InvalidStateError("Result is not ready.")
-
-    def add_done_callback(self, fn, *, context=None):
-        if context is None:
-            context = copy_context()
-        if self._state != REPLY_PENDING:
-            self._loop.call_soon(fn, self, context=context)
-        elif self._callback is None:
-            self._callback = fn
-            self._context = context
-        elif self._more is None:
-            self._more = [(fn, context)]
-        else:
-            self._more.append((fn, context))
-
-    def remove_done_callback(self, fn):
-        cdef Py_ssize_t removed = 0
-        if self._more is not None:
-            kept = [pair for pair in self._more if pair[0] != fn]
-            removed = len(self._more) - len(kept)
-            self._more = kept or None
-        if self._callback is not None and self._callback == fn:
-            removed += 1
-            self._callback = self._context = None
-            if self._more:
-                self._callback, self._context = self._more.pop(0)
-                if not self._more:
-                    self._more = None
-        return removed
-
-    def __await__(self):
-        return self
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        # Only reached where ``await`` does not use am_send (below).
-        if self._state == REPLY_PENDING:
-            self._asyncio_future_blocking = True
-            return self
-        raise StopIteration(self.result())
-
-    def __del__(self):
-        # as an asyncio future does: a failure nobody read is reported to the loop's exception handler
-        if self._unread:
-            self._unread = False
-            self._loop.call_exception_handler(
-                {"message": "Reply exception was never retrieved", "exception": self._value, "future": self}
-            )
-
-    def __repr__(self):
-        state = ("pending", "finished", "finished", "cancelled")[<int>self._state]
-        return f"<Reply {state}>"
-
-
-cdef PySendResult _reply_send(PyObject *self, PyObject *arg, PyObject **result) noexcept:
-    """One step of ``await reply``: yield the reply itself while it waits (the task then adds its wake-up as a done
-    callback), else return its result or raise its exception."""
-    cdef Reply reply = <Reply>self
-    if reply._state == REPLY_PENDING:
-        reply._asyncio_future_blocking = True
-        Py_INCREF(reply)
-        result[0] = self
-        return PYGEN_NEXT
-    result[0] = NULL
-    if reply._state == REPLY_RESULT:
-        value = reply._value
-        Py_INCREF(value)
-        result[0] = <PyObject *>value
-        return PYGEN_RETURN
-    if reply._state == REPLY_ERROR:
-        reply._unread = False
-        error = reply._value
-    elif reply._value is None:
-        error = CancelledError()
-    else:
-        error = CancelledError(reply._value)
-    PyErr_SetObject(type(error), error)
-    return PYGEN_ERROR
-
-
-CNATS_SET_AM_SEND(Reply, <void *>_reply_send)
-
-
-cdef int _fail(future, error) except -1:
-    """Fail a request's future (a Reply or an asyncio future) unless it is settled already."""
-    if type(future) is Reply:
-        (<Reply>future)._settle(REPLY_ERROR, error)
-    elif not future.done():
-        future.set_exception(error)
-    return 0
-
-
-cdef Reply new_reply(loop):
-    cdef Reply reply = Reply.__new__(Reply)
-    reply._loop = loop
-    untrack(reply)  # the inbox holds it until it is settled: see the class docstring
-    return reply
-
-
 @cython.final
 @cython.freelist(64)
 @cython.no_gc  # in no cycle the collector could break: answered or expired, the mux lets go of it
@@ -1676,6 +1485,15 @@ cdef inline long long _decimal(const char* p, Py_ssize_t a, Py_ssize_t b) noexce
     return v
 
 
+cdef inline object _release(_PendingRequest pending):
+    """The inbox lets go of a request (answered, or failed by ``fail_all``): its future, tracked again. What stays in
+    a deadline queue is a stand-in that holds nothing."""
+    future = pending.future
+    pending.future = SETTLED
+    track(future)
+    return future
+
+
 cdef class ReplyMux:
     """The shared response inbox of request/reply: one wildcard subscription (``prefix + "*"``) whose messages are
     routed by their last token to what waits for them.
@@ -1760,8 +1578,12 @@ cdef class ReplyMux:
         cdef PyObject* found
         token = self._token()
         publisher._publish(subject, payload, self.prefix + token, headers)  # raises before anything is recorded
-        # a pipelined publish's future is the caller's to keep: an asyncio one; a request's is awaited at once
-        future = self._create_future() if window is not None else new_reply(self._loop)
+        future = self._create_future()
+        # Off the collector's lists while this inbox holds it (until answered, expired or failed: see _release):
+        # with 20,000 requests in flight every full collection walked each. No collection could have freed it
+        # meanwhile, and once released it is tracked again, so a cycle through its outcome (a failure's traceback
+        # that leads to a frame holding the future) is collected as usual.
+        untrack(future)
         pending = _PendingRequest.__new__(_PendingRequest)
         pending.future = future
         pending.token = token
@@ -1828,22 +1650,18 @@ cdef class ReplyMux:
             return 0
         pending = <_PendingRequest>waiter
         del self.waiters[token]
-        future = pending.future
-        pending.future = SETTLED
+        future = _release(pending)
         if pending.window is not None:
             window, pending.window = pending.window, None
             (<AckWindow>window)._settled()
-        if type(future) is Reply:
-            if (<Reply>future)._state != REPLY_PENDING:
-                return 0
-        elif future.done():
+        if future.done():
             return 0
         if msg is None:
             future.set_result(ack)
             return 0
         headers = msg.headers
         if headers is not None and headers.code == 503 and not msg.data:
-            _fail(future, self._no_responders_error(f"no responders for {pending.subject!r}"))
+            future.set_exception(self._no_responders_error(f"no responders for {pending.subject!r}"))
         elif pending.transform is not None:
             try:
                 if type(pending.transform) is PubAckReader:
@@ -1851,11 +1669,9 @@ cdef class ReplyMux:
                 else:
                     value = pending.transform(msg, pending.subject)
             except Exception as exc:
-                _fail(future, exc)
+                future.set_exception(exc)
             else:
                 future.set_result(value)
-        elif type(future) is Reply:
-            (<Reply>future)._settle(REPLY_RESULT, msg)
         else:
             future.set_result(msg)
         return 0
@@ -1878,13 +1694,13 @@ cdef class ReplyMux:
             queue.cancel()
         for waiter in waiters:
             if type(waiter) is _PendingRequest:
-                future = (<_PendingRequest>waiter).future
+                future = _release(<_PendingRequest>waiter)
                 window = (<_PendingRequest>waiter).window
                 if window is not None:
                     (<_PendingRequest>waiter).window = None
                     (<AckWindow>window)._settled()
                 if not future.done():
-                    _fail(future, error)
+                    future.set_exception(error)
                     if window is not None:
                         # a pipelined publish whose caller let the future go is not warned: the close was theirs
                         future.exception()
@@ -1896,6 +1712,7 @@ cdef class ReplyMux:
         found = PyDict_GetItemWithError(self.waiters, pending.token)
         if found is not NULL and <object>found is pending:
             del self.waiters[pending.token]
+        track(pending.future)  # leaving the deadline queue, the last of the inbox that held it
         window = pending.window
         if window is not None:
             pending.window = None
@@ -1903,4 +1720,6 @@ cdef class ReplyMux:
             if not pending.future.done():
                 pending.future.set_exception(self._timeout_error(f"no publish acknowledgement for {pending.subject!r}"))
         elif not pending.future.done():
-            _fail(pending.future, self._timeout_error(f"request to {pending.subject!r} timed out after {pending.timeout} s"))
+            pending.future.set_exception(
+                self._timeout_error(f"request to {pending.subject!r} timed out after {pending.timeout} s")
+            )

@@ -227,7 +227,7 @@ def test_received_reports_protocol_errors_to_the_handler(core: ModuleType) -> No
     assert kind == "protocol_error" and "protocol error at stream position 6" in text
 
 
-# -- what a request's future is to asyncio (the compiled core's own Reply, the pure core's asyncio future) -----------
+# -- a request's future, to asyncio and to the cyclic collector ----------------------------------------------------
 
 
 def compiled(core: ModuleType) -> bool:
@@ -322,18 +322,23 @@ async def test_a_request_future_steps_like_an_asyncio_future(core: ModuleType) -
     assert isinstance(failed.exception(), NatsTimeoutError)
 
 
-async def test_a_waiting_request_is_off_the_collectors_lists_until_settled(core: ModuleType) -> None:
-    # with 20,000 requests in flight every full collection would walk each future; a settled one is tracked again
+async def test_a_waiting_request_is_off_the_collectors_lists_until_the_inbox_lets_go(core: ModuleType) -> None:
+    # with 20,000 requests in flight every full collection would walk each future; a released one is tracked again
     loop = asyncio.get_running_loop()
     pub, mux = publisher(core, loop), mux_of(core, loop)
-    answered, failed, cancelled = (mux.request(pub, "svc", b"", None, t) for t in (5.0, 0.01, 5.0))
-    for future in (answered, failed, cancelled):
+    answered, failed, cancelled, expired = (mux.request(pub, "svc", b"", None, t) for t in (5.0, 0.01, 5.0, 0.02))
+    for future in (answered, failed, cancelled, expired):
         assert gc.is_tracked(future) is not compiled(core)
     mux(response(core, PREFIX + "1", b"ok"))
     cancelled.cancel()
+    expired.cancel()
+    assert gc.is_tracked(cancelled) is not compiled(core)  # the inbox still holds it, until its answer or deadline
     with pytest.raises(NatsTimeoutError):
         await failed
-    assert gc.is_tracked(answered) and gc.is_tracked(failed) and gc.is_tracked(cancelled)
+    mux(response(core, PREFIX + "3", b"too late"))
+    await asyncio.sleep(0.03)
+    assert mux.waiters == {}  # answered ones stay queued until their deadline, holding nothing
+    assert all(gc.is_tracked(future) for future in (answered, failed, cancelled, expired))
     closing = mux.request(pub, "svc", b"", None, 5.0)
     mux.fail_all(ConnectionError("closed"))
     assert gc.is_tracked(closing)
@@ -382,3 +387,4 @@ async def test_a_failure_nobody_reads_is_reported_to_the_loop_as_an_asyncio_futu
         assert isinstance(reported[0]["exception"], NatsTimeoutError)
     finally:
         loop.set_exception_handler(None)
+
