@@ -310,6 +310,11 @@ class _Puller(PullerBase):
                 # (an iterator references only this pull; one given a callback is left alone: the callback may lead
                 # back to it)
                 self._hide_front(front)
+            # the Consumer the user holds (a dozen references for each full collection to follow; before Python
+            # 3.11 its attribute dictionary too): this pull references it, and the connection holds this pull until
+            # it ends, so no collection could free it meanwhile. Given back with the rest (by whichever of its pulls
+            # hid it; another one running meanwhile finds it hidden already).
+            self._hidden.extend(hide_owned((self._consumer,), ()))
 
     def _front_collected(self) -> None:
         """The front was collected unread: stop, on the loop (a collection may happen anywhere, even in the middle
