@@ -366,6 +366,9 @@ cdef class PullerBase:
     # the user's iterator while it is off the collector's lists: a borrowed reference, which its finalizer clears
     # (``_front_gone``) before it is freed
     cdef PyObject* _front_hidden
+    # the same for the view in front of an iterator the library reads itself (a KV watcher): borrowed, cleared by the
+    # view's finalizer (``_view_gone``)
+    cdef PyObject* _view_hidden
 
     def __call__(self, msg):
         cdef MsgBase m = <MsgBase?>msg
@@ -391,6 +394,26 @@ cdef class PullerBase:
             self._front_hidden = NULL
             if not PyObject_GC_IsTracked(<object>front):
                 PyObject_GC_Track(<void*>front)
+
+    def _hide_view(self, view):
+        """As ``_hide_front``, for a view that reads this pull's iterator and references nothing the user gave
+        (a KV watcher): ``_show_view`` gives it back when the read ends."""
+        if self._view_hidden is NULL and PyObject_IS_GC(view) and PyObject_GC_IsTracked(view):
+            PyObject_GC_UnTrack(<void*>view)
+            self._view_hidden = <PyObject*>view
+
+    def _view_gone(self, view):
+        """``view`` is being freed (its finalizer calls this): forget it, if it is the one hidden."""
+        if self._view_hidden == <PyObject*>view:
+            self._view_hidden = NULL
+
+    def _show_view(self):
+        """Give the view taken off by ``_hide_view`` back to the collector, if it is still alive."""
+        cdef PyObject* view = self._view_hidden
+        if view is not NULL:
+            self._view_hidden = NULL
+            if not PyObject_GC_IsTracked(<object>view):
+                PyObject_GC_Track(<void*>view)
 
     cdef int _arrive(self, subject, data, reply, headers, long long sid, bint from_wire, long long wire) except -1:
         """One message of the inbox, as its fields (the parser calls this without building a ``Msg`` first;

@@ -244,6 +244,15 @@ class PullerBase:
     def _show_front(self) -> None:
         """Undo ``_hide_front`` (nothing to undo here)."""
 
+    def _hide_view(self, view: object) -> None:
+        """Nothing can be taken off the collector's lists from Python (the compiled core does it)."""
+
+    def _view_gone(self, view: object) -> None:
+        """``view`` is being freed (nothing to forget here)."""
+
+    def _show_view(self) -> None:
+        """Undo ``_hide_view`` (nothing to undo here)."""
+
     def __call__(self, msg: Any) -> None:
         if self._done:
             return

@@ -313,20 +313,24 @@ class OrderedRead:
     def ended(self) -> bool:
         return self._ended
 
-    def watch_over(self) -> None:
+    def watch_over(self, view: object = None) -> None:
         """A view reads through this from now on, and calls ``view_collected`` from its finalizer (a weak reference
         to it would be one more object for every full collection to walk). From now on, what only this read
         references (its consumer, that consumer's data, its messages) is hidden from the collector until the read
-        ends, as a consumer's puller is."""
+        ends, as a consumer's puller is. So is ``view``, if given: a view that references nothing the user gave
+        (this read does not reference it: the pull keeps a borrowed pointer, which its finalizer clears)."""
         self._watched = True
         held_internally(self.messages)  # the view is watched instead
         if not self._ended:
             # its messages are the view's to read, never the user's to drop: hidden with the rest
             self._hidden = hide_owned((self, self.consumer, self.messages), _READ_PARTS)
+            if view is not None:
+                self.messages._pull._hide_view(view)
 
-    def view_collected(self) -> None:
-        """The view was collected: stop, on the loop (a collection may happen anywhere, even in the middle of the
+    def view_collected(self, view: object) -> None:
+        """``view`` was collected: stop, on the loop (a collection may happen anywhere, even in the middle of the
         connection's own bookkeeping, or on another thread)."""
+        self.messages._pull._view_gone(view)
         if self._ended or not self._watched:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
@@ -360,6 +364,7 @@ class OrderedRead:
     def _end(self, error: Exception | None) -> None:
         self._ended = True
         reveal(self._hidden)
+        self.messages._pull._show_view()
         timer, self.timer = self.timer, None
         if timer is not None:
             timer.cancel()
@@ -421,7 +426,7 @@ class OrderedView:
         # collected (left unfinished, say): the read stops (a KvKeys shares its watcher's read, which stops either way)
         read = getattr(self, "_read", None)
         if read is not None:
-            read.view_collected()
+            read.view_collected(self)
 
     def stop(self) -> None:
         """Stop now (the server consumer is deleted in the background).
@@ -463,7 +468,7 @@ class KvWatcher(OrderedView, KvWatchBase):
         self._put = KvOperation.PUT
         self._ignore_deletes = ignore_deletes
         self._ends = ends  # history/keys: stop once caught up
-        read.watch_over()
+        read.watch_over(self)  # its fields are all the library's: hidden too while the read runs
 
     def __aiter__(self) -> KvWatcher:
         return self

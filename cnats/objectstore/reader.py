@@ -66,7 +66,7 @@ class ObjectResult:
         # dropped unfinished: the read stops
         read = getattr(self, "_read", None)
         if read is not None:
-            read.view_collected()
+            read.view_collected(self)
 
     # -- iteration --------------------------------------------------------------------------------------------
     def __aiter__(self) -> ObjectResult:
