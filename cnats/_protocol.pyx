@@ -657,7 +657,6 @@ cdef PySendResult _ready_send(PyObject *self, PyObject *arg, PyObject **result) 
 CNATS_SET_AM_SEND(_Ready, <void *>_ready_send)
 
 
-
 # -- JetStream delivery (before SubscriptionBase, which hands a pull consumer's messages straight to it) ---------
 
 include "_delivery.pxi"
