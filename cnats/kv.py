@@ -49,6 +49,9 @@ from .jetstream.consumer import (
     OrderedConsumerOptions,
     consume_window,
     held_internally,
+    hide_view,
+    show_view,
+    view_gone,
 )
 from .jetstream.manager import DirectStreamAPI, StreamAPI
 from .jetstream.model import JsonModel, parse_time
@@ -325,12 +328,12 @@ class OrderedRead:
             # its messages are the view's to read, never the user's to drop: hidden with the rest
             self._hidden = hide_owned((self, self.consumer, self.messages), _READ_PARTS)
             if view is not None:
-                self.messages._pull._hide_view(view)
+                hide_view(self.messages, view)
 
     def view_collected(self, view: object) -> None:
         """``view`` was collected: stop, on the loop (a collection may happen anywhere, even in the middle of the
         connection's own bookkeeping, or on another thread)."""
-        self.messages._pull._view_gone(view)
+        view_gone(self.messages, view)
         if self._ended or not self._watched:
             return
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing runs any more
@@ -364,7 +367,7 @@ class OrderedRead:
     def _end(self, error: Exception | None) -> None:
         self._ended = True
         reveal(self._hidden)
-        self.messages._pull._show_view()
+        show_view(self.messages)
         timer, self.timer = self.timer, None
         if timer is not None:
             timer.cancel()

@@ -839,6 +839,22 @@ def held_internally(messages: ConsumerMessages) -> None:
     messages._pull._front_watched = False
 
 
+def hide_view(messages: ConsumerMessages, view: object) -> None:
+    """``view`` reads ``messages`` (held internally) and references nothing the user gave: off the collector's lists
+    until ``show_view``. The pull keeps a borrowed pointer to it, which ``view_gone`` clears."""
+    messages._pull._hide_view(view)
+
+
+def view_gone(messages: ConsumerMessages, view: object) -> None:
+    """``view`` is being freed (its finalizer): the pull forgets it, if it was the one hidden."""
+    messages._pull._view_gone(view)
+
+
+def show_view(messages: ConsumerMessages) -> None:
+    """The read has ended: the view hidden by ``hide_view``, if still alive, is back on the collector's lists."""
+    messages._pull._show_view()
+
+
 def _private_copy(options: OrderedConsumerOptions) -> OrderedConsumerOptions:
     """The options an ordered consumer reads each time it makes a server consumer: a copy (what the user changes
     later does not reach it), of plain values only, and so off the collector's lists for good (as ``_kept``)."""
