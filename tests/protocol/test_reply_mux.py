@@ -387,4 +387,3 @@ async def test_a_failure_nobody_reads_is_reported_to_the_loop_as_an_asyncio_futu
         assert isinstance(reported[0]["exception"], NatsTimeoutError)
     finally:
         loop.set_exception_handler(None)
-
