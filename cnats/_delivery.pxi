@@ -328,6 +328,20 @@ cdef class MessageQueue:
         self._count = 0
 
 
+cdef inline PyObject* _hide_borrowed(obj) noexcept:
+    """Take ``obj`` off the collector's lists; the borrowed pointer to keep (NULL: it was not on them)."""
+    if PyObject_IS_GC(obj) and PyObject_GC_IsTracked(obj):
+        PyObject_GC_UnTrack(<void*>obj)
+        return <PyObject*>obj
+    return NULL
+
+
+cdef inline void _show_borrowed(PyObject* obj) noexcept:
+    """Undo ``_hide_borrowed`` (``obj`` NULL: nothing hidden, or it was freed meanwhile)."""
+    if obj is not NULL and not PyObject_GC_IsTracked(<object>obj):
+        PyObject_GC_Track(<void*>obj)
+
+
 cdef class PullerBase:
     """The per-message part of a pull consumer's machinery (``_Puller`` in cnats/jetstream/consumer.py derives from
     it): the inbox subscription calls it with each message. The Python methods it calls back: ``_on_status``,
@@ -379,9 +393,8 @@ cdef class PullerBase:
         which the connection holds meanwhile, so no collection could free it through that reference, and each full
         collection would walk it (thousands of consumes may be open). ``_show_front`` gives it back at the end, so
         that a cycle through it is collectable again; until then it is freed when its last reference goes."""
-        if self._front_hidden is NULL and PyObject_IS_GC(front) and PyObject_GC_IsTracked(front):
-            PyObject_GC_UnTrack(<void*>front)
-            self._front_hidden = <PyObject*>front
+        if self._front_hidden is NULL:
+            self._front_hidden = _hide_borrowed(front)
 
     def _front_gone(self):
         """The iterator is being freed (its finalizer calls this): forget it."""
@@ -390,17 +403,14 @@ cdef class PullerBase:
     def _show_front(self):
         """Give the iterator taken off by ``_hide_front`` back to the collector, if it is still alive."""
         cdef PyObject* front = self._front_hidden
-        if front is not NULL:
-            self._front_hidden = NULL
-            if not PyObject_GC_IsTracked(<object>front):
-                PyObject_GC_Track(<void*>front)
+        self._front_hidden = NULL
+        _show_borrowed(front)
 
     def _hide_view(self, view):
         """As ``_hide_front``, for a view that reads this pull's iterator and references nothing the user gave
         (a KV watcher): ``_show_view`` gives it back when the read ends."""
-        if self._view_hidden is NULL and PyObject_IS_GC(view) and PyObject_GC_IsTracked(view):
-            PyObject_GC_UnTrack(<void*>view)
-            self._view_hidden = <PyObject*>view
+        if self._view_hidden is NULL:
+            self._view_hidden = _hide_borrowed(view)
 
     def _view_gone(self, view):
         """``view`` is being freed (its finalizer calls this): forget it, if it is the one hidden."""
@@ -410,10 +420,8 @@ cdef class PullerBase:
     def _show_view(self):
         """Give the view taken off by ``_hide_view`` back to the collector, if it is still alive."""
         cdef PyObject* view = self._view_hidden
-        if view is not NULL:
-            self._view_hidden = NULL
-            if not PyObject_GC_IsTracked(<object>view):
-                PyObject_GC_Track(<void*>view)
+        self._view_hidden = NULL
+        _show_borrowed(view)
 
     cdef int _arrive(self, subject, data, reply, headers, long long sid, bint from_wire, long long wire) except -1:
         """One message of the inbox, as its fields (the parser calls this without building a ``Msg`` first;
