@@ -110,6 +110,9 @@ def _subscriber(client: str, mode: str) -> SessionFactory:
             else:
                 sub = await nc.subscribe(subject, **limits)
                 tasks.append(_reader_task(loop, sub.messages, session))
+            # nats-py writes a flush's PING ahead of the SUB it still buffers: by the first PONG the SUB is written,
+            # so the second PING follows it and its PONG says the server holds the subscription
+            await nc.flush()
         await nc.flush()
         return session
 

@@ -4,16 +4,13 @@ headers, request/reply both ways, queue groups shared by both clients, ordered d
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Callable
 
 import pytest
+from helpers.nats_py import py_subscribe
 from nats.aio.client import Client as NatsPyClient
 from nats.aio.msg import Msg as NatsPyMsg
-from nats.aio.subscription import Subscription as NatsPySubscription
 
 import cnats
 from cnats import Headers, Msg, NatsConnection, create_inbox
@@ -32,40 +29,6 @@ async def eventually(pred: Callable[[], bool], timeout: float = 5.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
-
-
-PY_NAME = "nats-py-interop"
-
-
-def _get_json(url: str) -> Any:
-    # straight to loopback: an http_proxy in the environment must not intercept the monitoring request
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(url, timeout=5) as resp:
-        return json.loads(resp.read())
-
-
-async def py_subscribe(
-    server: NatsServer,
-    py: NatsPyClient,
-    subject: str,
-    queue: str = "",
-    cb: Callable[[NatsPyMsg], Awaitable[None]] | None = None,
-) -> NatsPySubscription:
-    """Subscribe with nats-py and return once the server holds the subscription.
-
-    nats-py's ``flush()`` is not enough: it writes its PING straight to the socket while the SUB may still wait in
-    its outbound queue, so the PONG can come back before the server has seen the SUB. The server's monitoring
-    endpoint tells for sure.
-    """
-    sub = await py.subscribe(subject, queue=queue, cb=cb)
-    deadline = time.monotonic() + 5
-    while True:
-        data = await asyncio.to_thread(_get_json, f"{server.monitor_urls[0]}/connz?subs=1")
-        subs = [s for c in data["connections"] if c.get("name") == PY_NAME for s in c.get("subscriptions_list", [])]
-        if subject in subs:
-            return sub
-        assert time.monotonic() < deadline, f"nats-py subscription on {subject!r} never reached the server"
-        await asyncio.sleep(0.02)
 
 
 # -- publish / subscribe ----------------------------------------------------------------------------------------

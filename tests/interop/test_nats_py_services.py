@@ -7,6 +7,7 @@ import asyncio
 import json
 from typing import Any
 
+from helpers.nats_py import py_settled
 from nats.aio.client import Client as NatsPyClient
 from nats.micro import add_service
 from nats.micro import request as py_request
@@ -21,6 +22,7 @@ from cnats.services import (
     ServiceMsg,
     ServiceResponseType,
 )
+from cnats.testing import NatsServer
 
 TIMEOUT = 10.0
 
@@ -32,7 +34,9 @@ async def collect(iterator: Any) -> list[Any]:
     return await asyncio.wait_for(run(), TIMEOUT)
 
 
-async def test_nats_py_service_is_discovered_and_called_by_cnats(nc: NatsConnection, py: NatsPyClient) -> None:
+async def test_nats_py_service_is_discovered_and_called_by_cnats(
+    nats_server: NatsServer, nc: NatsConnection, py: NatsPyClient
+) -> None:
     service = await add_service(py, name="inventory", version="3.1.4", description="stock", metadata={"dc": "1"})
 
     async def stock(request: py_request.Request) -> None:
@@ -43,7 +47,7 @@ async def test_nats_py_service_is_discovered_and_called_by_cnats(nc: NatsConnect
     await service.add_endpoint(name="stock", subject="inv.stock", handler=stock, metadata={"unit": "pcs"})
     group = service.add_group(name="admin", queue_group="adminq")
     await group.add_endpoint(name="reload", handler=stock)
-    await py.flush()
+    await py_settled(nats_server, py)
     try:
         client = nc.services.client(strategy=RequestStrategy.COUNT, max_messages=1)
         (ping,) = await collect(await client.ping("inventory"))

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
 
 import nats
 import pytest
-from helpers.core import eventually, http_json
+from helpers.nats_py import py_subscribe
 from nats.aio.client import Client as NatsPyClient
 from nats.aio.msg import Msg as NatsPyMsg
 from opentelemetry.sdk.trace import TracerProvider
@@ -36,19 +35,6 @@ async def py(nats_server: NatsServer) -> AsyncIterator[NatsPyClient]:
         await client.close()
 
 
-async def py_subscribe(server: NatsServer, py: NatsPyClient, subject: str, cb: Any) -> None:
-    """Subscribe with nats-py and return once the server has the subscription: nats-py's flush() may see its PONG
-    before the server has read the SUB (it writes the PING ahead of what it still buffers), so ask the server."""
-    await py.subscribe(subject, cb=cb)
-
-    async def registered() -> bool:
-        data = await http_json(f"{server.monitor_urls[0]}/connz?subs=1")
-        conns = [c for c in data["connections"] if c.get("name") == PY_NAME]
-        return any(subject in c.get("subscriptions_list", []) for c in conns)
-
-    await eventually(registered, what=f"nats-py subscription on {subject!r}")
-
-
 def _traceparent(trace_id: int, span_id: int) -> str:
     return f"00-{trace_id:032x}-{span_id:016x}-01"
 
@@ -57,7 +43,7 @@ async def test_nats_py_reads_the_traceparent(
     nats_server: NatsServer, inc: NatsConnection, py: NatsPyClient, spans: Spans
 ) -> None:
     received: asyncio.Queue[NatsPyMsg] = asyncio.Queue()
-    await py_subscribe(nats_server, py, "interop.out", received.put)
+    await py_subscribe(nats_server, py, "interop.out", cb=received.put)
     inc.publish("interop.out", b"hello nats-py", headers={"X-App": "cnats"})
     msg = await asyncio.wait_for(received.get(), 5)
     (publish,) = spans.named("publish interop.out")
@@ -125,7 +111,7 @@ async def test_cnats_request_to_a_nats_py_responder(
         seen.append((msg.headers or {}).get("traceparent", ""))
         await msg.respond(b"pong")
 
-    await py_subscribe(nats_server, py, "interop.rpc", respond)
+    await py_subscribe(nats_server, py, "interop.rpc", cb=respond)
     reply = await inc.request("interop.rpc", b"ping", timeout=5)
     assert reply.data == b"pong"
     (client,) = spans.named("request interop.rpc", SpanKind.CLIENT)

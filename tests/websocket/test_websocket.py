@@ -21,6 +21,7 @@ from cnats import Events, InvalidOptionError, NatsConnectionRefusedError
 from cnats.services import ServiceMsg
 from cnats.testing import NatsServer
 from tests.helpers.core import closed_port, eventually
+from tests.helpers.nats_py import py_subscribe
 
 pytestmark = pytest.mark.nats_server(jetstream=True, websocket=True)
 
@@ -70,16 +71,15 @@ async def test_large_payloads_cross_many_frames_both_ways(nats_server: NatsServe
 
 async def test_a_nats_py_tcp_peer_talks_to_a_websocket_client(nats_server: NatsServer) -> None:
     peer = NatsPyClient()
-    await peer.connect(nats_server.url)
+    await peer.connect(nats_server.url, name="nats-py-tcp-peer")
     try:
         async with await cnats.connect(nats_server.ws_url) as nc:
             from_peer = nc.subscribe("to.ws")
-            to_peer = await peer.subscribe("to.tcp")
+            to_peer = await py_subscribe(nats_server, peer, "to.tcp")
             await nc.flush()
             await peer.publish("to.ws", b"hello over tcp", headers={"K": "v"})
             msg = await from_peer.next_msg(5)
             assert msg.data == b"hello over tcp" and msg.headers is not None and msg.headers.get("K") == "v"
-            await peer.flush()
             nc.publish("to.tcp", b"hello over websocket")
             await nc.flush()
             got = await to_peer.next_msg(5)
@@ -89,8 +89,7 @@ async def test_a_nats_py_tcp_peer_talks_to_a_websocket_client(nats_server: NatsS
             async def echo(m: NatsPyMsg) -> None:
                 await m.respond(m.data)
 
-            await peer.subscribe("tcp.echo", cb=echo)
-            await peer.flush()
+            await py_subscribe(nats_server, peer, "tcp.echo", cb=echo)
             assert (await nc.request("tcp.echo", b"x", timeout=5)).data == b"x"
             nc.subscribe("ws.echo", callback=lambda m: m.respond(m.data))
             await nc.flush()
