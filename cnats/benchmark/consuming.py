@@ -8,6 +8,8 @@ message (``js fetch (ack)``). Timing a stored backlog keeps the publisher out of
 The raw-socket bound pulls the whole backlog with one pull request on a blocking socket and only counts frames; its
 acking form sends an empty ``PUB`` to each reply subject, once per received chunk. nats-py has no continuous pull
 consumer: its ``js consume (ack)`` figure is its fetch loop, and its ``js consume`` is its ordered push consumer.
+Beside the bound, ``js consume (ack)`` has a reference shown under the table: the same raw socket pulling in the
+window cnats's ``consume()`` is given, as ``consume()`` pulls (the server's pace depends on the window).
 """
 
 from __future__ import annotations
@@ -175,7 +177,15 @@ def _api_request(sock: Any, subject: str, body: dict[str, Any], marker: bytes) -
     wait_for(sock, b"PONG\r\n")
 
 
-def _raw_drain(url: str, stream: str, msgs: int, ack: bool) -> float:
+def _pull_frame(next_subject: bytes, batch: int) -> bytes:
+    body = json.dumps({"batch": batch, "expires": 60_000_000_000}).encode()
+    return b"PUB %s _RAW.msgs %d\r\n%s\r\n" % (next_subject, len(body), body)
+
+
+def _raw_drain(url: str, stream: str, msgs: int, ack: bool, window: int = 0) -> float:
+    """Drain ``msgs`` with one pull for them all; or, with ``window``, as ``consume(max_messages=window)`` pulls:
+    that many first, then the rest of the window whenever what is asked for and not yet received falls under 75%
+    of it (the window's own reference, not a bound: the server runs slower with a small window)."""
     sock = raw_connect(url)
     try:
         sock.sendall(b"SUB _RAW.api 1\r\nSUB _RAW.msgs 2\r\n")
@@ -187,10 +197,10 @@ def _raw_drain(url: str, stream: str, msgs: int, ack: bool) -> float:
             {"stream_name": stream, "config": config},
             b"consumer_create_response",
         )
-        pull = json.dumps({"batch": msgs, "expires": 60_000_000_000}).encode()
-        start = time.perf_counter()
         next_subject = b"$JS.API.CONSUMER.MSG.NEXT.%s.raw" % stream.encode()
-        sock.sendall(b"PUB %s _RAW.msgs %d\r\n%s\r\n" % (next_subject, len(pull), pull))
+        start = time.perf_counter()
+        asked = min(window, msgs) if window else msgs
+        sock.sendall(_pull_frame(next_subject, asked))
         seen = 0
         carry = b""
         while seen < msgs:
@@ -203,9 +213,14 @@ def _raw_drain(url: str, stream: str, msgs: int, ack: bool) -> float:
                 cut = data.rfind(b"\r\n") + 2
                 lines, carry = data[:cut].split(b"\r\n"), data[cut:]
                 replies = [line.split(b" ")[3] for line in lines if line.startswith(b"MSG ")]
-                if replies:
-                    sock.sendall(b"".join(b"PUB %s 0\r\n\r\n" % reply for reply in replies))
                 seen += len(replies)
+                out = b"".join(b"PUB %s 0\r\n\r\n" % reply for reply in replies)
+                if asked < msgs and (asked - seen) * 4 < window * 3:
+                    more = min(window - (asked - seen), msgs - asked)
+                    out += _pull_frame(next_subject, more)
+                    asked += more
+                if out:
+                    sock.sendall(out)
             else:
                 seen += data.count(b"MSG ")
                 carry = data[-3:]  # a "MSG " split across two chunks is counted in the second
@@ -235,9 +250,24 @@ async def consume_ack_raw(url: str, msgs: int, size: int) -> float:
         await nc.close()
 
 
+async def consume_ack_raw_window(url: str, msgs: int, size: int) -> float:
+    nc, jsm, stream = await _filled_stream(url, msgs, size)
+    try:
+        return _raw_drain(url, stream, msgs, ack=True, window=BATCH)
+    finally:
+        await jsm.streams.delete(stream)
+        await nc.close()
+
+
 # workload -> client -> drain; the acking raw bound serves both acking rows (one pull for everything)
 CONSUMING: dict[str, dict[str, _Workload]] = {
     "js consume": {"cnats": consume_cnats, "nats-py": consume_nats_py, "raw": consume_raw},
-    "js consume (ack)": {"cnats": consume_ack_cnats, "nats-py": fetch_ack_nats_py, "raw": consume_ack_raw},
+    "js consume (ack)": {
+        "cnats": consume_ack_cnats,
+        "nats-py": fetch_ack_nats_py,
+        "raw": consume_ack_raw,
+        # the same raw socket pulling as consume() does: shown under the table, cnats's like-for-like reference
+        "raw-window": consume_ack_raw_window,
+    },
     "js fetch (ack)": {"cnats": fetch_ack_cnats, "nats-py": fetch_ack_nats_py, "raw": consume_ack_raw},
 }

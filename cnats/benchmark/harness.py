@@ -20,6 +20,7 @@ from typing import IO, Any
 
 from . import natsjs
 from . import workloads as wl
+from .consuming import BATCH as CONSUME_WINDOW
 from .rawsocket import RawPublisher, publish_stream
 from .sessions import REQUEST_SUBJECT
 
@@ -27,12 +28,17 @@ _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the directory that h
 
 __all__ = ["CLIENTS", "Result", "format_markdown", "format_table", "run_matrix", "run_single"]
 
+RAW_WINDOW = "raw-window"
+RAW_CLIENTS = ("raw", RAW_WINDOW)
+
 # Table columns: name -> (workload client, environment overrides)
 CLIENTS: dict[str, tuple[str, dict[str, str]]] = {
     "cnats": ("cnats", {"CNATS_NO_EXTENSIONS": ""}),
     "cnats-pure": ("cnats", {"CNATS_NO_EXTENSIONS": "1"}),
     "nats-py": ("nats-py", {}),
     "raw": ("raw", {}),
+    # not a column: js consume (ack)'s like-for-like reference, shown under the table (consuming.py)
+    RAW_WINDOW: (RAW_WINDOW, {}),
     # Node.js, only when an installation is named (natsjs.py); not a column by default
     natsjs.COLUMN: (natsjs.COLUMN, {}),
 }
@@ -203,7 +209,7 @@ def _available(client: str) -> bool:
         return importlib.util.find_spec("nats") is not None
     if client == "cnats":
         return True
-    return client == "raw"
+    return client in RAW_CLIENTS
 
 
 def _measure(
@@ -235,7 +241,7 @@ SLICES = 10  # turns per client in a sliced measurement
 
 def _url_for(client: str, url: str, client_url: str | None) -> str:
     """The URL a worker connects to: the raw-socket bound always speaks plain TCP."""
-    return url if client_url is None or client == "raw" else client_url
+    return url if client_url is None or client in RAW_CLIENTS else client_url
 
 
 def _measure_sliced(
@@ -467,8 +473,24 @@ def _notes(results: list[Result]) -> list[str]:
     if _with_natsjs(results):
         js_seen = dict.fromkeys(r.workload for r in results if r.workload in natsjs.NOTES)
         lines += [f"- {workload}: {natsjs.NOTES[workload]}" for workload in js_seen]
+    lines += _window_references(results)
     if flagged:
         lines.append(f"- above bound!: cnats measured faster than its raw bound in {', '.join(flagged)} (rerun)")
+    return lines
+
+
+def _window_references(results: list[Result]) -> list[str]:
+    """The raw socket pulling in cnats's window, beside the bound that pulls everything at once."""
+    lines = []
+    for r in results:
+        reference = r.figures.get(RAW_WINDOW)
+        if reference:
+            ratio = r.ratio("cnats", RAW_WINDOW)
+            share = "" if ratio is None else f"; cnats {ratio:.2f}x of it"
+            lines.append(
+                f"- {r.workload} {r.size} B: the raw socket pulling as consume() does (a window of "
+                f"{CONSUME_WINDOW}, topped up under 75%): {_rate(reference)}{share}"
+            )
     return lines
 
 

@@ -54,6 +54,8 @@ def test_quick_matrix_measures_every_workload_for_every_client() -> None:
     raw_rows = ("pub", "sub (callback)", "request", "kv put", "kv get", "js publish", "js publish (async)")
     for workload in (*raw_rows, "js consume", "js consume (ack)", "js fetch (ack)"):
         assert rows[workload]["figures"]["raw"] > 0
+    assert rows["js consume (ack)"]["figures"]["raw-window"] > 0  # its reference under the table
+    assert rows["js fetch (ack)"]["figures"]["raw-window"] is None
     for workload in ("request", "kv put", "kv get"):
         assert rows[workload]["latency_us"]["cnats"]["p50"] > 0
 
@@ -150,6 +152,54 @@ def test_a_figure_above_its_bound_is_flagged_and_unlike_modes_are_noted() -> Non
         assert "0.50x" in text  # pub: a bound that held
         assert "above bound!: cnats measured faster than its raw bound in sub (callback) 16 B" in text
         assert "sub (callback): cnats: a plain function callback; nats-py: a coroutine callback" in text
+
+
+def test_the_acking_consume_row_notes_its_raw_reference_with_the_same_window() -> None:
+    from cnats.benchmark.harness import Result, format_markdown, format_table
+
+    figures = {"cnats": 240e3, "cnats-pure": 180e3, "nats-py": 48e3, "raw": 320e3, "raw-window": 250e3}
+    results = [Result("js consume (ack)", 16, figures), Result("js fetch (ack)", 16, {**figures, "raw-window": None})]
+    for text in (format_table(results), format_markdown(results)):
+        assert "0.75x" in text  # the table's ratio stays against the bound
+        lines = [line for line in text.splitlines() if "pulling as consume() does" in line]
+        assert lines == [
+            "- js consume (ack) 16 B: the raw socket pulling as consume() does (a window of 500, topped up under"
+            " 75%): 250.0 k/s; cnats 0.96x of it"
+        ]
+
+
+def test_the_windowed_raw_reference_pulls_as_consume_does() -> None:
+    """Its pulls: the window first, then top-ups that never let more than the window be asked for and not yet
+    received, together asking for exactly the stream."""
+    import asyncio
+
+    import cnats
+    from cnats.benchmark import consuming
+
+    async def pulls() -> list[int]:
+        with NatsServer(jetstream=True) as server:
+            filler, jsm, stream = await consuming._filled_stream(server.url, 2_000, 16)
+            try:
+                async with await cnats.connect(server.url) as spy:
+                    batches: list[int] = []
+                    spy.subscribe(
+                        f"$JS.API.CONSUMER.MSG.NEXT.{stream}.raw",
+                        callback=lambda msg: batches.append(json.loads(msg.data)["batch"]),
+                    )
+                    await spy.flush()
+                    elapsed = await asyncio.to_thread(consuming._raw_drain, server.url, stream, 2_000, True, 100)
+                    assert elapsed > 0
+                    await spy.flush()
+                    info = await jsm.consumers.info(stream, "raw")
+                    assert info.ack_floor.stream_seq == 2_000  # every message acknowledged
+                    return batches
+            finally:
+                await jsm.streams.delete(stream)
+                await filler.close()
+
+    batches = asyncio.run(pulls())
+    assert batches[0] == 100 and sum(batches) == 2_000 and len(batches) > 20
+    assert all(0 < batch <= 100 for batch in batches)
 
 
 def test_websocket_table_measures_the_core_rows_over_ws() -> None:
