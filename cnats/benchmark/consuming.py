@@ -8,8 +8,8 @@ message (``js fetch (ack)``). Timing a stored backlog keeps the publisher out of
 The raw-socket bound pulls the whole backlog with one pull request on a blocking socket and only counts frames; its
 acking form sends an empty ``PUB`` to each reply subject, once per received chunk. nats-py has no continuous pull
 consumer: its ``js consume (ack)`` figure is its fetch loop, and its ``js consume`` is its ordered push consumer.
-Beside the bound, ``js consume (ack)`` has a reference shown under the table: the same raw socket pulling in the
-window cnats's ``consume()`` is given, as ``consume()`` pulls (the server's pace depends on the window).
+Beside the bound, both ``consume()`` rows have a reference shown under the table: the same raw socket pulling in
+the window cnats's ``consume()`` is given, as ``consume()`` pulls (the server's pace depends on the window).
 """
 
 from __future__ import annotations
@@ -208,6 +208,7 @@ def _raw_drain(url: str, stream: str, msgs: int, ack: bool, window: int = 0) -> 
             if not chunk:
                 raise ConnectionError("server closed the connection")
             data = carry + chunk
+            out = b""
             if ack:
                 # whole control lines only; what follows the last CRLF waits for the next chunk
                 cut = data.rfind(b"\r\n") + 2
@@ -215,15 +216,15 @@ def _raw_drain(url: str, stream: str, msgs: int, ack: bool, window: int = 0) -> 
                 replies = [line.split(b" ")[3] for line in lines if line.startswith(b"MSG ")]
                 seen += len(replies)
                 out = b"".join(b"PUB %s 0\r\n\r\n" % reply for reply in replies)
-                if asked < msgs and (asked - seen) * 4 < window * 3:
-                    more = min(window - (asked - seen), msgs - asked)
-                    out += _pull_frame(next_subject, more)
-                    asked += more
-                if out:
-                    sock.sendall(out)
             else:
                 seen += data.count(b"MSG ")
                 carry = data[-3:]  # a "MSG " split across two chunks is counted in the second
+            if asked < msgs and (asked - seen) * 4 < window * 3:
+                more = min(window - (asked - seen), msgs - asked)
+                out += _pull_frame(next_subject, more)
+                asked += more
+            if out:
+                sock.sendall(out)
         if ack:
             sock.sendall(b"PING\r\n")
             wait_for(sock, b"PONG\r\n")
@@ -250,6 +251,15 @@ async def consume_ack_raw(url: str, msgs: int, size: int) -> float:
         await nc.close()
 
 
+async def consume_raw_window(url: str, msgs: int, size: int) -> float:
+    nc, jsm, stream = await _filled_stream(url, msgs, size)
+    try:
+        return _raw_drain(url, stream, msgs, ack=False, window=BATCH)
+    finally:
+        await jsm.streams.delete(stream)
+        await nc.close()
+
+
 async def consume_ack_raw_window(url: str, msgs: int, size: int) -> float:
     nc, jsm, stream = await _filled_stream(url, msgs, size)
     try:
@@ -261,12 +271,17 @@ async def consume_ack_raw_window(url: str, msgs: int, size: int) -> float:
 
 # workload -> client -> drain; the acking raw bound serves both acking rows (one pull for everything)
 CONSUMING: dict[str, dict[str, _Workload]] = {
-    "js consume": {"cnats": consume_cnats, "nats-py": consume_nats_py, "raw": consume_raw},
+    # "raw-window": the same raw socket pulling as consume() does, shown under the table (a reference, not a bound)
+    "js consume": {
+        "cnats": consume_cnats,
+        "nats-py": consume_nats_py,
+        "raw": consume_raw,
+        "raw-window": consume_raw_window,
+    },
     "js consume (ack)": {
         "cnats": consume_ack_cnats,
         "nats-py": fetch_ack_nats_py,
         "raw": consume_ack_raw,
-        # the same raw socket pulling as consume() does: shown under the table, cnats's like-for-like reference
         "raw-window": consume_ack_raw_window,
     },
     "js fetch (ack)": {"cnats": fetch_ack_cnats, "nats-py": fetch_ack_nats_py, "raw": consume_ack_raw},

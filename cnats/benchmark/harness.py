@@ -37,7 +37,7 @@ CLIENTS: dict[str, tuple[str, dict[str, str]]] = {
     "cnats-pure": ("cnats", {"CNATS_NO_EXTENSIONS": "1"}),
     "nats-py": ("nats-py", {}),
     "raw": ("raw", {}),
-    # not a column: js consume (ack)'s like-for-like reference, shown under the table (consuming.py)
+    # not a column: the consume() rows' like-for-like reference, shown under the table (consuming.py)
     RAW_WINDOW: (RAW_WINDOW, {}),
     # Node.js, only when an installation is named (natsjs.py); not a column by default
     natsjs.COLUMN: (natsjs.COLUMN, {}),
