@@ -233,40 +233,22 @@ def _raw_drain(url: str, stream: str, msgs: int, ack: bool, window: int = 0) -> 
         sock.close()
 
 
-async def consume_raw(url: str, msgs: int, size: int) -> float:
-    nc, jsm, stream = await _filled_stream(url, msgs, size)
-    try:
-        return _raw_drain(url, stream, msgs, ack=False)
-    finally:
-        await jsm.streams.delete(stream)
-        await nc.close()
+def _raw(ack: bool, window: int = 0) -> _Workload:
+    """The raw drain as a workload: its own filled stream, deleted afterwards."""
+
+    async def drain(url: str, msgs: int, size: int) -> float:
+        nc, jsm, stream = await _filled_stream(url, msgs, size)
+        try:
+            return _raw_drain(url, stream, msgs, ack=ack, window=window)
+        finally:
+            await jsm.streams.delete(stream)
+            await nc.close()
+
+    return drain
 
 
-async def consume_ack_raw(url: str, msgs: int, size: int) -> float:
-    nc, jsm, stream = await _filled_stream(url, msgs, size)
-    try:
-        return _raw_drain(url, stream, msgs, ack=True)
-    finally:
-        await jsm.streams.delete(stream)
-        await nc.close()
-
-
-async def consume_raw_window(url: str, msgs: int, size: int) -> float:
-    nc, jsm, stream = await _filled_stream(url, msgs, size)
-    try:
-        return _raw_drain(url, stream, msgs, ack=False, window=BATCH)
-    finally:
-        await jsm.streams.delete(stream)
-        await nc.close()
-
-
-async def consume_ack_raw_window(url: str, msgs: int, size: int) -> float:
-    nc, jsm, stream = await _filled_stream(url, msgs, size)
-    try:
-        return _raw_drain(url, stream, msgs, ack=True, window=BATCH)
-    finally:
-        await jsm.streams.delete(stream)
-        await nc.close()
+consume_raw = _raw(ack=False)
+consume_ack_raw = _raw(ack=True)
 
 
 # workload -> client -> drain; the acking raw bound serves both acking rows (one pull for everything)
@@ -276,13 +258,13 @@ CONSUMING: dict[str, dict[str, _Workload]] = {
         "cnats": consume_cnats,
         "nats-py": consume_nats_py,
         "raw": consume_raw,
-        "raw-window": consume_raw_window,
+        "raw-window": _raw(ack=False, window=BATCH),
     },
     "js consume (ack)": {
         "cnats": consume_ack_cnats,
         "nats-py": fetch_ack_nats_py,
         "raw": consume_ack_raw,
-        "raw-window": consume_ack_raw_window,
+        "raw-window": _raw(ack=True, window=BATCH),
     },
     "js fetch (ack)": {"cnats": fetch_ack_cnats, "nats-py": fetch_ack_nats_py, "raw": consume_ack_raw},
 }
