@@ -237,6 +237,14 @@ def _measure(
 
 
 SLICES = 10  # turns per client in a sliced measurement
+# workload -> the workload each client also runs in the same turns, to be compared within one run (a note under the
+# table): requests among 200,000 idle subscriptions against the same requests without them
+SLICED_REFERENCES = {"request x100, 200k subs": "request x100"}
+
+
+def reference_key(column: str, reference: str) -> str:
+    """The figure's key of ``column``'s reference session (in ``Result.figures``, and so in ``--json``)."""
+    return f"{column} ({reference})"
 
 
 def _url_for(client: str, url: str, client_url: str | None) -> str:
@@ -255,24 +263,31 @@ def _measure_sliced(
 ) -> dict[str, dict[str, Any] | Exception]:
     """One session per client, open side by side; the clients take turns for ``SLICES`` slices of ``msgs // SLICES``
     operations (the order rotating every turn), so a slow spell of the machine hits every client alike. Each
-    client's figure is its operations over its own time."""
+    client's figure is its operations over its own time.
+
+    A workload with a reference (``SLICED_REFERENCES``) also runs a session of that reference per client, in the
+    same turns, as column ``reference_key(column, reference)``: the two are then compared within one run."""
     out: dict[str, dict[str, Any] | Exception] = {}
     workers: dict[str, _Worker] = {}
-    subjects = {column: _subject_for(workload, column) for column in columns}
+    reference = SLICED_REFERENCES.get(workload)
+    lanes = {column: (workload, column) for column in columns}
+    if reference is not None:
+        lanes |= {reference_key(column, reference): (reference, column) for column in columns}
+    subjects = {key: _subject_for(name, column) for key, (name, column) in lanes.items()}
     # subscribers are fed by one connection each, kept open: a connect per slice would be timed with the slice
-    feeders = {column: RawPublisher(url) for column in columns} if workload in SUB_WORKLOADS else {}
+    feeders = {key: RawPublisher(url) for key in lanes} if workload in SUB_WORKLOADS else {}
     try:
-        for column in columns:
+        for key, (name, column) in lanes.items():
             client, env = CLIENTS[column]
             where = _url_for(client, url, client_url)
-            worker = _Worker(workload, client, env, where, msgs, size, uvloop, subjects[column], sliced=True)
+            worker = _Worker(name, client, env, where, msgs, size, uvloop, subjects[key], sliced=True)
             try:
                 worker.wait_ready()
             except Exception as exc:  # noqa: BLE001 - one failed client must not lose the row
                 worker.stop()
-                out[column] = exc
+                out[key] = exc
                 continue
-            workers[column] = worker
+            workers[key] = worker
         per_slice = max(1, msgs // SLICES)
         done = {column: 0 for column in workers}
         elapsed = {column: 0.0 for column in workers}
@@ -474,8 +489,26 @@ def _notes(results: list[Result]) -> list[str]:
         js_seen = dict.fromkeys(r.workload for r in results if r.workload in natsjs.NOTES)
         lines += [f"- {workload}: {natsjs.NOTES[workload]}" for workload in js_seen]
     lines += _window_references(results)
+    lines += _sliced_references(results)
     if flagged:
         lines.append(f"- above bound!: cnats measured faster than its raw bound in {', '.join(flagged)} (rerun)")
+    return lines
+
+
+def _sliced_references(results: list[Result]) -> list[str]:
+    """Each client's figure against its own reference session, measured in the same turns."""
+    lines = []
+    for r in results:
+        reference = SLICED_REFERENCES.get(r.workload)
+        if reference is None:
+            continue
+        shares = [
+            f"{column} {ratio:.2f}x"
+            for column in CLIENTS
+            if (ratio := r.ratio(column, reference_key(column, reference))) is not None
+        ]
+        if shares:
+            lines.append(f"- {r.workload} {r.size} B, of {reference} in the same turns: {', '.join(shares)}")
     return lines
 
 

@@ -116,6 +116,24 @@ def test_repeat_keeps_the_best_of_several_measurements() -> None:
     assert results[0].figures["cnats"] is not None and results[0].figures["cnats"] > 0
 
 
+def test_the_scale_row_is_compared_with_plain_requests_in_the_same_turns() -> None:
+    """``request x100, 200k subs`` runs beside a session of ``request x100`` per client, in the same turns, and says
+    under the table how the two compare."""
+    from cnats.benchmark import harness
+
+    (row,) = harness.run_matrix(
+        sizes=(16,), requests=200, workloads=["request x100, 200k subs"], columns=["cnats", "nats-py"]
+    )
+    assert not row.errors, row.errors
+    for column in ("cnats", "nats-py"):
+        for key in (column, harness.reference_key(column, "request x100")):
+            figure = row.figures[key]
+            assert figure is not None and figure > 0, key
+    (line,) = [line for line in harness.format_table([row]).splitlines() if "in the same turns" in line]
+    assert line.startswith("- request x100, 200k subs 16 B, of request x100 in the same turns: cnats ")
+    assert "nats-py" in line
+
+
 def test_round_trip_rows_take_turns_in_slices_and_clean_up() -> None:
     """Round-trip workloads keep one session per client open and alternate slices; closing the sessions deletes the
     buckets they made."""
