@@ -2,8 +2,9 @@
 
 Each worker fills a stream of its own with ``msgs`` messages (untimed, pipelined cnats publishes), then times how
 long its client takes to receive them all: an ordered consumer without acks (``js consume``), a durable pull
-consumer acknowledging each message (``js consume (ack)``), and a loop of ``fetch`` batches acknowledging each
-message (``js fetch (ack)``). Timing a stored backlog keeps the publisher out of the figure.
+consumer acknowledging each message (``js consume (ack)``; ``js consume (ack, 5k)`` with a window of 5,000), and a
+loop of ``fetch`` batches acknowledging each message (``js fetch (ack)``). Timing a stored backlog keeps the
+publisher out of the figure.
 
 The raw-socket bound pulls the whole backlog with one pull request on a blocking socket and only counts frames; its
 acking form sends an empty ``PUB`` to each reply subject, once per received chunk. nats-py has no continuous pull
@@ -14,10 +15,11 @@ the window cnats's ``consume()`` is given, as ``consume()`` pulls (the server's 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from .rawsocket import raw_connect, wait_for
@@ -25,6 +27,8 @@ from .rawsocket import raw_connect, wait_for
 __all__ = ["BATCH", "CONSUMING"]
 
 BATCH = 500  # messages per pull (consume) or per fetch, for every client
+# the window of the wide acking row: large enough that the server keeps the pace of the one-pull bound
+WIDE_WINDOW = 5_000
 ACK_PENDING = 1_000_000  # the durable's window: the client, not the server's flow control, sets the pace
 _Workload = Callable[[str, int, int], Coroutine[Any, Any, float]]
 
@@ -50,6 +54,17 @@ async def _filled_stream(url: str, msgs: int, size: int) -> tuple[Any, Any, str]
     return nc, jsm, stream
 
 
+@contextlib.asynccontextmanager
+async def _backlog(url: str, msgs: int, size: int) -> AsyncIterator[tuple[Any, Any, str]]:
+    """``_filled_stream`` for the length of a drain: the stream is deleted and the connection closed after it."""
+    nc, jsm, stream = await _filled_stream(url, msgs, size)
+    try:
+        yield nc, jsm, stream
+    finally:
+        await jsm.streams.delete(stream)
+        await nc.close()
+
+
 async def _durable(jsm: Any, stream: str) -> str:
     from cnats.jetstream import AckPolicy, ConsumerConfig
 
@@ -63,8 +78,7 @@ async def _durable(jsm: Any, stream: str) -> str:
 
 
 async def consume_cnats(url: str, msgs: int, size: int) -> float:
-    nc, jsm, stream = await _filled_stream(url, msgs, size)
-    try:
+    async with _backlog(url, msgs, size) as (nc, _, stream):
         consumer = await nc.jetstream().consumers.get(stream)  # ordered
         start = time.perf_counter()
         seen = 0
@@ -74,33 +88,31 @@ async def consume_cnats(url: str, msgs: int, size: int) -> float:
                 if seen == msgs:
                     break
         return time.perf_counter() - start
-    finally:
-        await jsm.streams.delete(stream)
-        await nc.close()
 
 
-async def consume_ack_cnats(url: str, msgs: int, size: int) -> float:
-    nc, jsm, stream = await _filled_stream(url, msgs, size)
-    try:
-        consumer = await nc.jetstream().consumers.get(stream, await _durable(jsm, stream))
-        start = time.perf_counter()
-        seen = 0
-        async with await consumer.consume(max_messages=BATCH) as messages:
-            async for msg in messages:
-                msg.ack()
-                seen += 1
-                if seen == msgs:
-                    break
-        await nc.flush()  # the last acks are on the wire
-        return time.perf_counter() - start
-    finally:
-        await jsm.streams.delete(stream)
-        await nc.close()
+def _consume_ack_cnats(window: int) -> _Workload:
+    async def drain(url: str, msgs: int, size: int) -> float:
+        async with _backlog(url, msgs, size) as (nc, jsm, stream):
+            consumer = await nc.jetstream().consumers.get(stream, await _durable(jsm, stream))
+            start = time.perf_counter()
+            seen = 0
+            async with await consumer.consume(max_messages=window) as messages:
+                async for msg in messages:
+                    msg.ack()
+                    seen += 1
+                    if seen == msgs:
+                        break
+            await nc.flush()  # the last acks are on the wire
+            return time.perf_counter() - start
+
+    return drain
+
+
+consume_ack_cnats = _consume_ack_cnats(BATCH)
 
 
 async def fetch_ack_cnats(url: str, msgs: int, size: int) -> float:
-    nc, jsm, stream = await _filled_stream(url, msgs, size)
-    try:
+    async with _backlog(url, msgs, size) as (nc, jsm, stream):
         consumer = await nc.jetstream().consumers.get(stream, await _durable(jsm, stream))
         start = time.perf_counter()
         seen = 0
@@ -110,9 +122,6 @@ async def fetch_ack_cnats(url: str, msgs: int, size: int) -> float:
                 seen += 1
         await nc.flush()
         return time.perf_counter() - start
-    finally:
-        await jsm.streams.delete(stream)
-        await nc.close()
 
 
 # -- nats-py ---------------------------------------------------------------------------------------------------------
@@ -145,24 +154,30 @@ async def consume_nats_py(url: str, msgs: int, size: int) -> float:
         await filler.close()
 
 
-async def fetch_ack_nats_py(url: str, msgs: int, size: int) -> float:
-    filler, jsm, stream = await _filled_stream(url, msgs, size)
-    durable = await _durable(jsm, stream)
-    nc, js = await _nats_py(url)
-    try:
-        sub = await js.pull_subscribe_bind(durable, stream)
-        start = time.perf_counter()
-        seen = 0
-        while seen < msgs:
-            for msg in await sub.fetch(min(BATCH, msgs - seen), timeout=5.0):
-                await msg.ack()
-                seen += 1
-        await nc.flush()
-        return time.perf_counter() - start
-    finally:
-        await nc.close()
-        await jsm.streams.delete(stream)
-        await filler.close()
+def _fetch_ack_nats_py(batch: int) -> _Workload:
+    async def drain(url: str, msgs: int, size: int) -> float:
+        filler, jsm, stream = await _filled_stream(url, msgs, size)
+        durable = await _durable(jsm, stream)
+        nc, js = await _nats_py(url)
+        try:
+            sub = await js.pull_subscribe_bind(durable, stream)
+            start = time.perf_counter()
+            seen = 0
+            while seen < msgs:
+                for msg in await sub.fetch(min(batch, msgs - seen), timeout=5.0):
+                    await msg.ack()
+                    seen += 1
+            await nc.flush()
+            return time.perf_counter() - start
+        finally:
+            await nc.close()
+            await jsm.streams.delete(stream)
+            await filler.close()
+
+    return drain
+
+
+fetch_ack_nats_py = _fetch_ack_nats_py(BATCH)
 
 
 # -- the raw-socket bound --------------------------------------------------------------------------------------------
@@ -237,12 +252,8 @@ def _raw(ack: bool, window: int = 0) -> _Workload:
     """The raw drain as a workload: its own filled stream, deleted afterwards."""
 
     async def drain(url: str, msgs: int, size: int) -> float:
-        nc, jsm, stream = await _filled_stream(url, msgs, size)
-        try:
+        async with _backlog(url, msgs, size) as (_, _, stream):
             return _raw_drain(url, stream, msgs, ack=ack, window=window)
-        finally:
-            await jsm.streams.delete(stream)
-            await nc.close()
 
     return drain
 
@@ -251,7 +262,7 @@ consume_raw = _raw(ack=False)
 consume_ack_raw = _raw(ack=True)
 
 
-# workload -> client -> drain; the acking raw bound serves both acking rows (one pull for everything)
+# workload -> client -> drain; the acking raw bound serves every acking row (one pull for everything)
 CONSUMING: dict[str, dict[str, _Workload]] = {
     # "raw-window": the same raw socket pulling as consume() does, shown under the table (a reference, not a bound)
     "js consume": {
@@ -265,6 +276,12 @@ CONSUMING: dict[str, dict[str, _Workload]] = {
         "nats-py": fetch_ack_nats_py,
         "raw": consume_ack_raw,
         "raw-window": _raw(ack=True, window=BATCH),
+    },
+    # the same with a wide window: the client measured where the server does not slow down for the window
+    "js consume (ack, 5k)": {
+        "cnats": _consume_ack_cnats(WIDE_WINDOW),
+        "nats-py": _fetch_ack_nats_py(WIDE_WINDOW),
+        "raw": consume_ack_raw,
     },
     "js fetch (ack)": {"cnats": fetch_ack_cnats, "nats-py": fetch_ack_nats_py, "raw": consume_ack_raw},
 }

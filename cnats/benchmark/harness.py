@@ -48,7 +48,14 @@ REQUEST_WORKLOADS = {"request", "request x100", "request x100, 200k subs"}
 HEAVY_WORKLOADS = {"request x100, 200k subs"}
 JS_WORKLOADS = {"js publish", "kv put", "kv get"}
 # counted like messages: a consumer or a watcher drains many stored messages quickly
-BULK_JS_WORKLOADS = {"js publish (async)", "js consume", "js consume (ack)", "js fetch (ack)", "kv watch"}
+BULK_JS_WORKLOADS = {
+    "js publish (async)",
+    "js consume",
+    "js consume (ack)",
+    "js consume (ack, 5k)",
+    "js fetch (ack)",
+    "kv watch",
+}
 SERVER_CONFIG = 'max_pending: 1GB\nwrite_deadline: "30s"\n'
 # the rows of a --websocket table: core messaging (the clients connect over ws://; feeders and the raw bound stay
 # on TCP, which makes the raw figure a bound still: WebSocket framing only adds work)
@@ -478,6 +485,7 @@ NOTES = {
     "sub (callback)": "cnats: a plain function callback; nats-py: a coroutine callback (the only kind it takes)",
     "js consume": "nats-py: its ordered push consumer (it has no ordered pull consumer)",
     "js consume (ack)": "nats-py: its fetch loop (it has no continuous pull consume)",
+    "js consume (ack, 5k)": "5,000 messages per pull; nats-py: its fetch loop, 5,000 per fetch",
 }
 
 

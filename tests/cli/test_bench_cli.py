@@ -39,6 +39,7 @@ def test_quick_matrix_measures_every_workload_for_every_client() -> None:
         "kv get",
         "js consume",
         "js consume (ack)",
+        "js consume (ack, 5k)",
         "js fetch (ack)",
         "kv watch",
         "sync pub",
@@ -54,7 +55,7 @@ def test_quick_matrix_measures_every_workload_for_every_client() -> None:
         if row["workload"].startswith("sync "):
             assert row["figures"]["nats-py"] is None
     raw_rows = ("pub", "sub (callback)", "request", "kv put", "kv get", "js publish", "js publish (async)")
-    for workload in (*raw_rows, "js consume", "js consume (ack)", "js fetch (ack)"):
+    for workload in (*raw_rows, "js consume", "js consume (ack)", "js consume (ack, 5k)", "js fetch (ack)"):
         assert rows[workload]["figures"]["raw"] > 0
     for workload in ("js consume", "js consume (ack)"):
         assert rows[workload]["figures"]["raw-window"] > 0  # their reference under the table
