@@ -50,10 +50,12 @@ def closed_port() -> int:
 
 
 async def http_json(url: str, timeout: float = 5.0) -> Any:
-    """GET ``url`` (e.g. a server monitoring endpoint) in a worker thread and decode its JSON body."""
+    """GET ``url`` (a server monitoring endpoint on loopback) in a worker thread and decode its JSON body; straight
+    to it, so that an ``http_proxy`` in the environment does not intercept."""
 
     def get() -> Any:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=timeout) as resp:
             return json.loads(resp.read())
 
     return await asyncio.to_thread(get)

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from nats.aio.client import Client as NatsPyClient
 from nats.aio.msg import Msg as NatsPyMsg
@@ -15,14 +11,7 @@ from nats.aio.subscription import Subscription as NatsPySubscription
 
 from cnats.testing import NatsServer
 
-from .core import eventually
-
-
-def monitor_json(url: str) -> Any:
-    """GET a monitoring endpoint straight over loopback (an ``http_proxy`` in the environment must not intercept)."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(url, timeout=5) as resp:
-        return json.loads(resp.read())
+from .core import eventually, http_json
 
 
 async def py_subscribe(
@@ -44,7 +33,7 @@ async def py_subscribe(
     sub = await py.subscribe(subject, queue=queue, cb=cb)
 
     async def registered() -> bool:
-        data = await asyncio.to_thread(monitor_json, f"{server.monitor_urls[0]}/connz?subs=1")
+        data = await http_json(f"{server.monitor_urls[0]}/connz?subs=1")
         conns = [c for c in data["connections"] if c.get("name") == name]
         return any(subject in c.get("subscriptions_list", []) for c in conns)
 
