@@ -23,7 +23,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from .consuming import ACK_PENDING, BATCH
+from .consuming import ACK_PENDING, BATCH, WIDE_WINDOW
 from .sessions import IN_FLIGHT, JS_SUBJECT, PUBLISH_WINDOW, REQUEST_SUBJECT
 
 __all__ = [
@@ -56,6 +56,7 @@ WORKLOADS = frozenset(
         "js publish (async)",
         "js consume",
         "js consume (ack)",
+        "js consume (ack, 5k)",
         "js fetch (ack)",
     }
 )
@@ -141,6 +142,7 @@ def _settings() -> str:
     return json.dumps(
         {
             "batch": BATCH,
+            "wide_batch": WIDE_WINDOW,
             "ack_pending": ACK_PENDING,
             "publish_window": PUBLISH_WINDOW,
             "in_flight": IN_FLIGHT,

@@ -43,9 +43,15 @@ def cnats_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[st
 def test_every_nats_js_row_is_measured_and_cleans_up(natsjs_dir: Path) -> None:
     """Every row nats.js has, at a small count, next to cnats against one server; a row it has not shows "-"."""
     rows = [w for w in harness.wl.WORKLOADS if w in natsjs.WORKLOADS]
-    assert {"js consume", "js consume (ack)", "js fetch (ack)", "pub", "sub (callback)", "js publish (async)"} <= set(
-        rows
-    )
+    assert {
+        "js consume",
+        "js consume (ack)",
+        "js consume (ack, 5k)",
+        "js fetch (ack)",
+        "pub",
+        "sub (callback)",
+        "js publish (async)",
+    } <= set(rows)
     with NatsServer(jetstream=True) as server, natsjs.installed_at(natsjs_dir):
         results = harness.run_matrix(
             url=server.url,

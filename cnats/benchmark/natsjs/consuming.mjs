@@ -3,6 +3,7 @@
 // - js consume: an ordered consumer, consume() pulling settings.batch at a time, no acks;
 // - js consume (ack): the durable "bench" (explicit acks, max_ack_pending settings.ack_pending), consume(), ack()
 //   per message, then a flush so the last acks are on the wire;
+// - js consume (ack, 5k): the same with settings.wide_batch messages per pull;
 // - js fetch (ack): the same durable, a loop of fetch(settings.batch) with a 5 s expiry, ack() per message, a flush.
 // The clock starts once the consumer handle is in hand (before consume()/the first fetch, as in cnats) and stops
 // after the last message (and the flush).
@@ -58,12 +59,13 @@ function consumeOrdered(nats, url, msgs, size, settings) {
   });
 }
 
-function consumeAck(nats, url, msgs, size, settings) {
-  return withStream(nats, url, msgs, size, settings, async (nc, jsm, stream) => {
+// the acking consume's drain, pulling settings[batchKey] at a time
+const consumeAck = (batchKey) => (nats, url, msgs, size, settings) =>
+  withStream(nats, url, msgs, size, settings, async (nc, jsm, stream) => {
     const consumer = await nc.jetstream().consumers.get(stream, await durable(nats, jsm, stream, settings));
     const start = performance.now();
     let seen = 0;
-    const messages = await consumer.consume({ max_messages: settings.batch });
+    const messages = await consumer.consume({ max_messages: settings[batchKey] });
     for await (const msg of messages) {
       msg.ack();
       seen += 1;
@@ -74,7 +76,6 @@ function consumeAck(nats, url, msgs, size, settings) {
     await nc.flush(); // the last acks are on the wire
     return seconds(start);
   });
-}
 
 function fetchAck(nats, url, msgs, size, settings) {
   return withStream(nats, url, msgs, size, settings, async (nc, jsm, stream) => {
@@ -96,6 +97,7 @@ function fetchAck(nats, url, msgs, size, settings) {
 // workload -> (nats module, url, msgs, size, settings) -> seconds
 export const DRAINS = {
   "js consume": consumeOrdered,
-  "js consume (ack)": consumeAck,
+  "js consume (ack)": consumeAck("batch"),
+  "js consume (ack, 5k)": consumeAck("wide_batch"),
   "js fetch (ack)": fetchAck,
 };
