@@ -51,6 +51,7 @@ JS_WORKLOADS = {"js publish", "kv put", "kv get"}
 BULK_JS_WORKLOADS = {
     "js publish (async)",
     "js consume",
+    "js consume (5k)",
     "js consume (ack)",
     "js consume (ack, 5k)",
     "js fetch (ack)",
@@ -484,6 +485,7 @@ def _bound_ratio(result: Result, column: str) -> str:
 NOTES = {
     "sub (callback)": "cnats: a plain function callback; nats-py: a coroutine callback (the only kind it takes)",
     "js consume": "nats-py: its ordered push consumer (it has no ordered pull consumer)",
+    "js consume (5k)": "5,000 messages per pull; nats-py: its ordered push consumer, as above",
     "js consume (ack)": "nats-py: its fetch loop (it has no continuous pull consume)",
     "js consume (ack, 5k)": "5,000 messages per pull; nats-py: its fetch loop, 5,000 per fetch",
 }

@@ -55,6 +55,7 @@ WORKLOADS = frozenset(
         "js publish",
         "js publish (async)",
         "js consume",
+        "js consume (5k)",
         "js consume (ack)",
         "js consume (ack, 5k)",
         "js fetch (ack)",

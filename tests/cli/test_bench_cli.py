@@ -38,6 +38,7 @@ def test_quick_matrix_measures_every_workload_for_every_client() -> None:
         "kv put",
         "kv get",
         "js consume",
+        "js consume (5k)",
         "js consume (ack)",
         "js consume (ack, 5k)",
         "js fetch (ack)",
@@ -55,7 +56,8 @@ def test_quick_matrix_measures_every_workload_for_every_client() -> None:
         if row["workload"].startswith("sync "):
             assert row["figures"]["nats-py"] is None
     raw_rows = ("pub", "sub (callback)", "request", "kv put", "kv get", "js publish", "js publish (async)")
-    for workload in (*raw_rows, "js consume", "js consume (ack)", "js consume (ack, 5k)", "js fetch (ack)"):
+    js_rows = ("js consume", "js consume (5k)", "js consume (ack)", "js consume (ack, 5k)", "js fetch (ack)")
+    for workload in (*raw_rows, *js_rows):
         assert rows[workload]["figures"]["raw"] > 0
     for workload in ("js consume", "js consume (ack)"):
         assert rows[workload]["figures"]["raw-window"] > 0  # their reference under the table

@@ -45,6 +45,7 @@ def test_every_nats_js_row_is_measured_and_cleans_up(natsjs_dir: Path) -> None:
     rows = [w for w in harness.wl.WORKLOADS if w in natsjs.WORKLOADS]
     assert {
         "js consume",
+        "js consume (5k)",
         "js consume (ack)",
         "js consume (ack, 5k)",
         "js fetch (ack)",

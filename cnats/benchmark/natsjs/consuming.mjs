@@ -1,6 +1,7 @@
 // JetStream consumption with nats.js, as cnats/benchmark/consuming.py does it for cnats: the worker fills a memory
 // stream of its own with MSGS messages (untimed), then times how long the client takes to receive them all.
 // - js consume: an ordered consumer, consume() pulling settings.batch at a time, no acks;
+// - js consume (5k): the same with settings.wide_batch messages per pull;
 // - js consume (ack): the durable "bench" (explicit acks, max_ack_pending settings.ack_pending), consume(), ack()
 //   per message, then a flush so the last acks are on the wire;
 // - js consume (ack, 5k): the same with settings.wide_batch messages per pull;
@@ -43,12 +44,13 @@ async function withStream(nats, url, msgs, size, settings, drain) {
   }
 }
 
-function consumeOrdered(nats, url, msgs, size, settings) {
-  return withStream(nats, url, msgs, size, settings, async (nc, jsm, stream) => {
+// the ordered consume's drain, pulling settings[batchKey] at a time
+const consumeOrdered = (batchKey) => (nats, url, msgs, size, settings) =>
+  withStream(nats, url, msgs, size, settings, async (nc, jsm, stream) => {
     const consumer = await nc.jetstream().consumers.get(stream); // ordered: no name
     const start = performance.now();
     let seen = 0;
-    const messages = await consumer.consume({ max_messages: settings.batch });
+    const messages = await consumer.consume({ max_messages: settings[batchKey] });
     for await (const _msg of messages) {
       seen += 1;
       if (seen === msgs) {
@@ -57,7 +59,6 @@ function consumeOrdered(nats, url, msgs, size, settings) {
     }
     return seconds(start);
   });
-}
 
 // the acking consume's drain, pulling settings[batchKey] at a time
 const consumeAck = (batchKey) => (nats, url, msgs, size, settings) =>
@@ -96,7 +97,8 @@ function fetchAck(nats, url, msgs, size, settings) {
 
 // workload -> (nats module, url, msgs, size, settings) -> seconds
 export const DRAINS = {
-  "js consume": consumeOrdered,
+  "js consume": consumeOrdered("batch"),
+  "js consume (5k)": consumeOrdered("wide_batch"),
   "js consume (ack)": consumeAck("batch"),
   "js consume (ack, 5k)": consumeAck("wide_batch"),
   "js fetch (ack)": fetchAck,
