@@ -21,6 +21,7 @@ from typing import IO, Any
 from . import natsjs
 from . import workloads as wl
 from .consuming import BATCH as CONSUME_WINDOW
+from .consuming import CONSUMING
 from .rawsocket import RawPublisher, publish_stream
 from .sessions import REQUEST_SUBJECT
 
@@ -48,15 +49,7 @@ REQUEST_WORKLOADS = {"request", "request x100", "request x100, 200k subs"}
 HEAVY_WORKLOADS = {"request x100, 200k subs"}
 JS_WORKLOADS = {"js publish", "kv put", "kv get"}
 # counted like messages: a consumer or a watcher drains many stored messages quickly
-BULK_JS_WORKLOADS = {
-    "js publish (async)",
-    "js consume",
-    "js consume (5k)",
-    "js consume (ack)",
-    "js consume (ack, 5k)",
-    "js fetch (ack)",
-    "kv watch",
-}
+BULK_JS_WORKLOADS = {"js publish (async)", *CONSUMING, "kv watch"}
 SERVER_CONFIG = 'max_pending: 1GB\nwrite_deadline: "30s"\n'
 # the rows of a --websocket table: core messaging (the clients connect over ws://; feeders and the raw bound stay
 # on TCP, which makes the raw figure a bound still: WebSocket framing only adds work)
